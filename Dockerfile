@@ -1,0 +1,19 @@
+# payrecon's processes (worker, consumer, simulator, migrations), run from TypeScript source with tsx.
+# Built by docker-compose.yml; every service picks its command there.
+FROM node:20-slim
+
+WORKDIR /app
+
+# Dependencies first, so a source change does not reinstall them. devDependencies are needed: tsx runs the code.
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund && npm cache clean --force
+
+COPY . .
+
+# The simulator listens on all interfaces inside the container (its default is 127.0.0.1).
+ENV SIMULATOR_HOST=0.0.0.0 \
+    NPM_CONFIG_UPDATE_NOTIFIER=false
+
+USER node
+EXPOSE 8090
+CMD ["npx", "tsx", "src/service.ts"]

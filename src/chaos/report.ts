@@ -1,0 +1,93 @@
+import Table from 'cli-table3';
+import type { ChaosReport } from './run';
+
+/** The chaos report as tables: invariants first, then the fault mix, the messages and the disruptions. */
+export function formatReport(
+  report: ChaosReport,
+  options: { maxViolationLines?: number; color?: boolean } = {},
+): string {
+  const maxLines = options.maxViolationLines ?? 10;
+  // Plain borders and headings unless asked: CI logs and the test read this text.
+  const style = options.color ? {} : { style: { head: [], border: [] } };
+  const out: string[] = [];
+
+  const invariants = new Table({ head: ['invariant', 'checked', 'violations'], ...style });
+  for (const check of report.checks) {
+    invariants.push([check.name, check.checked, check.violations.length]);
+  }
+  out.push(invariants.toString());
+  for (const check of report.checks) {
+    if (check.violations.length === 0) continue;
+    out.push(`${check.name}: ${check.violations.length} violations`);
+    for (const line of check.violations.slice(0, maxLines)) out.push(`  - ${line}`);
+    if (check.violations.length > maxLines)
+      out.push(`  ... ${check.violations.length - maxLines} more in the JSON results`);
+  }
+
+  const mix = new Table({
+    head: ['fault', 'orders', 'buyer', 'expected', 'discrepancy', 'settled by', 'as expected'],
+    ...style,
+  });
+  for (const row of report.faultMix) {
+    mix.push([
+      row.kind,
+      row.orders,
+      row.expectation.buyer,
+      row.expectation.status,
+      row.expectation.discrepancies.join(', ') || '-',
+      row.expectation.settledBy.join('|'),
+      `${row.asExpected}/${row.orders}`,
+    ]);
+  }
+  out.push(mix.toString());
+
+  const notes = new Table({ head: ['evidence', 'count'], ...style });
+  const m = report.messages;
+  notes.push(
+    ['messages published (distinct ids; dropped ones are not)', m.published],
+    ['  copies sent (duplicates included)', m.copies],
+    ['  settled into a workflow (payment_events, source mq)', m.recorded],
+    ['  parked with a reason', m.parked],
+    ...Object.entries(m.parkedByReason)
+      .sort()
+      .map(([reason, n]): [string, number] => [`    ${reason}`, n]),
+    ['  neither (lost)', m.lost],
+    ['left in the work queue / retry queue', `${m.workQueue} / ${m.retryQueue}`],
+    ['parked or recorded ids the simulator did not report', m.parkedUnknown + m.recordedUnknown],
+  );
+  for (const check of report.checks) {
+    for (const [name, n] of Object.entries(check.notes ?? {})) notes.push([name, n]);
+  }
+  for (const [state, n] of Object.entries(report.settledBy).sort()) notes.push([`orders ${state}`, n]);
+  out.push(notes.toString());
+
+  if (report.disruptions.length > 0) {
+    const disruptions = new Table({
+      head: ['disruption', 'planned at', 'started at', 'outage', 'detail'],
+      ...style,
+    });
+    for (const d of report.disruptions) {
+      disruptions.push([
+        d.kind,
+        `${(d.atMs / 1000).toFixed(1)}s`,
+        `${(d.startedAtMs / 1000).toFixed(1)}s`,
+        `${(d.outageMs / 1000).toFixed(1)}s`,
+        d.error ? `FAILED: ${d.error}` : d.detail,
+      ]);
+    }
+    out.push(disruptions.toString());
+  }
+
+  const p = report.phases;
+  out.push(
+    `${report.options.orders} orders, seed ${report.options.seed}: ${(report.durationMs / 1000).toFixed(1)}s in all ` +
+      `(create ${(p.createMs / 1000).toFixed(1)}s, settle ${(p.settleMs / 1000).toFixed(1)}s, drain ${(p.drainMs / 1000).toFixed(1)}s, ` +
+      `check ${(p.collectMs / 1000).toFixed(1)}s), ${report.ordersPerSecond} orders/s end to end`,
+  );
+  out.push(
+    report.violations === 0
+      ? 'chaos: every invariant holds'
+      : `chaos: ${report.violations} violations (repeat with --seed ${report.options.seed})`,
+  );
+  return out.join('\n');
+}

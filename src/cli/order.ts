@@ -1,0 +1,270 @@
+import type { Command } from 'commander';
+import { asc, eq } from 'drizzle-orm';
+import { workflowUiLink } from '../config';
+import { findOrder, listOrders, type OrderRow } from '../db/orders';
+import { paymentDiscrepancies, paymentEvents } from '../db/schema';
+import { ORDER_STATUSES, type OrderStatus, orderWorkflowId } from '../domain';
+import { createOrder } from '../orders';
+import {
+  type CliContext,
+  CliError,
+  choiceParser,
+  describeError,
+  intParser,
+  parseAmount,
+  parseCurrency,
+  parseDuration,
+  parseDurationList,
+  parseOrderId,
+} from './context';
+import { emit, formatFields, formatTable, isoOrNull, money, withJson } from './output';
+import { simulatorRequest } from './pay';
+import { formatState, readWorkflow, type WorkflowView } from './query';
+
+/** `order create | show | list`. */
+
+interface CreateOptions {
+  amount: number;
+  currency: string;
+  payWithin?: number;
+  ladder?: number[];
+  repeat?: number;
+  id?: string;
+  trade: boolean;
+  json?: boolean;
+}
+
+export function orderJson(row: OrderRow) {
+  return {
+    id: row.id,
+    status: row.status,
+    amount: row.amount,
+    currency: row.currency,
+    payDeadline: isoOrNull(row.payDeadline),
+    paidAt: isoOrNull(row.paidAt),
+    tradeNo: row.tradeNo,
+    settledBy: row.settledBy,
+    closedAt: isoOrNull(row.closedAt),
+    closeReason: row.closeReason,
+    createdAt: isoOrNull(row.createdAt),
+    updatedAt: isoOrNull(row.updatedAt),
+  };
+}
+
+/**
+ * Opens the order's trade at the payment simulator so that `pay` works. A simulator that is down does
+ * not undo the order: the order and its workflow exist, and its polls see "no such trade yet".
+ */
+async function openTrade(ctx: CliContext, row: OrderRow) {
+  try {
+    const { status, body } = await simulatorRequest(ctx, 'POST', '/trades', {
+      orderId: row.id,
+      amount: row.amount,
+      currency: row.currency,
+    });
+    if (status !== 200 && status !== 201) {
+      return {
+        trade: null,
+        tradeError: `the simulator answered HTTP ${status}: ${String(body.error ?? '')}`,
+      };
+    }
+    return { trade: body, tradeError: null };
+  } catch (error) {
+    return { trade: null, tradeError: describeError(error) };
+  }
+}
+
+export function registerOrderCommands(program: Command, ctx: CliContext): void {
+  const order = program.command('order').description('create, show and list orders');
+
+  withJson(
+    order
+      .command('create')
+      .description(
+        'create an order and start its workflow; also opens the trade at the payment simulator so that `pay` works (skip with --no-trade)',
+      )
+      .requiredOption(
+        '--amount <minor>',
+        'the amount due, in minor units (fen, cents): 1999 = 19.99',
+        parseAmount,
+      )
+      .option('--currency <code>', 'ISO 4217 currency code', parseCurrency, 'CNY')
+      .option(
+        '--pay-within <duration>',
+        'pay deadline from now, e.g. 30m (default: PAY_DEADLINE)',
+        parseDuration,
+      )
+      .option(
+        '--ladder <durations>',
+        'polling ladder, e.g. 3s,30s,60s (default: POLL_LADDER)',
+        parseDurationList,
+      )
+      .option('--repeat <duration>', 'poll interval after the ladder (default: POLL_REPEAT)', parseDuration)
+      .option('--id <orderId>', 'the order id (default: a new ord_... id)', parseOrderId)
+      .option('--no-trade', 'do not open a trade at the payment simulator (a real provider owns trades)'),
+  ).action(async (options: CreateOptions) => {
+    const config = ctx.getConfig();
+    // Both services first: a Temporal server that is down must not leave an order row without a workflow.
+    const { db } = await ctx.db();
+    const client = await ctx.temporal();
+    if (options.id && (await findOrder(db, options.id))) {
+      throw new CliError(`order ${options.id} already exists (see: payrecon order show ${options.id})`);
+    }
+    const pollLadder =
+      options.ladder || options.repeat
+        ? {
+            stepsMs: options.ladder ?? config.POLL_LADDER,
+            repeatMs: options.repeat ?? config.POLL_REPEAT,
+          }
+        : undefined;
+    let created: Awaited<ReturnType<typeof createOrder>>;
+    try {
+      created = await createOrder(
+        { db, client, config },
+        {
+          orderId: options.id,
+          amount: options.amount,
+          currency: options.currency,
+          payWithinMs: options.payWithin,
+          pollLadder,
+        },
+      );
+    } catch (error) {
+      throw new CliError(`creating the order failed: ${describeError(error)}`);
+    }
+    const { order: row, workflowId } = created;
+    const { trade, tradeError } = options.trade
+      ? await openTrade(ctx, row)
+      : { trade: null, tradeError: null };
+    if (tradeError) {
+      ctx.warn(
+        `the order and its workflow were created, but no trade was opened at the payment simulator, so \`pay\` will not work for it: ${tradeError}`,
+      );
+    }
+    const webUi = workflowUiLink(config, workflowId);
+    const result = { order: orderJson(row), workflowId, webUi, trade, tradeError };
+    emit(ctx, options, result, () =>
+      formatFields({
+        order: row.id,
+        status: row.status,
+        amount: `${money(row.amount, row.currency)} (${row.amount})`,
+        'pay deadline': row.payDeadline,
+        workflow: workflowId,
+        'web ui': webUi,
+        trade: trade
+          ? `${String(trade.tradeNo)} (${String(trade.status)})`
+          : options.trade
+            ? 'not opened (see the warning)'
+            : 'not opened (--no-trade)',
+      }),
+    );
+  });
+
+  withJson(
+    order
+      .command('show')
+      .description("show an order: its row, payment events, discrepancies and its workflow's state")
+      .argument('<orderId>', 'the order', parseOrderId),
+  ).action(async (orderId: string, options: { json?: boolean }) => {
+    const { db } = await ctx.db();
+    const row = await findOrder(db, orderId);
+    if (!row) throw new CliError(`no order ${orderId} (see: payrecon order list)`);
+    const events = await db
+      .select()
+      .from(paymentEvents)
+      .where(eq(paymentEvents.orderId, orderId))
+      .orderBy(asc(paymentEvents.recordedAt), asc(paymentEvents.id));
+    const discrepancies = await db
+      .select()
+      .from(paymentDiscrepancies)
+      .where(eq(paymentDiscrepancies.orderId, orderId))
+      .orderBy(asc(paymentDiscrepancies.id));
+    let workflow: WorkflowView | { status: 'UNKNOWN'; error: string };
+    try {
+      workflow = await readWorkflow(ctx, await ctx.temporal(), orderId);
+    } catch (error) {
+      // The database answered; a Temporal server that is down only hides the live state.
+      workflow = { status: 'UNKNOWN', error: describeError(error) };
+      ctx.warn(`workflow state unavailable: ${workflow.error}`);
+    }
+    const result = { order: orderJson(row), events, discrepancies, workflow };
+    emit(ctx, options, result, () => {
+      const parts = [
+        formatFields({
+          order: row.id,
+          status: row.status,
+          amount: money(row.amount, row.currency),
+          'pay deadline': row.payDeadline,
+          'settled by': row.settledBy,
+          'trade no': row.tradeNo,
+          'paid at': row.paidAt,
+          'closed at': row.closedAt,
+          'close reason': row.closeReason,
+          created: row.createdAt,
+        }),
+        `\npayment events (${events.length})`,
+        formatTable(events, [
+          { header: 'ID', value: (e) => e.id, align: 'right' },
+          { header: 'SOURCE', value: (e) => e.source },
+          { header: 'MESSAGE ID', value: (e) => e.messageId, max: 40 },
+          { header: 'TRADE NO', value: (e) => e.tradeNo },
+          { header: 'STATUS', value: (e) => e.tradeStatus },
+          { header: 'AMOUNT', value: (e) => money(e.amount, e.currency) },
+          { header: 'RECORDED', value: (e) => e.recordedAt },
+        ]),
+        `\ndiscrepancies (${discrepancies.length})`,
+        formatTable(discrepancies, [
+          { header: 'ID', value: (d) => d.id, align: 'right' },
+          { header: 'KIND', value: (d) => d.kind },
+          { header: 'CREATED', value: (d) => d.createdAt },
+          { header: 'RESOLVED', value: (d) => d.resolvedAt },
+          { header: 'DETAILS', value: (d) => d.details, max: 80 },
+        ]),
+        `\nworkflow ${'workflowId' in workflow ? workflow.workflowId : orderWorkflowId(row.id)}: ${workflow.status}`,
+      ];
+      if ('webUi' in workflow) parts.push(formatFields({ 'web ui': workflow.webUi }));
+      if ('state' in workflow && workflow.state) parts.push(formatState(workflow.state));
+      if ('result' in workflow && workflow.result) {
+        parts.push(
+          formatFields({
+            result: workflow.result.status,
+            'settled by': workflow.result.settledBy,
+            'poll attempts': workflow.result.pollAttempts,
+          }),
+        );
+      }
+      if (workflow.error) parts.push(`(${workflow.error})`);
+      return parts.join('\n');
+    });
+  });
+
+  withJson(
+    order
+      .command('list')
+      .description('list orders, newest first')
+      .option(
+        '--status <status>',
+        `only orders in this status: ${ORDER_STATUSES.join(', ')}`,
+        choiceParser('order status', ORDER_STATUSES),
+      )
+      .option('--limit <n>', 'at most n orders (1-1000)', intParser('--limit', 1, 1000), 20),
+  ).action(async (options: { status?: OrderStatus; limit: number; json?: boolean }) => {
+    const { db } = await ctx.db();
+    const rows = await listOrders(db, { status: options.status, limit: options.limit });
+    emit(ctx, options, { orders: rows.map(orderJson) }, () =>
+      formatTable(
+        rows,
+        [
+          { header: 'ID', value: (r) => r.id },
+          { header: 'STATUS', value: (r) => r.status },
+          { header: 'AMOUNT', value: (r) => money(r.amount, r.currency), align: 'right' },
+          { header: 'SETTLED BY', value: (r) => r.settledBy },
+          { header: 'TRADE NO', value: (r) => r.tradeNo, max: 32 },
+          { header: 'CREATED', value: (r) => r.createdAt },
+          { header: 'PAY DEADLINE', value: (r) => r.payDeadline },
+        ],
+        options.status ? `no ${options.status} orders` : 'no orders',
+      ),
+    );
+  });
+}

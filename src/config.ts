@@ -1,0 +1,129 @@
+import ms from 'ms';
+import { z } from 'zod';
+
+/** A duration such as `30s`, `5m` or a plain number of milliseconds. */
+const duration = z.string().transform((raw, ctx) => {
+  const value = /^\d+$/.test(raw.trim()) ? Number(raw) : ms(raw.trim() as ms.StringValue);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    ctx.addIssue({ code: 'custom', message: `"${raw}" is not a positive duration (examples: 3s, 5m, 1500)` });
+    return z.NEVER;
+  }
+  return value;
+});
+
+/** A comma-separated list of durations, e.g. the polling ladder `3s,30s,60s`. */
+const durationList = z.string().transform((raw, ctx) => {
+  const steps = raw.split(',').map((part) => duration.safeParse(part.trim()));
+  const bad = steps.find((step) => !step.success);
+  if (steps.length === 0 || bad) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${raw}" must be a comma-separated list of durations, e.g. 3s,30s,60s`,
+    });
+    return z.NEVER;
+  }
+  return steps.map((step) => step.data as number);
+});
+
+const url = (protocols: string[]) =>
+  z.string().refine(
+    (raw) => {
+      try {
+        return protocols.includes(new URL(raw).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
+  );
+
+const positiveInt = z.coerce.number().int().positive();
+
+/** host:port, or `off` (then undefined). The default comes before the transform, so `off` stays off. */
+const metricsAddress = (fallback: string) =>
+  z
+    .string()
+    .regex(/^(off|[\w.-]+:\d+)$/, 'must be host:port or off')
+    .default(fallback)
+    .transform((raw) => (raw === 'off' ? undefined : raw));
+
+/**
+ * Every setting payrecon reads from the environment. Defaults point at the local services a developer
+ * runs (README, "Configuration"); production sets them all explicitly.
+ */
+export const configSchema = z.object({
+  TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[\w.-]+:\d+$/, 'must be host:port')
+    .default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('payrecon-orders'),
+  TEMPORAL_UI_URL: url(['http:', 'https:']).default('http://127.0.0.1:8233'),
+  DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/payrecon'),
+  DATABASE_POOL_MAX: positiveInt.default(10),
+  AMQP_URL: url(['amqp:', 'amqps:']).default('amqp://guest:guest@127.0.0.1:5672'),
+  /** Prefix of every exchange and queue name, so several environments can share one broker. */
+  AMQP_PREFIX: z
+    .string()
+    .regex(/^[a-z0-9.-]+$/, 'lower-case letters, digits, dots and dashes only')
+    .default('payrecon'),
+  CONSUMER_PREFETCH: positiveInt.max(10_000).default(50),
+  CONSUMER_MAX_ATTEMPTS: positiveInt.max(100).default(5),
+  CONSUMER_RETRY_DELAY: duration.default(5_000),
+  /** Shared secret of the HMAC-SHA256 signature on every payment notification. */
+  NOTIFY_HMAC_SECRET: z
+    .string()
+    .min(16, 'must be at least 16 characters')
+    .default('local-dev-secret-change-me'),
+  PROVIDER_URL: url(['http:', 'https:']).default('http://127.0.0.1:8090'),
+  SIMULATOR_PORT: positiveInt.max(65_535).default(8090),
+  POLL_LADDER: durationList.default([3_000, 30_000, 60_000, 120_000, 180_000, 300_000]),
+  POLL_REPEAT: duration.default(300_000),
+  PAY_DEADLINE: duration.default(30 * 60_000),
+  /** host:port of the worker's Prometheus endpoint (Temporal SDK and payrecon metrics), or `off`. */
+  WORKER_METRICS_ADDRESS: metricsAddress('127.0.0.1:9464'),
+  /** host:port of the consumer's Prometheus endpoint, or `off`. */
+  CONSUMER_METRICS_ADDRESS: metricsAddress('127.0.0.1:9465'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Parses the variables `schema` names from the environment (empty counts as unset, so defaults apply);
+ * a bad value throws a ConfigError naming each variable and what is wrong with it.
+ */
+export function parseEnv<S extends z.ZodObject>(
+  schema: S,
+  env: NodeJS.ProcessEnv,
+  what = 'configuration',
+): z.infer<S> {
+  const present = Object.fromEntries(
+    Object.keys(schema.shape)
+      .filter((key) => env[key] !== undefined && env[key] !== '')
+      .map((key) => [key, env[key]]),
+  );
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? '');
+      return `  ${name}=${JSON.stringify(env[name])}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid ${what} in the environment:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+/** payrecon's configuration from the environment, validated (see README, "Configuration"). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return parseEnv(configSchema, env);
+}
+
+/** The Web UI page of one order's workflow. */
+export function workflowUiLink(config: Config, workflowId: string): string {
+  return `${config.TEMPORAL_UI_URL}/namespaces/${encodeURIComponent(config.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(workflowId)}`;
+}

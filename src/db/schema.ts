@@ -1,0 +1,110 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  bigserial,
+  char,
+  check,
+  index,
+  jsonb,
+  pgSchema,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
+
+const tz = { withTimezone: true, mode: 'date' } as const;
+
+/** The shop's orders. Only conditional updates (`... WHERE status = 'UNPAID'`) ever change `status`. */
+export const orders = pgTable(
+  'orders',
+  {
+    id: text('id').primaryKey(),
+    /** Minor units (fen, cents): money is never a float. */
+    amount: bigint('amount', { mode: 'number' }).notNull(),
+    currency: char('currency', { length: 3 }).notNull(),
+    status: text('status', { enum: ['UNPAID', 'PAID', 'CLOSED', 'NEEDS_REVIEW'] })
+      .notNull()
+      .default('UNPAID'),
+    payDeadline: timestamp('pay_deadline', tz).notNull(),
+    paidAt: timestamp('paid_at', tz),
+    tradeNo: text('trade_no'),
+    settledBy: text('settled_by', { enum: ['mq', 'poll', 'manual'] }),
+    closedAt: timestamp('closed_at', tz),
+    closeReason: text('close_reason'),
+    createdAt: timestamp('created_at', tz).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
+  },
+  (t) => [
+    check('orders_amount_nonnegative', sql`${t.amount} >= 0`),
+    check('orders_status_known', sql`${t.status} in ('UNPAID','PAID','CLOSED','NEEDS_REVIEW')`),
+    check('orders_settled_by_known', sql`${t.settledBy} is null or ${t.settledBy} in ('mq','poll','manual')`),
+    check(
+      'orders_paid_has_trade',
+      sql`${t.status} <> 'PAID' or (${t.tradeNo} is not null and ${t.paidAt} is not null)`,
+    ),
+    index('orders_status_idx').on(t.status),
+  ],
+);
+
+/** Append-only log of every payment fact payrecon saw: notifications, poll results, operator input. */
+export const paymentEvents = pgTable(
+  'payment_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    orderId: text('order_id').notNull(),
+    source: text('source', { enum: ['mq', 'poll', 'manual'] }).notNull(),
+    /** The notification's id; null for polls. Unique, so a redelivered notification is recorded once. */
+    messageId: text('message_id'),
+    tradeNo: text('trade_no'),
+    tradeStatus: text('trade_status').notNull(),
+    amount: bigint('amount', { mode: 'number' }),
+    currency: char('currency', { length: 3 }),
+    paidAt: timestamp('paid_at', tz),
+    recordedAt: timestamp('recorded_at', tz).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('payment_events_message_id_key').on(t.messageId),
+    index('payment_events_order_idx').on(t.orderId, t.recordedAt),
+    check('payment_events_source_known', sql`${t.source} in ('mq','poll','manual')`),
+  ],
+);
+
+/** Facts that contradict an order's state, for an operator. One row per order and kind. */
+export const paymentDiscrepancies = pgTable(
+  'payment_discrepancies',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    orderId: text('order_id').notNull(),
+    kind: text('kind').notNull(),
+    details: jsonb('details').notNull(),
+    createdAt: timestamp('created_at', tz).notNull().defaultNow(),
+    resolvedAt: timestamp('resolved_at', tz),
+    resolution: text('resolution'),
+  },
+  (t) => [uniqueIndex('payment_discrepancies_order_kind_key').on(t.orderId, t.kind)],
+);
+
+/**
+ * The payment-service simulator's own data, in its own schema: payrecon never reads it directly,
+ * only through the provider's HTTP API (src/gateway).
+ */
+export const provider = pgSchema('provider');
+
+export const providerTrades = provider.table('trades', {
+  tradeNo: text('trade_no').primaryKey(),
+  orderId: text('order_id').notNull().unique(),
+  amount: bigint('amount', { mode: 'number' }).notNull(),
+  currency: char('currency', { length: 3 }).notNull(),
+  status: text('status', { enum: ['WAIT_BUYER_PAY', 'TRADE_SUCCESS', 'TRADE_FINISHED', 'TRADE_CLOSED'] })
+    .notNull()
+    .default('WAIT_BUYER_PAY'),
+  /** What the buyer actually paid (a fault knob can make it differ from `amount`). */
+  paidAmount: bigint('paid_amount', { mode: 'number' }),
+  paidAt: timestamp('paid_at', tz),
+  closedAt: timestamp('closed_at', tz),
+  /** Per-trade fault knobs for the notification, see src/simulator/faults.ts. */
+  faults: jsonb('faults').notNull().default({}),
+  createdAt: timestamp('created_at', tz).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
+});

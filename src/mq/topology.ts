@@ -1,0 +1,82 @@
+import type { Channel, ConfirmChannel } from 'amqplib';
+
+/** Routing key of a "trade paid" notification on the payment-events exchange. */
+export const TRADE_PAID_ROUTING_KEY = 'trade.paid';
+
+/** Headers payrecon sets on messages it moves to the retry or parking queue. */
+export const HEADERS = {
+  signature: 'x-signature',
+  /** How many times the consumer has tried this message; our own count, not x-death. */
+  attempts: 'x-payrecon-attempts',
+  reason: 'x-payrecon-reason',
+  detail: 'x-payrecon-detail',
+  originalExchange: 'x-payrecon-original-exchange',
+  originalRoutingKey: 'x-payrecon-original-routing-key',
+  parkedAt: 'x-payrecon-parked-at',
+} as const;
+
+export interface Topology {
+  /** Durable topic exchange the payment service publishes to. */
+  paymentExchange: string;
+  /** Durable quorum queue of "trade paid" notifications, read by workers/consumer. */
+  paySuccessQueue: string;
+  /** Messages wait here for `retryDelayMs`, then dead-letter back to `paySuccessQueue`. */
+  retryQueue: string;
+  retryDelayMs: number;
+  /** Exchange for messages that will never be delivered, routed to the parking queue. */
+  errorExchange: string;
+  parkingQueue: string;
+}
+
+export function topologyFor(prefix: string, retryDelayMs: number): Topology {
+  return {
+    paymentExchange: `${prefix}.payment-events`,
+    paySuccessQueue: `${prefix}.pay-success`,
+    // The delay is in the name: queue arguments cannot change after declaration, so a new delay
+    // gets a new queue instead of a PRECONDITION_FAILED at start-up.
+    retryQueue: `${prefix}.pay-success.retry.${retryDelayMs}ms`,
+    retryDelayMs,
+    errorExchange: `${prefix}.payment-errors`,
+    parkingQueue: `${prefix}.pay-success.parking`,
+  };
+}
+
+/**
+ * Safety net for poison messages that crash the consumer before it can park them: after this many
+ * deliveries the broker dead-letters the message to the parking queue itself.
+ */
+export const BROKER_DELIVERY_LIMIT = 20;
+
+/** Declares every exchange, queue and binding payrecon uses. Idempotent: safe on every (re)connect. */
+export async function declareTopology(channel: Channel | ConfirmChannel, topology: Topology): Promise<void> {
+  await channel.assertExchange(topology.paymentExchange, 'topic', { durable: true });
+  await channel.assertExchange(topology.errorExchange, 'fanout', { durable: true });
+
+  // Quorum queues are replicated and keep messages on disk, which is what survives a broker restart and a backlog.
+  await channel.assertQueue(topology.paySuccessQueue, {
+    durable: true,
+    arguments: {
+      'x-queue-type': 'quorum',
+      'x-delivery-limit': BROKER_DELIVERY_LIMIT,
+      'x-dead-letter-exchange': topology.errorExchange,
+    },
+  });
+  await channel.bindQueue(topology.paySuccessQueue, topology.paymentExchange, TRADE_PAID_ROUTING_KEY);
+
+  await channel.assertQueue(topology.retryQueue, {
+    durable: true,
+    arguments: {
+      'x-queue-type': 'quorum',
+      'x-message-ttl': topology.retryDelayMs,
+      // The default exchange routes by queue name: expired messages go straight back to the work queue.
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': topology.paySuccessQueue,
+    },
+  });
+
+  await channel.assertQueue(topology.parkingQueue, {
+    durable: true,
+    arguments: { 'x-queue-type': 'quorum' },
+  });
+  await channel.bindQueue(topology.parkingQueue, topology.errorExchange, '');
+}

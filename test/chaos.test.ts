@@ -1,0 +1,290 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  checkDiscrepancies,
+  checkFinalStates,
+  checkMessageRouting,
+  checkMessages,
+  checkSettledBy,
+  checkSingleTransition,
+  type OrderRowLite,
+  type PlannedOrder,
+  type TradeRowLite,
+  type WorkflowEvidence,
+} from '../src/chaos/checks';
+import { faultCounts, planDisruptions, planOrders } from '../src/chaos/plan';
+import type { ChaosReport } from '../src/chaos/run';
+import { loadConfig } from '../src/config';
+import { deleteTopology, uniqueSuffix } from './support/env';
+
+const ROOT = path.resolve(__dirname, '..');
+
+describe('chaos plan', () => {
+  it('gives the issue fault mix exactly and is the same for the same seed', () => {
+    expect(faultCounts(1000)).toEqual({
+      clean: 200,
+      drop: 300,
+      duplicate: 200,
+      late: 100,
+      corrupt: 50,
+      forge: 30,
+      'wrong-amount': 20,
+      'never-pay': 100,
+    });
+    const counts40 = faultCounts(40);
+    expect(Object.values(counts40).reduce((a, b) => a + b, 0)).toBe(40);
+    const a = planOrders({ orders: 200, seed: 7, payWindowMs: 10_000 });
+    expect(planOrders({ orders: 200, seed: 7, payWindowMs: 10_000 })).toEqual(a);
+    expect(planOrders({ orders: 200, seed: 8, payWindowMs: 10_000 })).not.toEqual(a);
+    const disruptions = planDisruptions({
+      seed: 7,
+      windowMs: 100_000,
+      killsWorker: 3,
+      killsConsumer: 3,
+      brokerRestarts: 1,
+    });
+    expect(disruptions.map((d) => d.kind).sort()).toEqual([
+      'kill-consumer',
+      'kill-consumer',
+      'kill-consumer',
+      'kill-worker',
+      'kill-worker',
+      'kill-worker',
+      'restart-broker',
+    ]);
+    expect(disruptions.every((d) => d.atMs >= 5_000 && d.atMs <= 85_000)).toBe(true);
+  });
+});
+
+/** The checks must catch what they claim to: each is fed rows with one planted violation. */
+describe('chaos checks', () => {
+  const t = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s));
+  const plan = (orderId: string, kind: PlannedOrder['kind']): PlannedOrder => ({
+    orderId,
+    kind,
+    index: 0,
+    amount: 100,
+    faults: {},
+    payAfterMs: 1,
+  });
+  const order = (
+    id: string,
+    status: OrderRowLite['status'],
+    extra: Partial<OrderRowLite> = {},
+  ): OrderRowLite => ({
+    id,
+    amount: 100,
+    status,
+    settledBy: 'poll',
+    tradeNo: status === 'PAID' ? `T-${id}` : null,
+    paidAt: status === 'PAID' ? t(1) : null,
+    closedAt: status === 'CLOSED' ? t(2) : null,
+    ...extra,
+  });
+  const trade = (orderId: string, status: string, extra: Partial<TradeRowLite> = {}): TradeRowLite => ({
+    orderId,
+    tradeNo: `T-${orderId}`,
+    status,
+    amount: 100,
+    paidAmount: status === 'TRADE_SUCCESS' ? 100 : null,
+    paidAt: status === 'TRADE_SUCCESS' ? t(1) : null,
+    closedAt: status === 'TRADE_CLOSED' ? t(2) : null,
+    ...extra,
+  });
+  const map = <T extends { id?: string; orderId?: string }>(rows: T[]) =>
+    new Map(rows.map((r) => [(r.id ?? r.orderId) as string, r]));
+
+  it('final state: a paid trade whose order was closed, and a late payment wrongly paid, are violations', () => {
+    const planned = [
+      plan('a', 'clean'),
+      plan('b', 'late'),
+      plan('c', 'never-pay'),
+      plan('d', 'wrong-amount'),
+    ];
+    const trades = map([
+      trade('a', 'TRADE_SUCCESS'),
+      trade('b', 'TRADE_SUCCESS', { closedAt: t(2), paidAt: t(3) }),
+      trade('c', 'TRADE_CLOSED'),
+      trade('d', 'TRADE_SUCCESS', { paidAmount: 99 }),
+    ]);
+    const good = map([
+      order('a', 'PAID'),
+      order('b', 'CLOSED'),
+      order('c', 'CLOSED'),
+      order('d', 'NEEDS_REVIEW'),
+    ]);
+    expect(checkFinalStates(planned, good, trades).violations).toEqual([]);
+    const bad = map([order('a', 'CLOSED'), order('b', 'PAID'), order('c', 'UNPAID'), order('d', 'PAID')]);
+    expect(checkFinalStates(planned, bad, trades).violations).toHaveLength(4);
+  });
+
+  it('single transition: a row or a history showing two states is a violation', () => {
+    const planned = [plan('a', 'clean'), plan('b', 'clean')];
+    const orders = map([order('a', 'PAID'), order('b', 'PAID', { closedAt: t(5) })]);
+    const history = (orderId: string, transitions: WorkflowEvidence['transitions']): WorkflowEvidence => ({
+      orderId,
+      execution: 'COMPLETED',
+      resultStatus: 'PAID',
+      transitions,
+    });
+    const once = new Map([
+      ['a', history('a', [{ activity: 'markOrderPaid', changed: true, status: 'PAID' }])],
+    ]);
+    expect(checkSingleTransition(planned.slice(0, 1), orders, once).violations).toEqual([]);
+    // b: PAID with closed_at set means it was closed too.
+    expect(checkSingleTransition(planned, orders, once).violations).toHaveLength(1);
+    const twice = new Map([
+      [
+        'a',
+        history('a', [
+          { activity: 'closeOrder', changed: true, status: 'CLOSED' },
+          { activity: 'markOrderPaid', changed: true, status: 'PAID' },
+        ]),
+      ],
+    ]);
+    expect(
+      checkSingleTransition(planned.slice(0, 1), orders, twice).violations.length,
+    ).toBeGreaterThanOrEqual(2);
+    // A retry after a killed worker (changed: false, same status) is fine.
+    const retried = new Map([
+      ['a', history('a', [{ activity: 'markOrderPaid', changed: false, status: 'PAID' }])],
+    ]);
+    const result = checkSingleTransition(planned.slice(0, 1), orders, retried);
+    expect(result.violations).toEqual([]);
+    expect(result.notes?.['transition confirmed only by a retry']).toBe(1);
+  });
+
+  it('discrepancies: a missing PAID_AFTER_CLOSE and an unexpected AMOUNT_MISMATCH are violations', () => {
+    const planned = [plan('a', 'late'), plan('b', 'clean')];
+    const orders = map([order('a', 'CLOSED'), order('b', 'PAID')]);
+    const trades = map([
+      trade('a', 'TRADE_SUCCESS', { closedAt: t(2), paidAt: t(3) }),
+      trade('b', 'TRADE_SUCCESS'),
+    ]);
+    expect(
+      checkDiscrepancies(planned, orders, trades, [{ orderId: 'a', kind: 'PAID_AFTER_CLOSE' }]).violations,
+    ).toEqual([]);
+    expect(
+      checkDiscrepancies(planned, orders, trades, [
+        { orderId: 'a', kind: 'PAID_AFTER_CLOSE' },
+        { orderId: 'a', kind: 'PAID_AFTER_CLOSE' },
+        { orderId: 'b', kind: 'AMOUNT_MISMATCH' },
+      ]).violations,
+    ).toHaveLength(2);
+  });
+
+  it('messages: a lost message, a left-over retry and a forged message recorded are violations', () => {
+    const published = [
+      { orderId: 'a', messageId: 'm1', copies: 3 },
+      { orderId: 'b', messageId: 'm2', copies: 1 },
+    ];
+    const ok = checkMessages(
+      published,
+      [{ orderId: 'a', source: 'mq', messageId: 'm1' }],
+      [{ messageId: 'm2', reason: 'BAD_SIGNATURE' }],
+      { work: 0, retry: 0 },
+    );
+    expect(ok.check.violations).toEqual([]);
+    expect(ok.accounting).toMatchObject({ published: 2, copies: 4, recorded: 1, parked: 1, lost: 0 });
+    const lost = checkMessages(published, [], [{ messageId: 'm2', reason: null }], { work: 0, retry: 2 });
+    expect(lost.check.violations).toHaveLength(3);
+
+    const planned = [plan('a', 'duplicate'), plan('b', 'forge'), plan('c', 'drop')];
+    expect(
+      checkMessageRouting(
+        planned,
+        published,
+        [{ orderId: 'a', source: 'mq', messageId: 'm1' }],
+        [{ messageId: 'm2', reason: 'BAD_SIGNATURE' }],
+      ).violations,
+    ).toEqual([]);
+    expect(
+      checkMessageRouting(
+        planned,
+        published,
+        [
+          { orderId: 'a', source: 'mq', messageId: 'm1' },
+          { orderId: 'b', source: 'mq', messageId: 'm2' },
+        ],
+        [{ messageId: 'm2', reason: 'NOT_JSON' }],
+      ).violations,
+    ).toHaveLength(2);
+  });
+
+  it('settled by: a forged order settled by mq is a violation', () => {
+    const planned = [plan('a', 'forge'), plan('b', 'clean')];
+    const orders = map([order('a', 'PAID', { settledBy: 'mq' }), order('b', 'PAID', { settledBy: 'mq' })]);
+    expect(checkSettledBy(planned, orders).violations).toHaveLength(1);
+  });
+});
+
+/**
+ * The CI configuration of `npm run chaos`: a small batch with one worker and one consumer SIGKILL (the
+ * broker restart is covered by test/publisher.test.ts and the full `npm run chaos`), on its own broker
+ * prefix and task queue. Any violated invariant makes the driver exit 1 and this test fail.
+ */
+describe('chaos run (small CI configuration)', () => {
+  const suffix = uniqueSuffix();
+  const prefix = `payrecon-test-chaos-${suffix}`;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'payrecon-chaos-'));
+  afterAll(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await deleteTopology(
+      loadConfig({ ...process.env, AMQP_PREFIX: prefix, CONSUMER_RETRY_DELAY: '2s' }),
+    ).catch(() => {});
+  });
+
+  it('40 orders, a worker and a consumer SIGKILL: every invariant holds', { timeout: 180_000 }, async () => {
+    const json = path.join(dir, 'results.json');
+    const args = [
+      'src/chaos/main.ts',
+      ...['--orders', '40', '--seed', '20261122', '--kills-worker', '1', '--kills-consumer', '1'],
+      ...['--broker-restarts', '0', '--pay-within', '30s', '--json', json],
+    ];
+    const { code, stdout, stderr } = await new Promise<{
+      code: number | null;
+      stdout: string;
+      stderr: string;
+    }>((resolve) => {
+      execFile(
+        path.join(ROOT, 'node_modules', '.bin', 'tsx'),
+        args,
+        {
+          cwd: ROOT,
+          timeout: 170_000,
+          maxBuffer: 16 * 1024 * 1024,
+          env: {
+            ...process.env,
+            CHAOS_DATABASE_URL:
+              process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/payrecon_test',
+            CHAOS_AMQP_PREFIX: prefix,
+            CHAOS_TASK_QUEUE: prefix,
+          },
+        },
+        (error, stdout, stderr) =>
+          resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
+      );
+    });
+    const output = `${stdout}\n${stderr}`;
+    expect(output).toMatch(/invariant\s+│\s+checked\s+│\s+violations/);
+    const report = JSON.parse(readFileSync(json, 'utf8')) as ChaosReport;
+    const failures = report.checks.filter((c) => c.violations.length > 0);
+    expect(failures, output).toEqual([]);
+    expect(code, output).toBe(0);
+    expect(report.violations).toBe(0);
+    // Nothing vacuous: every order and every published message was looked at, and the kills happened.
+    for (const check of report.checks) expect(check.checked, check.name).toBeGreaterThan(0);
+    expect(report.checks.find((c) => c.name === 'final state matches the provider')?.checked).toBe(40);
+    expect(report.messages.published).toBeGreaterThan(0);
+    expect(report.messages.parked).toBeGreaterThan(0);
+    expect(report.disruptions.map((d) => [d.kind, d.error ?? 'ok'])).toEqual(
+      expect.arrayContaining([
+        ['kill-worker', 'ok'],
+        ['kill-consumer', 'ok'],
+      ]),
+    );
+  });
+});

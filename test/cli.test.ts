@@ -1,0 +1,596 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import amqplib from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../src/cli/main';
+import type { Config } from '../src/config';
+import { orderWorkflowId } from '../src/domain';
+import { type RunningSimulator, startSimulator } from '../src/simulator/server';
+import { deleteTopology, eventually, testConfig } from './support/env';
+import { paidNotification, type Stack, startStack } from './support/stack';
+
+/**
+ * The operator CLI against the real services: Temporal dev server, PostgreSQL, RabbitMQ, the payment
+ * simulator, with this file's own AMQP prefix and task queue. Most commands run in-process through
+ * runCli (same code path as the bin, output captured); a few spawn `node bin/payrecon.js` to prove the
+ * bin, the exit codes and the messages a shell sees.
+ */
+
+const BIN = path.resolve(__dirname, '../bin/payrecon.js');
+const baseConfig = testConfig('cli');
+let config: Config;
+let simulator: RunningSimulator;
+let stack: Stack;
+let workDir: string;
+/** Orders this file made, removed at the end. */
+const createdOrders = new Set<string>();
+
+interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cliEnv(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DATABASE_URL: config.DATABASE_URL,
+    AMQP_URL: config.AMQP_URL,
+    AMQP_PREFIX: config.AMQP_PREFIX,
+    CONSUMER_RETRY_DELAY: String(config.CONSUMER_RETRY_DELAY),
+    TEMPORAL_ADDRESS: config.TEMPORAL_ADDRESS,
+    TEMPORAL_NAMESPACE: config.TEMPORAL_NAMESPACE,
+    TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
+    PROVIDER_URL: config.PROVIDER_URL,
+    NOTIFY_HMAC_SECRET: config.NOTIFY_HMAC_SECRET,
+    LOG_LEVEL: 'silent',
+    ...overrides,
+  };
+}
+
+/** In-process: the bin's code path with the output captured. */
+async function cli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, {
+    env: cliEnv(env),
+    stdout: { write: (chunk: string) => (stdout += chunk) },
+    stderr: { write: (chunk: string) => (stderr += chunk) },
+  });
+  return { code, stdout, stderr };
+}
+
+/** `--json` output of a command that must succeed. */
+async function cliJson<T = Record<string, unknown>>(args: string[]): Promise<T> {
+  const run = await cli([...args, '--json']);
+  if (run.code !== 0) throw new Error(`payrecon ${args.join(' ')} exited ${run.code}: ${run.stderr}`);
+  return JSON.parse(run.stdout) as T;
+}
+
+/** A real process: `node bin/payrecon.js ...`. */
+function spawnCli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(env) });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** A port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Ready messages in the parking queue. A connection per call: other test files may restart the broker. */
+async function parkingDepth(): Promise<number> {
+  const connection = await amqplib.connect(config.AMQP_URL);
+  try {
+    const channel = await connection.createChannel();
+    return (await channel.checkQueue(stack.topology.parkingQueue)).messageCount;
+  } finally {
+    await connection.close().catch(() => {});
+  }
+}
+
+async function orderRow(id: string) {
+  const [row] =
+    await stack.sql`select status, settled_by, trade_no, close_reason from orders where id = ${id}`;
+  return row;
+}
+
+async function createOrderViaCli(extra: string[] = []) {
+  const created = await cliJson<{
+    order: { id: string; status: string; amount: number; currency: string };
+    workflowId: string;
+    webUi: string;
+    trade: { tradeNo: string; status: string } | null;
+    tradeError: string | null;
+  }>(['order', 'create', '--amount', '2599', '--pay-within', '1h', '--ladder', '1h', ...extra]);
+  createdOrders.add(created.order.id);
+  return created;
+}
+
+beforeAll(async () => {
+  simulator = await startSimulator({ config: baseConfig, port: 0 });
+  config = { ...baseConfig, PROVIDER_URL: simulator.url };
+  stack = await startStack(config);
+  workDir = await mkdtemp(path.join(tmpdir(), 'payrecon-cli-'));
+});
+
+afterAll(async () => {
+  const ids = [...createdOrders];
+  for (const id of ids) {
+    await stack?.temporal.workflow
+      .getHandle(orderWorkflowId(id))
+      .terminate('test cleanup')
+      .catch(() => {});
+  }
+  if (stack && ids.length > 0) {
+    await stack.sql`delete from payment_events where order_id = any(${ids})`;
+    await stack.sql`delete from payment_discrepancies where order_id = any(${ids})`;
+    await stack.sql`delete from provider.trades where order_id = any(${ids})`;
+    await stack.sql`delete from orders where id = any(${ids})`;
+  }
+  await stack?.stop();
+  await simulator?.close();
+  await deleteTopology(config ?? baseConfig);
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+describe('the bin, help and usage errors (spawned processes)', () => {
+  it('node bin/payrecon.js --help lists every command group; each command has --help with --json', async () => {
+    const help = await spawnCli(['--help']);
+    expect(help.code).toBe(0);
+    for (const command of ['order', 'pay', 'signal', 'query', 'replay', 'dlq', 'discrepancies']) {
+      expect(help.stdout).toContain(command);
+    }
+    const requeueHelp = await spawnCli(['dlq', 'requeue', '--help']);
+    expect(requeueHelp.code).toBe(0);
+    expect(requeueHelp.stdout).toContain('--all');
+    expect(requeueHelp.stdout).toContain('--json');
+  });
+
+  it('a bad amount exits 2 and says what is wrong', async () => {
+    const run = await spawnCli(['order', 'create', '--amount', 'abc']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("option '--amount <minor>' argument 'abc' is invalid");
+    expect(run.stderr).toContain('positive whole number of minor units');
+    expect(run.stdout).toBe('');
+  });
+
+  it('a service that is down is named: RabbitMQ, PostgreSQL, Temporal (exit 1)', async () => {
+    const port = await closedPort();
+    const rabbit = await spawnCli(['dlq', 'list'], { AMQP_URL: `amqp://guest:guest@127.0.0.1:${port}` });
+    expect(rabbit.code).toBe(1);
+    expect(rabbit.stderr).toContain(`RabbitMQ is not reachable at amqp://guest:***@127.0.0.1:${port}`);
+
+    const postgres = await spawnCli(['order', 'list'], {
+      DATABASE_URL: `postgres://postgres:secret@127.0.0.1:${port}/payrecon_test`,
+    });
+    expect(postgres.code).toBe(1);
+    expect(postgres.stderr).toContain(
+      `PostgreSQL is not reachable at postgres://postgres:***@127.0.0.1:${port}`,
+    );
+    expect(postgres.stderr).not.toContain('secret');
+
+    const temporal = await cli(['query', 'ord_whatever'], { TEMPORAL_ADDRESS: `127.0.0.1:${port}` });
+    expect(temporal.code).toBe(1);
+    expect(temporal.stderr).toContain(`Temporal server is not reachable at 127.0.0.1:${port}`);
+  });
+
+  it('other bad input exits 2 with a message, before any service is touched', async () => {
+    const cases: [string[], string][] = [
+      [['order', 'create', '--amount', '-5'], 'positive whole number'],
+      [['order', 'create', '--amount', '0'], 'greater than 0'],
+      [['order', 'create', '--amount', '12.5'], 'positive whole number'],
+      [['order', 'create', '--amount', '100', '--currency', 'yuan'], 'ISO 4217'],
+      [['order', 'create', '--amount', '100', '--pay-within', 'soon'], 'positive duration'],
+      [['order', 'create', '--amount', '100', '--ladder', '3s,,9s'], 'comma-separated list'],
+      [['order', 'create'], "required option '--amount <minor>' not specified"],
+      [['order', 'list', '--status', 'bogus'], 'one of: UNPAID, PAID, CLOSED, NEEDS_REVIEW'],
+      [['order', 'list', '--limit', '0'], '--limit must be a whole number from 1 to 1000'],
+      [['pay', 'ord_1', '--duplicate', 'x'], '--duplicate must be a whole number'],
+      [['pay', 'ord_1', '--corrupt', 'bytes'], '--corrupt takes json'],
+      [['pay', 'bad id!'], 'order ids are 1-64 letters'],
+      [['signal', 'notify', 'ord_1', '--amount', '5'], "required option '--trade-no <tradeNo>'"],
+      [['discrepancies', 'list', '--kind', 'bogus'], 'one of: AMOUNT_MISMATCH'],
+      [['dlq', 'requeue'], 'give the message id to requeue, or --all'],
+      [['dlq', 'requeue', 'abc', '--all'], 'not both'],
+      [['dlq', 'purge'], 'add --yes'],
+      [['replay'], 'give the workflow id to fetch, or --file'],
+      [['replay', 'order-x', '--file', 'h.json'], 'not both'],
+      [['nosuchcommand'], "unknown command 'nosuchcommand'"],
+    ];
+    // Services pointed at a closed port: these must fail on the arguments alone.
+    const port = await closedPort();
+    const down = {
+      AMQP_URL: `amqp://guest:guest@127.0.0.1:${port}`,
+      DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/x`,
+      TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
+    };
+    for (const [args, message] of cases) {
+      const run = await cli(args, down);
+      expect({ args, code: run.code }).toEqual({ args, code: 2 });
+      expect(run.stderr).toContain(message);
+    }
+  });
+});
+
+describe('orders: create, show, list, pay, query, signal, replay', () => {
+  let paidOrderId: string;
+
+  it('order create opens the trade, starts the workflow and prints the Web UI link', async () => {
+    const created = await createOrderViaCli();
+    const id = created.order.id;
+    expect(created.order).toMatchObject({ status: 'UNPAID', amount: 2599, currency: 'CNY' });
+    expect(created.workflowId).toBe(orderWorkflowId(id));
+    expect(created.webUi).toBe(
+      `${config.TEMPORAL_UI_URL}/namespaces/${config.TEMPORAL_NAMESPACE}/workflows/${created.workflowId}`,
+    );
+    expect(created.trade).toMatchObject({ status: 'WAIT_BUYER_PAY' });
+    expect(created.tradeError).toBeNull();
+
+    const shown = await cliJson<{
+      order: { status: string };
+      events: unknown[];
+      workflow: { status: string; state?: { phase: string; pollAttempts: number } };
+    }>(['order', 'show', id]);
+    expect(shown.order.status).toBe('UNPAID');
+    expect(shown.events).toEqual([]);
+    expect(shown.workflow.status).toBe('RUNNING');
+    expect(shown.workflow.state).toMatchObject({ phase: 'AWAITING_PAYMENT', pollAttempts: 0 });
+
+    const listed = await cliJson<{ orders: { id: string; status: string }[] }>([
+      'order',
+      'list',
+      '--status',
+      'unpaid',
+      '--limit',
+      '1000',
+    ]);
+    expect(listed.orders.map((o) => o.id)).toContain(id);
+    expect(listed.orders.every((o) => o.status === 'UNPAID')).toBe(true);
+
+    // Other test files share the test database: a large limit, so this order is surely listed.
+    const table = await cli(['order', 'list', '--status', 'UNPAID', '--limit', '1000']);
+    expect(table.code).toBe(0);
+    expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+STATUS\s+AMOUNT/);
+    expect(table.stdout).toContain(id);
+    expect(table.stdout).toContain('25.99 CNY');
+
+    const state = await cliJson<{ state: { phase: string } }>(['query', id]);
+    expect(state.state.phase).toBe('AWAITING_PAYMENT');
+  });
+
+  it('pay --duplicate 2: the notification is published twice, the order is paid once over MQ', async () => {
+    const { order } = await createOrderViaCli();
+    paidOrderId = order.id;
+    const paid = await cliJson<{
+      trade: { status: string };
+      notification: { outcome: string; copies: number };
+    }>(['pay', order.id, '--duplicate', '2']);
+    expect(paid.trade.status).toBe('TRADE_SUCCESS');
+    expect(paid.notification).toMatchObject({ outcome: 'published', copies: 2 });
+
+    await eventually('order PAID', async () =>
+      (await orderRow(order.id))?.status === 'PAID' ? true : undefined,
+    );
+    await stack.temporal.workflow.getHandle(orderWorkflowId(order.id)).result();
+    const shown = await cliJson<{
+      order: { status: string; settledBy: string };
+      events: { source: string }[];
+      workflow: { status: string; result?: { status: string } };
+    }>(['order', 'show', order.id]);
+    expect(shown.order).toMatchObject({ status: 'PAID', settledBy: 'mq' });
+    expect(shown.events.map((e) => e.source)).toEqual(['mq']);
+    expect(shown.workflow).toMatchObject({ status: 'COMPLETED', result: { status: 'PAID' } });
+
+    const human = await cli(['order', 'show', order.id]);
+    expect(human.stdout).toContain('payment events (1)');
+    expect(human.stdout).toContain(`workflow ${orderWorkflowId(order.id)}: COMPLETED`);
+
+    const again = await cli(['pay', order.id]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('only a WAIT_BUYER_PAY trade can be paid');
+  });
+
+  it('pay --drop: the trade is paid, no notification is sent', async () => {
+    const { order } = await createOrderViaCli();
+    const paid = await cliJson<{ notification: { outcome: string } }>(['pay', order.id, '--drop']);
+    expect(paid.notification.outcome).toBe('dropped');
+    const missing = await cli(['pay', `ord_none_${randomUUID().slice(0, 8)}`]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('has no trade for order');
+  });
+
+  it('signal notify (manual) pays the order; a second trade after the end becomes a discrepancy', async () => {
+    const { order } = await createOrderViaCli();
+    const initiated = await cli(['signal', 'initiated', order.id]);
+    expect(initiated.code).toBe(0);
+
+    const first = await cliJson<{ delivery: string; notice: { source: string; currency: string } }>([
+      'signal',
+      'notify',
+      order.id,
+      '--trade-no',
+      'T-manual-1',
+      '--amount',
+      '2599',
+    ]);
+    expect(first).toMatchObject({ delivery: 'signalled', notice: { source: 'manual', currency: 'CNY' } });
+    await stack.temporal.workflow.getHandle(orderWorkflowId(order.id)).result();
+    expect(await orderRow(order.id)).toMatchObject({
+      status: 'PAID',
+      settled_by: 'manual',
+      trade_no: 'T-manual-1',
+    });
+
+    const late = await cliJson<{ delivery: string }>([
+      'signal',
+      'notify',
+      order.id,
+      '--trade-no',
+      'T-manual-2',
+      '--amount',
+      '2599',
+    ]);
+    expect(late.delivery).toBe('recorded-after-end');
+    const listed = await cliJson<{ discrepancies: { kind: string; orderId: string }[] }>([
+      'discrepancies',
+      'list',
+      '--order',
+      order.id,
+    ]);
+    expect(listed.discrepancies.map((d) => d.kind)).toEqual(['DUPLICATE_PAYMENT']);
+
+    const ended = await cli(['signal', 'initiated', order.id]);
+    expect(ended.code).toBe(1);
+    expect(ended.stderr).toContain('is not running');
+  });
+
+  it('signal cancel closes an unpaid order after the final check', async () => {
+    const { order } = await createOrderViaCli();
+    const cancelled = await cli(['signal', 'cancel', order.id, '--reason', 'buyer changed mind']);
+    expect(cancelled.code).toBe(0);
+    const result = await stack.temporal.workflow.getHandle(orderWorkflowId(order.id)).result();
+    expect(result.status).toBe('CLOSED');
+    expect(await orderRow(order.id)).toMatchObject({ status: 'CLOSED', close_reason: 'buyer changed mind' });
+  });
+
+  it('replay: a history from the server and from a file replays deterministically; a tampered one fails', async () => {
+    const file = path.join(workDir, 'paid.json');
+    const fetched = await cliJson<{ deterministic: boolean; events: number; savedTo: string }>([
+      'replay',
+      orderWorkflowId(paidOrderId),
+      '--out',
+      file,
+    ]);
+    expect(fetched).toMatchObject({ deterministic: true, savedTo: file });
+    expect(fetched.events).toBeGreaterThan(5);
+
+    const fromFile = await cli(['replay', '--file', file]);
+    expect(fromFile.code).toBe(0);
+    expect(fromFile.stdout).toContain('replay OK: deterministic');
+
+    // The recorded history says the workflow scheduled a different activity than the code does.
+    const history = JSON.parse(await readFile(file, 'utf8')) as {
+      events: { activityTaskScheduledEventAttributes?: { activityType?: { name?: string } } }[];
+    };
+    const scheduled = history.events.find(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'markOrderPaid',
+    );
+    expect(scheduled).toBeDefined();
+    if (scheduled?.activityTaskScheduledEventAttributes?.activityType) {
+      scheduled.activityTaskScheduledEventAttributes.activityType.name = 'closeOrder';
+    }
+    const tampered = path.join(workDir, 'tampered.json');
+    await writeFile(tampered, JSON.stringify(history));
+    const failed = await cli(['replay', '--file', tampered]);
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toContain('replay FAILED');
+    expect(failed.stdout).toContain('DeterminismViolationError');
+    expect(failed.stdout).toContain("Activity type of scheduled event 'closeOrder'");
+    expect(failed.stderr).toContain('does not replay this history deterministically');
+
+    const missing = await cli(['replay', '--file', path.join(workDir, 'nope.json')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('cannot read the history file');
+  });
+});
+
+describe('dlq: the parking queue', () => {
+  const lateOrderId = `ord_cli_late_${randomUUID().slice(0, 8)}`;
+  const late = paidNotification({ id: lateOrderId, amount: 777, currency: 'CNY' });
+  let forgedId: string;
+
+  interface Listing {
+    queue: string;
+    total: number;
+    messages: {
+      messageId: string;
+      reason: string;
+      detail: string;
+      attempts: number;
+      originalRoutingKey: string;
+      parkedAt: string;
+      orderId: string | null;
+      requeues: number;
+    }[];
+  }
+
+  beforeAll(async () => {
+    createdOrders.add(lateOrderId);
+    const parkedBefore = Object.values(stack.consumer?.stats.parked ?? {}).reduce((a, b) => a + b, 0);
+    const forged = paidNotification({
+      id: `ord_cli_forged_${randomUUID().slice(0, 8)}`,
+      amount: 1,
+      currency: 'CNY',
+    });
+    forgedId = forged.messageId;
+    await stack.publish(forged, { secret: 'an-attacker-secret-of-16+' });
+    await stack.publish('{"version":1, not json', { messageId: `not-json-${randomUUID()}` });
+    // A valid notice for an order that does not exist yet: parked as UNKNOWN_ORDER.
+    await stack.publish(late);
+    await eventually('three parked messages', async () => {
+      const parked = Object.values(stack.consumer?.stats.parked ?? {}).reduce((a, b) => a + b, 0);
+      return parked >= parkedBefore + 3 && (await parkingDepth()) === 3 ? true : undefined;
+    });
+  });
+
+  it('dlq list shows every parked message with its reason and loses none (order kept)', async () => {
+    const first = await cliJson<Listing>(['dlq', 'list']);
+    expect(first.total).toBe(3);
+    expect(first.messages.map((m) => m.reason).sort()).toEqual([
+      'BAD_SIGNATURE',
+      'NOT_JSON',
+      'UNKNOWN_ORDER',
+    ]);
+    for (const message of first.messages) {
+      expect(message.originalRoutingKey).toBe('trade.paid');
+      expect(message.attempts).toBe(1);
+      expect(message.detail).not.toBe('');
+      expect(Number.isNaN(Date.parse(message.parkedAt))).toBe(false);
+    }
+    expect(first.messages.find((m) => m.reason === 'UNKNOWN_ORDER')?.orderId).toBe(lateOrderId);
+    expect(await parkingDepth()).toBe(3);
+
+    const second = await cliJson<Listing>(['dlq', 'list']);
+    expect(second.messages.map((m) => m.messageId)).toEqual(first.messages.map((m) => m.messageId));
+
+    const limited = await cliJson<Listing>(['dlq', 'list', '--limit', '1']);
+    expect(limited.total).toBe(3);
+    expect(limited.messages.map((m) => m.messageId)).toEqual([first.messages[0]?.messageId]);
+
+    const human = await cli(['dlq', 'list']);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/MESSAGE ID\s+REASON\s+ATTEMPTS\s+ROUTING KEY\s+PARKED AT\s+ORDER/);
+    expect(human.stdout).toContain('UNKNOWN_ORDER');
+    expect(human.stdout).toContain('BAD_SIGNATURE');
+    expect(human.stdout).toContain('3 parked message(s)');
+    expect(await parkingDepth()).toBe(3);
+    const third = await cliJson<Listing>(['dlq', 'list']);
+    expect(third.messages.map((m) => m.messageId)).toEqual(first.messages.map((m) => m.messageId));
+  });
+
+  it('discrepancies list shows the UNKNOWN_ORDER the consumer recorded; resolve marks it', async () => {
+    const listed = await cliJson<{ discrepancies: { id: number; orderId: string; kind: string }[] }>([
+      'discrepancies',
+      'list',
+      '--kind',
+      'UNKNOWN_ORDER',
+      '--unresolved',
+      '--limit',
+      '1000',
+    ]);
+    const mine = listed.discrepancies.find((d) => d.orderId === lateOrderId);
+    expect(mine?.kind).toBe('UNKNOWN_ORDER');
+
+    const human = await cli(['discrepancies', 'list', '--order', lateOrderId]);
+    expect(human.stdout).toMatch(/ID\s+ORDER\s+KIND/);
+    expect(human.stdout).toContain('UNKNOWN_ORDER');
+
+    const resolved = await cliJson<{ discrepancy: { resolution: string; resolvedAt: string } }>([
+      'discrepancies',
+      'resolve',
+      String(mine?.id),
+      '--note',
+      'order created late; notification requeued',
+    ]);
+    expect(resolved.discrepancy.resolution).toBe('order created late; notification requeued');
+    const unresolved = await cliJson<{ discrepancies: unknown[] }>([
+      'discrepancies',
+      'list',
+      '--order',
+      lateOrderId,
+      '--unresolved',
+    ]);
+    expect(unresolved.discrepancies).toEqual([]);
+    const twice = await cli(['discrepancies', 'resolve', String(mine?.id), '--note', 'again']);
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toContain('already resolved');
+  });
+
+  it('dlq requeue <messageId>: the message goes back to the payment exchange, is consumed again and pays the order', async () => {
+    // The operator fixes the cause (the order now exists), then re-drives the one message.
+    await cliJson([
+      'order',
+      'create',
+      '--id',
+      lateOrderId,
+      '--amount',
+      '777',
+      '--no-trade',
+      '--ladder',
+      '1h',
+    ]);
+    const requeued = await cliJson<{
+      requeued: { messageId: string; routingKey: string }[];
+      failed: unknown[];
+    }>(['dlq', 'requeue', late.messageId]);
+    expect(requeued.requeued).toEqual([
+      expect.objectContaining({ messageId: late.messageId, routingKey: 'trade.paid' }),
+    ]);
+    expect(requeued.failed).toEqual([]);
+
+    // The signature travelled with it: the consumer accepted it and paid the order over MQ.
+    await eventually('late order PAID', async () =>
+      (await orderRow(lateOrderId))?.status === 'PAID' ? true : undefined,
+    );
+    expect(await orderRow(lateOrderId)).toMatchObject({ settled_by: 'mq', trade_no: late.tradeNo });
+    const left = await cliJson<Listing>(['dlq', 'list']);
+    expect(left.messages.map((m) => m.reason).sort()).toEqual(['BAD_SIGNATURE', 'NOT_JSON']);
+
+    const unknown = await cli(['dlq', 'requeue', 'no-such-message']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no message with id "no-such-message"');
+    expect(await parkingDepth()).toBe(2);
+  });
+
+  it('dlq requeue --all re-drives every parked message once (hopeless ones come back parked, marked)', async () => {
+    const requeued = await cliJson<{ requeued: { messageId: string }[] }>(['dlq', 'requeue', '--all']);
+    expect(requeued.requeued).toHaveLength(2);
+    expect(requeued.requeued.map((m) => m.messageId)).toContain(forgedId);
+
+    // The consumer rejects them again; they are parked anew with a fresh attempt count.
+    const back = await eventually('both re-parked', async () => {
+      if ((await parkingDepth()) !== 2) return undefined;
+      const listing = await cliJson<Listing>(['dlq', 'list']);
+      return listing.messages.every((m) => m.requeues === 1) ? listing : undefined;
+    });
+    expect(back.messages.map((m) => m.reason).sort()).toEqual(['BAD_SIGNATURE', 'NOT_JSON']);
+    expect(back.messages.every((m) => m.attempts === 1)).toBe(true);
+
+    const human = await cli(['dlq', 'requeue', forgedId]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain(`requeued ${forgedId} -> ${stack.topology.paymentExchange} [trade.paid]`);
+    await eventually('forged one re-parked', async () => ((await parkingDepth()) === 2 ? true : undefined));
+  });
+
+  it('dlq purge refuses without --yes, then empties the queue and prints the count', async () => {
+    await eventually('two parked', async () => ((await parkingDepth()) === 2 ? true : undefined));
+    const refused = await spawnCli(['dlq', 'purge']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('add --yes');
+    expect(await parkingDepth()).toBe(2);
+
+    const purged = await cliJson<{ purged: number; queue: string }>(['dlq', 'purge', '--yes']);
+    expect(purged).toEqual({ purged: 2, queue: stack.topology.parkingQueue });
+    expect(await parkingDepth()).toBe(0);
+
+    const empty = await cli(['dlq', 'list']);
+    expect(empty.code).toBe(0);
+    expect(empty.stdout).toContain('is empty');
+  });
+});

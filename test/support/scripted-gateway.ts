@@ -1,0 +1,66 @@
+import type { TradeLookupStatus } from '../../src/domain';
+import { type PaymentGateway, ProviderUnavailableError, type TradeSnapshot } from '../../src/gateway';
+
+/**
+ * A payment provider whose answers a workflow test scripts in advance: "paid from the 3rd query on",
+ * "down for the first 4 calls", "paid at the moment of close". Time-skipping tests need answers that
+ * depend on the call count, not on wall-clock time.
+ */
+export class ScriptedGateway implements PaymentGateway {
+  readonly queries: string[] = [];
+  readonly closes: string[] = [];
+  private readonly trades = new Map<string, TradeScript>();
+
+  script(orderId: string, script: TradeScript): void {
+    this.trades.set(orderId, script);
+  }
+
+  async queryTrade(orderId: string): Promise<TradeSnapshot> {
+    this.queries.push(orderId);
+    const script = this.trades.get(orderId) ?? {};
+    const call = this.queries.filter((id) => id === orderId).length;
+    if (script.downForCalls && call <= script.downForCalls) {
+      throw new ProviderUnavailableError(`scripted outage (call ${call})`);
+    }
+    const paid = script.paidFromQuery !== undefined && call >= script.paidFromQuery;
+    return this.snapshot(orderId, script, paid ? 'TRADE_SUCCESS' : (script.unpaidStatus ?? 'WAIT_BUYER_PAY'));
+  }
+
+  async closeTrade(orderId: string): Promise<TradeSnapshot> {
+    this.closes.push(orderId);
+    const script = this.trades.get(orderId) ?? {};
+    if (script.paidAtClose) return this.snapshot(orderId, script, 'TRADE_SUCCESS');
+    return this.snapshot(orderId, script, 'TRADE_CLOSED');
+  }
+
+  queryCount(orderId: string): number {
+    return this.queries.filter((id) => id === orderId).length;
+  }
+
+  private snapshot(orderId: string, script: TradeScript, status: TradeLookupStatus): TradeSnapshot {
+    const paid = status === 'TRADE_SUCCESS';
+    return {
+      orderId,
+      status,
+      tradeNo: status === 'NOT_FOUND' ? null : `SIM-${orderId}`,
+      amount: paid ? (script.paidAmount ?? script.amount ?? null) : null,
+      currency: paid ? (script.currency ?? 'CNY') : null,
+      paidAt: paid ? '2026-01-01T00:00:00.000Z' : null,
+    };
+  }
+}
+
+export interface TradeScript {
+  /** The order's amount, echoed back when paid. */
+  amount?: number;
+  /** A wrong amount the provider reports as paid. */
+  paidAmount?: number;
+  currency?: string;
+  /** 1-based query number from which the trade is paid. */
+  paidFromQuery?: number;
+  /** The first n queries fail as if the provider were down. */
+  downForCalls?: number;
+  /** Closing reveals the buyer paid at that moment. */
+  paidAtClose?: boolean;
+  unpaidStatus?: TradeLookupStatus;
+}

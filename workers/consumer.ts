@@ -1,0 +1,292 @@
+import {
+  type Client,
+  Connection,
+  Client as TemporalClient,
+  WorkflowExecutionAlreadyStartedError,
+} from '@temporalio/client';
+import amqp, { type ChannelWrapper } from 'amqp-connection-manager';
+import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
+import { type Config, loadConfig } from '../src/config';
+import { createDatabase, type Database, redactUrl } from '../src/db/client';
+import { findOrder, recordDiscrepancy } from '../src/db/orders';
+import { handleNoticeForEndedWorkflow } from '../src/late-notice';
+import { createLogger, type Logger } from '../src/logger';
+import { noMetrics, type PayreconMetrics } from '../src/metrics';
+import { declareTopology, HEADERS, topologyFor } from '../src/mq/topology';
+import { type PaymentNotification, parseNotification, type RejectionReason } from '../src/notification';
+import { orderWorkflowInput, orderWorkflowStartOptions } from '../src/orders';
+import { orderWorkflow, type PaymentNotice, paymentNoticeSignal } from '../workflows/order';
+import { installWorkerRuntime } from './runtime';
+
+/** What became of one delivery. */
+export type Disposition =
+  | { kind: 'delivered'; orderId: string; late: boolean }
+  | { kind: 'park'; reason: RejectionReason | 'RETRIES_EXHAUSTED'; detail: string }
+  | { kind: 'retry'; detail: string };
+
+export interface PaymentConsumerDeps {
+  config: Config;
+  db: Database;
+  temporal: Client;
+  log: Logger;
+  metrics?: PayreconMetrics;
+}
+
+/** Decides what to do with one message. Never throws: every failure is a disposition. */
+export async function processNotification(
+  deps: PaymentConsumerDeps,
+  message: ConsumeMessage,
+): Promise<Disposition> {
+  const parsed = parseNotification(
+    message.content,
+    message.properties.headers?.[HEADERS.signature],
+    deps.config.NOTIFY_HMAC_SECRET,
+  );
+  if (!parsed.ok) return { kind: 'park', reason: parsed.reason, detail: parsed.detail };
+  const notification = parsed.notification;
+  try {
+    return await forwardToWorkflow(deps, notification);
+  } catch (error) {
+    return { kind: 'retry', detail: describeTransientError(error) };
+  }
+}
+
+async function forwardToWorkflow(
+  deps: PaymentConsumerDeps,
+  notification: PaymentNotification,
+): Promise<Disposition> {
+  const order = await findOrder(deps.db, notification.orderId);
+  if (!order) {
+    await recordDiscrepancy(deps.db, {
+      orderId: notification.orderId,
+      kind: 'UNKNOWN_ORDER',
+      details: {
+        messageId: notification.messageId,
+        tradeNo: notification.tradeNo,
+        amount: notification.amount,
+      },
+    });
+    return {
+      kind: 'park',
+      reason: 'UNKNOWN_ORDER',
+      detail: `no order ${notification.orderId} in the orders table`,
+    };
+  }
+  const notice: PaymentNotice = {
+    messageId: notification.messageId,
+    orderId: notification.orderId,
+    source: 'mq',
+    tradeNo: notification.tradeNo,
+    status: notification.status,
+    amount: notification.amount,
+    currency: notification.currency,
+    paidAt: notification.paidAt,
+  };
+  try {
+    // signalWithStart: a notice that beats the order's workflow to the server still lands.
+    await deps.temporal.workflow.signalWithStart(orderWorkflow, {
+      ...orderWorkflowStartOptions(orderWorkflowInput(order, deps.config), deps.config.TEMPORAL_TASK_QUEUE),
+      signal: paymentNoticeSignal,
+      signalArgs: [notice],
+    });
+    return { kind: 'delivered', orderId: order.id, late: false };
+  } catch (error) {
+    if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+    // The order's workflow has ended and may not start again: record the fact, flag contradictions.
+    await handleNoticeForEndedWorkflow(deps.db, order, notice);
+    return { kind: 'delivered', orderId: order.id, late: true };
+  }
+}
+
+function describeTransientError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/ECONNREFUSED.*5432|PostgreSQL|postgres/i.test(message)) return `PostgreSQL unavailable: ${message}`;
+  return `Temporal or PostgreSQL unavailable: ${message}`;
+}
+
+function attemptsSoFar(message: ConsumeMessage): number {
+  const raw = Number(message.properties.headers?.[HEADERS.attempts] ?? 0);
+  return Number.isInteger(raw) && raw >= 0 ? raw : 0;
+}
+
+export interface PaymentConsumer {
+  /** Resolves once the consumer is subscribed to the queue. */
+  ready: Promise<void>;
+  /** Stops taking messages, finishes the ones in flight, closes everything this consumer opened. */
+  close(): Promise<void>;
+  stats: { delivered: number; late: number; retried: number; parked: Record<string, number> };
+}
+
+/**
+ * The amqplib consumer: reads the pay-success queue with manual acks and bounded prefetch, and acks
+ * a message only after Temporal accepted its signal, or after it was moved to the retry or parking queue.
+ */
+export function startPaymentConsumer(deps: PaymentConsumerDeps): PaymentConsumer {
+  const { config, log } = deps;
+  const metrics = deps.metrics ?? noMetrics;
+  const topology = topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY);
+  const stats: PaymentConsumer['stats'] = { delivered: 0, late: 0, retried: 0, parked: {} };
+  const inFlight = new Set<Promise<void>>();
+  // Bumped on every (re)connect: a delivery tag from an older channel must not be acked on the new one.
+  let channelGeneration = 0;
+  let stopping = false;
+
+  const connection = amqp.connect([config.AMQP_URL], {
+    heartbeatIntervalInSeconds: 10,
+    reconnectTimeInSeconds: 2,
+  });
+  connection.on('connect', () => log.info({ url: redactUrl(config.AMQP_URL) }, 'connected to RabbitMQ'));
+  connection.on('disconnect', ({ err }) =>
+    log.warn(
+      { url: redactUrl(config.AMQP_URL), err: err?.message },
+      'RabbitMQ connection lost; reconnecting',
+    ),
+  );
+  connection.on('connectFailed', ({ err }) =>
+    log.warn({ url: redactUrl(config.AMQP_URL), err: err?.message }, 'RabbitMQ is not reachable; retrying'),
+  );
+
+  const channel: ChannelWrapper = connection.createChannel({
+    confirm: true,
+    setup: async (ch: ConfirmChannel) => {
+      channelGeneration++;
+      await declareTopology(ch, topology);
+    },
+  });
+
+  // Setup failures (e.g. a queue declared elsewhere with other arguments) must be loud, not silent.
+  channel.on('error', (err: Error) =>
+    log.error({ err: err.message }, 'RabbitMQ channel error; retrying setup'),
+  );
+
+  const moveTo = async (
+    message: ConsumeMessage,
+    exchange: string,
+    routingKey: string,
+    headers: Record<string, unknown>,
+  ) => {
+    await channel.publish(exchange, routingKey, message.content, {
+      persistent: true,
+      messageId: message.properties.messageId,
+      contentType: message.properties.contentType,
+      headers: { ...message.properties.headers, ...headers },
+    });
+  };
+
+  const settle = async (message: ConsumeMessage, disposition: Disposition) => {
+    const attempts = attemptsSoFar(message) + 1;
+    const original = {
+      [HEADERS.originalExchange]:
+        message.properties.headers?.[HEADERS.originalExchange] ?? message.fields.exchange,
+      [HEADERS.originalRoutingKey]:
+        message.properties.headers?.[HEADERS.originalRoutingKey] ?? message.fields.routingKey,
+    };
+    let final = disposition;
+    if (final.kind === 'retry' && attempts >= config.CONSUMER_MAX_ATTEMPTS) {
+      final = {
+        kind: 'park',
+        reason: 'RETRIES_EXHAUSTED',
+        detail: `${attempts} attempts; last error: ${final.detail}`,
+      };
+    }
+    if (final.kind === 'retry') {
+      // The default exchange routes straight to the retry queue, whose TTL dead-letters it back later.
+      await moveTo(message, '', topology.retryQueue, { ...original, [HEADERS.attempts]: attempts });
+      stats.retried++;
+      metrics.notificationReceived('retried');
+      log.warn(
+        { messageId: message.properties.messageId, attempts, detail: final.detail },
+        'notification will be retried',
+      );
+    } else if (final.kind === 'park') {
+      await moveTo(message, topology.errorExchange, '', {
+        ...original,
+        [HEADERS.attempts]: attempts,
+        [HEADERS.reason]: final.reason,
+        [HEADERS.detail]: final.detail.slice(0, 1000),
+        [HEADERS.parkedAt]: new Date().toISOString(),
+      });
+      stats.parked[final.reason] = (stats.parked[final.reason] ?? 0) + 1;
+      metrics.notificationParked(final.reason);
+      log.error(
+        { messageId: message.properties.messageId, reason: final.reason, detail: final.detail },
+        'notification parked',
+      );
+    } else {
+      stats.delivered++;
+      if (final.late) stats.late++;
+      metrics.notificationReceived(final.late ? 'late' : 'delivered');
+      log.info(
+        { messageId: message.properties.messageId, orderId: final.orderId, late: final.late },
+        'notification delivered',
+      );
+    }
+  };
+
+  const onMessage = (message: ConsumeMessage | null) => {
+    if (!message) return; // the broker cancelled the consumer; amqp-connection-manager re-subscribes
+    const generation = channelGeneration;
+    const work = (async () => {
+      try {
+        await settle(message, await processNotification(deps, message));
+        if (generation === channelGeneration) channel.ack(message);
+      } catch (error) {
+        // Moving the message failed (broker gone): leave it unacked; the broker redelivers it.
+        log.error(
+          { messageId: message.properties.messageId, err: (error as Error).message },
+          'could not settle message',
+        );
+        if (generation === channelGeneration && !stopping) channel.nack(message, false, true);
+      }
+    })();
+    inFlight.add(work);
+    work.finally(() => inFlight.delete(work));
+  };
+
+  const ready = channel
+    .consume(topology.paySuccessQueue, onMessage, { noAck: false, prefetch: config.CONSUMER_PREFETCH })
+    .then(() => undefined);
+
+  return {
+    ready,
+    stats,
+    async close() {
+      stopping = true;
+      await channel.cancelAll().catch(() => {});
+      await Promise.allSettled([...inFlight]);
+      await channel.close();
+      await connection.close();
+    },
+  };
+}
+
+async function main() {
+  const config = loadConfig();
+  const log = createLogger('consumer', config.LOG_LEVEL);
+  const database = createDatabase(config.DATABASE_URL, { max: config.DATABASE_POOL_MAX });
+  // Lazy: the consumer keeps running while Temporal is down; those messages go to delayed retry.
+  const connection = Connection.lazy({ address: config.TEMPORAL_ADDRESS });
+  const temporal = new TemporalClient({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  // The Temporal runtime is here only for its Prometheus exporter, which serves payrecon's counters.
+  const metrics = installWorkerRuntime('WARN', config.CONSUMER_METRICS_ADDRESS);
+  const consumer = startPaymentConsumer({ config, db: database.db, temporal, log, metrics });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, async () => {
+      log.info({ signal }, 'stopping: no new messages, finishing those in flight');
+      await consumer.close();
+      await connection.close();
+      await database.close();
+      log.info({ stats: consumer.stats }, 'consumer stopped');
+      process.exit(0);
+    });
+  }
+  await consumer.ready;
+  log.info({ prefetch: config.CONSUMER_PREFETCH, prefix: config.AMQP_PREFIX }, 'consumer started');
+}
+
+if (require.main === module) {
+  main().catch((error) => {
+    console.error(`consumer failed: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  });
+}

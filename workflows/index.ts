@@ -1,0 +1,2 @@
+// The worker bundles this file: it must only export workflows (and their signal/query definitions).
+export * from './order';

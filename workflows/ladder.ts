@@ -1,0 +1,23 @@
+/** Pure helpers for the fallback polling ladder; no workflow APIs so they can be unit-tested anywhere. */
+
+export interface PollLadder {
+  /** Delays before each check, e.g. 3s, 30s, 60s, 120s, 180s, 300s. */
+  stepsMs: number[];
+  /** Delay between checks once the steps are used up. */
+  repeatMs: number;
+}
+
+/** Delay before check number `step` (0-based). */
+export function ladderDelay(ladder: PollLadder, step: number): number {
+  return ladder.stepsMs[step] ?? ladder.repeatMs;
+}
+
+/** 3000 → "3s", 90000 → "1m30s", 1800000 → "30m": short enough for a Web UI summary line. */
+export function formatDuration(ms: number): string {
+  const totalSeconds = Math.max(0, Math.round(ms / 1000));
+  const h = Math.floor(totalSeconds / 3600);
+  const m = Math.floor((totalSeconds % 3600) / 60);
+  const s = totalSeconds % 60;
+  const parts = [h ? `${h}h` : '', m ? `${m}m` : '', s ? `${s}s` : ''].filter(Boolean);
+  return parts.length ? parts.join('') : `${ms}ms`;
+}

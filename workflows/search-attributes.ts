@@ -1,0 +1,8 @@
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+/** Custom search attributes, registered by scripts/temporal-dev.sh; filterable in the Web UI. */
+export const OrderIdKey = defineSearchAttributeKey('OrderId', SearchAttributeType.KEYWORD);
+/** UNPAID, CLOSING, PAID, CLOSED or NEEDS_REVIEW. */
+export const PaymentStatusKey = defineSearchAttributeKey('PaymentStatus', SearchAttributeType.KEYWORD);
+/** mq, poll or manual, once settled. */
+export const SettledByKey = defineSearchAttributeKey('SettledBy', SearchAttributeType.KEYWORD);
