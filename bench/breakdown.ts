@@ -5,19 +5,19 @@ import { orderWorkflowId } from '../src/domain';
 const { EventType } = temporal.api.enums.v1;
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
-/** Where an order's end-to-end time goes, from a sample of workflow histories (medians, ms). */
+/**
+ * Where an order's end-to-end time goes, from a sample of workflow histories (medians, ms). The database
+ * writes are local activities (workflows/order.ts), so they run inside the workflow task that handles the
+ * signal: that task's run time includes recordPaymentNotice and markOrderPaid.
+ */
 export interface Breakdown {
   sampled: number;
   /** Pay request sent → paymentNotice signal in history: simulator, broker, consumer, signalWithStart. */
   toSignal: number;
-  /** Signal → recordPaymentNotice scheduled: one workflow task (queue wait + run). */
-  signalToFirstActivity: number | null;
-  /** recordPaymentNotice scheduled → completed. */
-  noticeActivity: number | null;
-  /** recordPaymentNotice completed → markOrderPaid scheduled: a second workflow task. */
-  betweenActivities: number | null;
-  /** markOrderPaid scheduled → completed (the conditional UPDATE is inside). */
-  paidActivity: number | null;
+  /** Signal → the workflow task that handles it started: server queue and the worker's poll. */
+  signalToTask: number | null;
+  /** That workflow task, started → completed: the handler and its local activities (the UPDATE is inside). */
+  taskRun: number | null;
   /** Signal → workflow completed. */
   signalToCompleted: number;
 }
@@ -39,30 +39,14 @@ function stages(events: HistoryEvent[], sentAt: number) {
   );
   const completed = events.find((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED);
   if (!signal || !completed) return null;
-  const activity = (name: string) => {
-    const scheduled = events.find(
-      (e) =>
-        e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED &&
-        e.activityTaskScheduledEventAttributes?.activityType?.name === name &&
-        Number(e.eventId) > Number(signal.eventId),
-    );
-    const done = scheduled
-      ? events.find(
-          (e) =>
-            e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED &&
-            Number(e.activityTaskCompletedEventAttributes?.scheduledEventId) === Number(scheduled.eventId),
-        )
-      : undefined;
-    return scheduled && done ? { scheduled: millis(scheduled), done: millis(done) } : null;
-  };
-  const notice = activity('recordPaymentNotice');
-  const paid = activity('markOrderPaid');
+  const after = (type: number, from: HistoryEvent) =>
+    events.find((e) => e.eventType === type && Number(e.eventId) > Number(from.eventId));
+  const started = after(EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED, signal);
+  const taskDone = started ? after(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, started) : undefined;
   return {
     toSignal: millis(signal) - sentAt,
-    signalToFirstActivity: notice ? notice.scheduled - millis(signal) : null,
-    noticeActivity: notice ? notice.done - notice.scheduled : null,
-    betweenActivities: notice && paid ? paid.scheduled - notice.done : null,
-    paidActivity: paid ? paid.done - paid.scheduled : null,
+    signalToTask: started ? millis(started) - millis(signal) : null,
+    taskRun: started && taskDone ? millis(taskDone) - millis(started) : null,
     signalToCompleted: millis(completed) - millis(signal),
   };
 }
@@ -94,10 +78,8 @@ export async function breakdown(
   return {
     sampled: rows.length,
     toSignal: pick('toSignal') ?? 0,
-    signalToFirstActivity: pick('signalToFirstActivity'),
-    noticeActivity: pick('noticeActivity'),
-    betweenActivities: pick('betweenActivities'),
-    paidActivity: pick('paidActivity'),
+    signalToTask: pick('signalToTask'),
+    taskRun: pick('taskRun'),
     signalToCompleted: pick('signalToCompleted') ?? 0,
   };
 }

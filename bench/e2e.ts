@@ -11,8 +11,6 @@ export interface PayreconVariant {
   name: string;
   /** Extra Temporal WorkerOptions (maxCachedWorkflows, maxConcurrent...): runs bench/worker-variant.ts. */
   workerOptions?: Record<string, number>;
-  /** The order workflow with its database writes as local activities (bench/worker-variant.ts). */
-  localActivities?: boolean;
   /** Environment overrides for both processes (CONSUMER_PREFETCH, DATABASE_POOL_MAX, ...). */
   env?: Record<string, string>;
 }
@@ -25,11 +23,10 @@ export interface RunningPayrecon {
 
 /** Starts the worker and the consumer as separate processes, so each one's memory can be read. */
 export async function startPayrecon(config: Config, variant: PayreconVariant): Promise<RunningPayrecon> {
-  const custom = Boolean(variant.workerOptions || variant.localActivities);
+  const custom = Boolean(variant.workerOptions);
   const env = configEnv(config, {
     ...variant.env,
     ...(variant.workerOptions ? { BENCH_WORKER_OPTIONS: JSON.stringify(variant.workerOptions) } : {}),
-    ...(variant.localActivities ? { BENCH_LOCAL_ACTIVITIES: '1' } : {}),
   });
   const worker = new BenchProcess('worker', custom ? 'bench/worker-variant.ts' : 'workers/worker.ts', env);
   const consumer = new BenchProcess('consumer', 'workers/consumer.ts', env);

@@ -38,7 +38,6 @@ const usage = `usage: npm run bench -- [options]
   --scale-fire-rate 20      sampled timers due per second (default 20)
   --skip-baselines          only payrecon: no Temporal floor, no cron baseline
   --worker-options JSON     bench worker with Temporal WorkerOptions, e.g. '{"maxCachedWorkflows":500}'
-  --local-activities        bench worker whose order workflow writes the database with local activities
   --prefetch N              CONSUMER_PREFETCH of payrecon's consumer and the baseline's
   --pool-max N              DATABASE_POOL_MAX of every service process
   --label NAME              name of the payrecon variant in the report
@@ -63,7 +62,6 @@ function parseCli(argv: string[]) {
       'server-pragmas': { type: 'string' },
       'skip-baselines': { type: 'boolean', default: false },
       'worker-options': { type: 'string' },
-      'local-activities': { type: 'boolean', default: false },
       prefetch: { type: 'string' },
       'pool-max': { type: 'string' },
       label: { type: 'string' },
@@ -103,7 +101,6 @@ function parseCli(argv: string[]) {
             .join(' '),
         ]
       : []),
-    ...(values['local-activities'] ? ['local activities'] : []),
     ...(values.prefetch ? [`prefetch ${values.prefetch}`] : []),
     ...(values['pool-max'] ? [`pool ${values['pool-max']}`] : []),
   ];
@@ -113,7 +110,6 @@ function parseCli(argv: string[]) {
   const variant: PayreconVariant = {
     name: values.label ?? (variantParts.length > 0 ? variantParts.join(', ') : 'defaults'),
     workerOptions,
-    localActivities: values['local-activities'],
     env,
   };
   // --rates 0: no end-to-end phases at all (e.g. only the scale probe).

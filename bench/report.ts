@@ -209,10 +209,8 @@ export function renderReport(report: BenchReport): string {
         'payrecon: where the time goes (medians, ms)',
         'sampled',
         'pay sent → signal',
-        'signal → 1st activity',
-        'recordPaymentNotice',
-        '→ markOrderPaid',
-        'markOrderPaid',
+        'signal → workflow task',
+        'task incl. local DB writes',
         'signal → completed',
       ],
     });
@@ -224,10 +222,8 @@ export function renderReport(report: BenchReport): string {
         `${r.offeredRate}/s`,
         b.sampled,
         b.toSignal,
-        v(b.signalToFirstActivity),
-        v(b.noticeActivity),
-        v(b.betweenActivities),
-        v(b.paidActivity),
+        v(b.signalToTask),
+        v(b.taskRun),
         b.signalToCompleted,
       ]);
     }

@@ -6,12 +6,11 @@ import { assertDatabaseReachable, createDatabase } from '../src/db/client';
 import { HttpPaymentGateway } from '../src/gateway/http';
 import { createLogger } from '../src/logger';
 import { installWorkerRuntime } from '../workers/runtime';
-import { writeLocalActivitiesVariant } from './variants/local-activities';
 
 /**
  * Bench-only copy of workers/worker.ts's createOrderWorker with extra Temporal WorkerOptions from
- * BENCH_WORKER_OPTIONS (JSON) and, with BENCH_LOCAL_ACTIVITIES=1, the order workflow whose database
- * writes are local activities. Everything else (activities, pool, gateway, runtime) is the real thing.
+ * BENCH_WORKER_OPTIONS (JSON). Everything else (workflows, activities, pool, gateway, runtime) is the
+ * real thing.
  */
 const TUNABLE = [
   'maxCachedWorkflows',
@@ -37,7 +36,6 @@ async function main() {
   const config = loadConfig();
   const log = createLogger('worker', config.LOG_LEVEL);
   const options = parseOptions(process.env.BENCH_WORKER_OPTIONS);
-  const localActivities = process.env.BENCH_LOCAL_ACTIVITIES === '1';
   const metrics = installWorkerRuntime('WARN', config.WORKER_METRICS_ADDRESS);
   const database = createDatabase(config.DATABASE_URL, { max: config.DATABASE_POOL_MAX });
   await assertDatabaseReachable(database.sql, config.DATABASE_URL);
@@ -46,7 +44,7 @@ async function main() {
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    workflowsPath: localActivities ? writeLocalActivitiesVariant() : path.resolve(__dirname, '../workflows'),
+    workflowsPath: path.resolve(__dirname, '../workflows'),
     activities: createActivities({
       db: database.db,
       gateway: new HttpPaymentGateway({ baseUrl: config.PROVIDER_URL }),
@@ -55,7 +53,7 @@ async function main() {
     ...options,
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => worker.shutdown());
-  log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, options, localActivities }, 'worker started');
+  log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, options }, 'worker started');
   try {
     await worker.run();
   } finally {

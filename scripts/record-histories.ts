@@ -27,6 +27,7 @@ import { type Config, loadConfig } from '../src/config';
 import { createDatabase, type Database, type Sql } from '../src/db/client';
 import { findOrder, insertOrder, type OrderRow } from '../src/db/orders';
 import type { TradeSnapshot } from '../src/gateway';
+import { activityTypes as activityTypesIn } from '../src/history';
 import { handleNoticeForEndedWorkflow } from '../src/late-notice';
 import { orderWorkflowInput, orderWorkflowStartOptions } from '../src/orders';
 import { connectTemporal } from '../src/temporal';
@@ -129,10 +130,7 @@ async function eventually<T>(what: string, probe: () => Promise<T | undefined>, 
 }
 
 async function activityTypes(run: Run): Promise<string[]> {
-  const history = await run.handle.fetchHistory();
-  return (history.events ?? []).flatMap(
-    (e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? [],
-  );
+  return activityTypesIn(await run.handle.fetchHistory());
 }
 
 async function discrepancyKinds(run: Run): Promise<string[]> {

@@ -55,4 +55,7 @@ export interface PaymentFact {
 export interface TransitionResult {
   changed: boolean;
   status: OrderStatus | null;
+  /** Which path settled the row, whichever call did it: a local activity re-run after its workflow task
+   * failed finds its own earlier update (changed: false) and must still report the settlement. */
+  settledBy: SettledBy | null;
 }

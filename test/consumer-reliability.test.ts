@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { orderWorkflowId } from '../src/domain';
+import { activityTypes } from '../src/history';
 import { PaymentEventPublisher } from '../src/mq/publisher';
 import { HEADERS, TRADE_PAID_ROUTING_KEY } from '../src/mq/topology';
 import { createOrder } from '../src/orders';
@@ -71,9 +72,7 @@ describe('consumer reliability on the real dev server, Postgres and RabbitMQ', (
     stack.sql`select source, message_id from payment_events where order_id = ${id}`;
   const markOrderPaidCount = async (workflowId: string) => {
     const history = await stack.temporal.workflow.getHandle(workflowId).fetchHistory();
-    return (history.events ?? []).filter(
-      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'markOrderPaid',
-    ).length;
+    return activityTypes(history).filter((type) => type === 'markOrderPaid').length;
   };
   const totalParked = (parked: Record<string, number>) => Object.values(parked).reduce((a, b) => a + b, 0);
   /** A Temporal client through a proxy of its own, closed at the end. */

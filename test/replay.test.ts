@@ -47,8 +47,11 @@ const CLOSES_THE_TRADE = [
 ];
 
 interface Fixture {
-  /** File name: <scenario>.json, or <scenario>.run<N>.json for each run of a continue-as-new chain. */
+  /** Path under HISTORIES_DIR: [pre-<patch-id>/]<scenario>.json, or <scenario>.run<N>.json for each run
+   * of a continue-as-new chain. */
   file: string;
+  /** "current" for the top folder; "pre-<patch-id>" for the histories recorded before that patch. */
+  set: string;
   scenario: string;
   run: number;
   workflowId: string;
@@ -79,26 +82,40 @@ function workflowIdOf(started: JsonEvent['workflowExecutionStartedEventAttribute
   return `order-${input.orderId}`;
 }
 
+/** The top folder holds the current code's histories; each pre-<patch-id>/ folder, those recorded before
+ * that patch, which the patched() guard must keep replaying until no such order can still be running. */
+function fixtureSets(): { set: string; dir: string }[] {
+  const older = readdirSync(HISTORIES_DIR, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && entry.name.startsWith('pre-'))
+    .map((entry) => ({ set: entry.name, dir: path.join(HISTORIES_DIR, entry.name) }));
+  return [{ set: 'current', dir: HISTORIES_DIR }, ...older];
+}
+
 function loadFixtures(): { fixtures: Fixture[]; json: Map<string, JsonEvent[]> } {
   const json = new Map<string, JsonEvent[]>();
-  const fixtures = readdirSync(HISTORIES_DIR)
-    .filter((file) => file.endsWith('.json'))
-    .map((file): Fixture => {
-      const match = /^(?<scenario>[a-z0-9-]+?)(?:\.run(?<run>\d+))?\.json$/.exec(file);
-      if (!match?.groups?.scenario) throw new Error(`unexpected fixture name ${file}`);
-      const raw = JSON.parse(readFileSync(path.join(HISTORIES_DIR, file), 'utf8')) as { events: JsonEvent[] };
-      json.set(file, raw.events);
-      const started = raw.events[0]?.workflowExecutionStartedEventAttributes;
-      return {
-        file,
-        scenario: match.groups.scenario,
-        run: Number(match.groups.run ?? 1),
-        workflowId: workflowIdOf(started, file),
-        runId: started?.originalExecutionRunId ?? '',
-        history: historyFromJSON(raw),
-      };
-    })
-    .sort((a, b) => a.scenario.localeCompare(b.scenario) || a.run - b.run);
+  const fixtures = fixtureSets()
+    .flatMap(({ set, dir }) =>
+      readdirSync(dir)
+        .filter((name) => name.endsWith('.json'))
+        .map((name): Fixture => {
+          const match = /^(?<scenario>[a-z0-9-]+?)(?:\.run(?<run>\d+))?\.json$/.exec(name);
+          if (!match?.groups?.scenario) throw new Error(`unexpected fixture name ${name}`);
+          const file = set === 'current' ? name : `${set}/${name}`;
+          const raw = JSON.parse(readFileSync(path.join(dir, name), 'utf8')) as { events: JsonEvent[] };
+          json.set(file, raw.events);
+          const started = raw.events[0]?.workflowExecutionStartedEventAttributes;
+          return {
+            file,
+            set,
+            scenario: match.groups.scenario,
+            run: Number(match.groups.run ?? 1),
+            workflowId: workflowIdOf(started, file),
+            runId: started?.originalExecutionRunId ?? '',
+            history: historyFromJSON(raw),
+          };
+        }),
+    )
+    .sort((a, b) => a.set.localeCompare(b.set) || a.scenario.localeCompare(b.scenario) || a.run - b.run);
   return { fixtures, json };
 }
 
@@ -142,10 +159,16 @@ const activityTypes = (file: string) =>
   (events.get(file) ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
 
 describe('recorded workflow histories', () => {
-  it('cover every scenario, each with complete histories', () => {
-    expect([...new Set(fixtures.map((f) => f.scenario))].sort()).toEqual([...SCENARIOS].sort());
-    for (const scenario of SCENARIOS) {
-      const runs = fixtures.filter((f) => f.scenario === scenario);
+  it('cover every scenario, each with complete histories, in the current set and each pre-patch set', () => {
+    const sets = [...new Set(fixtures.map((f) => f.set))];
+    expect(sets).toContain('current');
+    expect(sets).toContain('pre-db-writes-as-local-activities');
+    for (const set of sets) {
+      const inSet = fixtures.filter((f) => f.set === set);
+      expect([...new Set(inSet.map((f) => f.scenario))].sort(), set).toEqual([...SCENARIOS].sort());
+    }
+    for (const [set, scenario] of sets.flatMap((set) => SCENARIOS.map((sc) => [set, sc] as const))) {
+      const runs = fixtures.filter((f) => f.set === set && f.scenario === scenario);
       expect(
         runs.map((f) => f.run),
         scenario,
@@ -164,9 +187,10 @@ describe('recorded workflow histories', () => {
         expect(fixture.workflowId, fixture.file).toBe(runs[0]?.workflowId);
       });
     }
-    expect(fixtures.filter((f) => f.scenario === 'continue-as-new-duplicate-flood').length).toBeGreaterThan(
-      1,
-    );
+    for (const set of sets) {
+      const chain = fixtures.filter((f) => f.set === set && f.scenario === 'continue-as-new-duplicate-flood');
+      expect(chain.length, set).toBeGreaterThan(1);
+    }
   });
 
   it('replay against the current workflow code without a determinism error', async () => {
@@ -178,7 +202,15 @@ describe('recorded workflow histories', () => {
 describe('the replay check', () => {
   it('fails the histories that closed a trade when a command is added to the close path', async () => {
     const closers = fixtures.filter((f) => activityTypes(f.file).includes('closeTrade'));
-    expect(closers.map((f) => f.scenario).sort()).toEqual([...CLOSES_THE_TRADE].sort());
+    for (const set of new Set(fixtures.map((f) => f.set))) {
+      expect(
+        closers
+          .filter((f) => f.set === set)
+          .map((f) => f.scenario)
+          .sort(),
+        set,
+      ).toEqual([...CLOSES_THE_TRADE].sort());
+    }
 
     const outcomes = await replayAll({
       replayName: 'payrecon-replay-nondeterministic',
@@ -187,6 +219,18 @@ describe('the replay check', () => {
     expect(outcomes).toEqual(
       Object.fromEntries(
         fixtures.map((f) => [f.file, closers.includes(f) ? 'DeterminismViolationError' : 'ok']),
+      ),
+    );
+  });
+
+  it('fails every pre-patch history when the database writes become local activities without patched()', async () => {
+    const outcomes = await replayAll({
+      replayName: 'payrecon-replay-unguarded-local-activities',
+      interceptors: { workflowModules: [path.join(VARIANTS_DIR, 'unguarded-local-db-writes')] },
+    });
+    expect(outcomes).toEqual(
+      Object.fromEntries(
+        fixtures.map((f) => [f.file, f.set === 'current' ? 'ok' : 'DeterminismViolationError']),
       ),
     );
   });

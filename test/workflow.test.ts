@@ -5,9 +5,10 @@ import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../activities';
+import { type Activities, createActivities } from '../activities';
 import { createDatabase } from '../src/db/client';
 import { findOrder, insertOrder } from '../src/db/orders';
+import { activityTypes } from '../src/history';
 import { handleNoticeForEndedWorkflow } from '../src/late-notice';
 import { orderWorkflowInput, orderWorkflowStartOptions } from '../src/orders';
 import { installWorkerRuntime } from '../workers/runtime';
@@ -37,6 +38,32 @@ const PAY_WINDOW_MS = 30 * 60_000;
 // Ladder checks at 3s, 33s, 93s, 213s, 393s, 693s, 993s, 1293s, 1593s; the next would pass the deadline.
 const LADDER_CHECKS_BEFORE_DEADLINE = 9;
 
+/**
+ * `<orderId>:<activity>` entries: that activity's next call commits its write, then fails as if the reply
+ * were lost (connection dropped after COMMIT, or a workflow task that failed after its local activity
+ * ran). The retry must still see the write as its own.
+ */
+const replyLostOnce = new Set<string>();
+
+function withLostReplies(activities: Activities): Activities {
+  const loseReply = (orderId: string, name: string) => {
+    if (replyLostOnce.delete(`${orderId}:${name}`)) throw new Error(`${name}: reply lost after commit`);
+  };
+  return {
+    ...activities,
+    async recordPaymentNotice(notice) {
+      const isNew = await activities.recordPaymentNotice(notice);
+      loseReply(notice.orderId, 'recordPaymentNotice');
+      return isNew;
+    },
+    async markOrderPaid(input) {
+      const result = await activities.markOrderPaid(input);
+      loseReply(input.orderId, 'markOrderPaid');
+      return result;
+    },
+  };
+}
+
 let env: TestWorkflowEnvironment;
 let worker: Worker;
 let workerRun: Promise<void>;
@@ -63,7 +90,7 @@ beforeAll(async () => {
     connection: env.nativeConnection,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     workflowsPath: path.resolve(__dirname, '../workflows'),
-    activities: createActivities({ db: database.db, gateway }),
+    activities: withLostReplies(createActivities({ db: database.db, gateway })),
   });
   workerRun = worker.run();
 });
@@ -114,10 +141,7 @@ const discrepancies = (orderId: string) =>
   database.sql`select kind from payment_discrepancies where order_id = ${orderId} order by id`;
 
 async function activityCount(handle: WorkflowHandle, name: string): Promise<number> {
-  const history = await handle.fetchHistory();
-  return (history.events ?? []).filter(
-    (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === name,
-  ).length;
+  return activityTypes(await handle.fetchHistory()).filter((type) => type === name).length;
 }
 
 describe('order workflow (time-skipping)', () => {
@@ -132,6 +156,21 @@ describe('order workflow (time-skipping)', () => {
       settledBy: 'mq',
       tradeNo: `SIM-${orderId}`,
     });
+    expect((await events(orderId)).map((e) => e.source)).toEqual(['mq']);
+  });
+
+  it('settles by MQ once when the database writes commit but their replies are lost and they retry', async () => {
+    const { orderId, handle } = await startOrder();
+    replyLostOnce.add(`${orderId}:recordPaymentNotice`);
+    replyLostOnce.add(`${orderId}:markOrderPaid`);
+    await handle.signal(paymentNoticeSignal, notice(orderId));
+    const result = await handle.result();
+    // The retried recordPaymentNotice finds its own row (isNew: false) and markOrderPaid its own update
+    // (changed: false): the order is still settled by this notice, not left to the ladder.
+    expect(result).toMatchObject({ status: 'PAID', settledBy: 'mq', pollAttempts: 0 });
+    expect(replyLostOnce.size).toBe(0);
+    expect(gateway.queryCount(orderId)).toBe(0);
+    expect(await orderRow(orderId)).toMatchObject({ status: 'PAID', settledBy: 'mq' });
     expect((await events(orderId)).map((e) => e.source)).toEqual(['mq']);
   });
 

@@ -6,7 +6,9 @@ import {
   defineQuery,
   defineSignal,
   log,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -19,6 +21,7 @@ import {
   type PaymentEventSource,
   type SettledBy,
   type TradeLookupStatus,
+  type TransitionResult,
 } from '../src/domain';
 import type { TradeSnapshot } from '../src/gateway';
 import { formatDuration, ladderDelay, type PollLadder } from './ladder';
@@ -105,10 +108,17 @@ const SEEN_IDS_CARRIED = 200;
 // executeWithOptions deep-merges its options over these, so call sites add only a summary.
 // Database writes: conditional and idempotent, and a settled payment must never be dropped,
 // so they retry until Postgres is back.
-const db = proxyActivities<Activities>({
+const dbOptions = {
   startToCloseTimeout: '10s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
-});
+} as const;
+// They run as local activities: in the worker, inside the workflow task that needs them, with no activity
+// task and no extra workflow task of their own (bench/README.md: +45% orders/s, half the p50 on the dev
+// server). Being idempotent, a local activity re-run after a lost workflow task changes nothing.
+const dbLocal = proxyLocalActivities<Activities>(dbOptions);
+// Workflows started before that change keep regular activities, so their histories still replay.
+const dbRemote = proxyActivities<Activities>(dbOptions);
+const DB_LOCAL_ACTIVITIES_PATCH = 'db-writes-as-local-activities';
 
 // A ladder check gives up fast: the next rung of the ladder is its retry.
 const ladderCheck = proxyActivities<Activities>({
@@ -123,6 +133,15 @@ const finalCheck = proxyActivities<Activities>({
 });
 
 export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderWorkflowResult> {
+  const localDbWrites = patched(DB_LOCAL_ACTIVITIES_PATCH);
+  const db = localDbWrites ? dbLocal : dbRemote;
+  /**
+   * Who settled the order. A local activity whose workflow task failed (e.g. a signal arrived while it
+   * completed) runs again and finds its own earlier update: changed=false, but the row says who did it.
+   * Activity results of histories from before the patch carry no settledBy: the old rule replays them.
+   */
+  const settledByOf = (result: TransitionResult, by: SettledBy): SettledBy | null =>
+    localDbWrites && result.settledBy !== undefined ? result.settledBy : result.changed ? by : null;
   const { orderId } = input;
   const deadline = Date.parse(input.payDeadline);
   const historyLimit = input.historyLimit ?? DEFAULT_HISTORY_LIMIT;
@@ -217,7 +236,7 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderWor
         settledBy,
       },
     ]);
-    if (paid.changed) state.settledBy = settledBy;
+    if (paid.status === 'PAID') state.settledBy = settledByOf(paid, settledBy);
     if (!paid.changed && paid.status === 'CLOSED') {
       await noteDiscrepancy('PAID_AFTER_CLOSE', {
         tradeNo: fact.tradeNo,
@@ -234,7 +253,11 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderWor
       [notice],
     );
     // Seen before this run (continue-as-new forgets old ids): payment_events' unique key remembers.
-    if (!isNew || !isPaidTradeStatus(notice.status)) return null;
+    // With local activities isNew is also false when this very call ran before in a failed workflow
+    // task, so a paid notice is applied anyway: the workflow is still running, so no earlier copy of
+    // it settled the order, and applying a paid fact is idempotent (conditional UPDATE, one
+    // discrepancy per kind).
+    if ((!isNew && !localDbWrites) || !isPaidTradeStatus(notice.status)) return null;
     return applyPaidFact(notice, notice.source);
   };
 
@@ -290,7 +313,7 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderWor
     const result = await db.closeOrder.executeWithOptions({ summary: `close order (${reason})` }, [
       { orderId, reason, settledBy: closedBy },
     ]);
-    if (result.changed) state.settledBy = closedBy;
+    if (result.status === 'CLOSED') state.settledBy = settledByOf(result, closedBy);
     return result.status ?? 'CLOSED';
   };
 
@@ -299,7 +322,7 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderWor
     while (inbox.length > 0) {
       const notice = inbox.shift() as PaymentNotice;
       const isNew = await db.recordPaymentNotice(notice);
-      if (isNew && isPaidTradeStatus(notice.status) && status === 'CLOSED') {
+      if ((isNew || localDbWrites) && isPaidTradeStatus(notice.status) && status === 'CLOSED') {
         await noteDiscrepancy('PAID_AFTER_CLOSE', {
           tradeNo: notice.tradeNo,
           amount: notice.amount,

@@ -7,6 +7,7 @@ import amqplib from 'amqplib';
 import type { Config } from '../config';
 import type { Sql } from '../db/client';
 import { type OrderStatus, orderWorkflowId } from '../domain';
+import { activityRuns } from '../history';
 import { declareTopology, HEADERS, topologyFor } from '../mq/topology';
 import type { ServiceProcess } from '../service';
 import type {
@@ -166,24 +167,17 @@ const TRANSITION_ACTIVITIES = new Set(['markOrderPaid', 'closeOrder', 'holdOrder
 /** The latest run's history of an order's workflow, reduced to what checkSingleTransition needs. */
 export async function workflowEvidence(client: Client, orderId: string): Promise<WorkflowEvidence> {
   const history = await client.workflow.getHandle(orderWorkflowId(orderId)).fetchHistory();
-  const scheduled = new Map<string, string>();
   const transitions: TransitionEvidence[] = [];
+  for (const run of activityRuns(history)) {
+    if (!TRANSITION_ACTIVITIES.has(run.type) || !run.result) continue;
+    const value = defaultPayloadConverter.fromPayload<{ changed: boolean; status: string | null }>(
+      run.result,
+    );
+    transitions.push({ activity: run.type, changed: value.changed, status: value.status });
+  }
   let execution = 'RUNNING';
   let resultStatus: string | null = null;
   for (const event of history.events ?? []) {
-    const scheduledAttrs = event.activityTaskScheduledEventAttributes;
-    if (scheduledAttrs) scheduled.set(String(event.eventId), scheduledAttrs.activityType?.name ?? '');
-    const completed = event.activityTaskCompletedEventAttributes;
-    if (completed) {
-      const activity = scheduled.get(String(completed.scheduledEventId)) ?? '';
-      const payload = completed.result?.payloads?.[0];
-      if (TRANSITION_ACTIVITIES.has(activity) && payload) {
-        const value = defaultPayloadConverter.fromPayload<{ changed: boolean; status: string | null }>(
-          payload,
-        );
-        transitions.push({ activity, changed: value.changed, status: value.status });
-      }
-    }
     const done = event.workflowExecutionCompletedEventAttributes;
     if (done) {
       execution = 'COMPLETED';

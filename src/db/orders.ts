@@ -42,11 +42,15 @@ export async function listOrders(
 }
 
 /** What an UPDATE ... RETURNING found, or, when it changed nothing, the row's current status. */
-async function transitionResult(db: Database, orderId: string, updated: { status: OrderStatus }[]) {
+async function transitionResult(
+  db: Database,
+  orderId: string,
+  updated: { status: OrderStatus; settledBy: SettledBy | null }[],
+): Promise<TransitionResult> {
   const [row] = updated;
-  if (row) return { changed: true, status: row.status } satisfies TransitionResult;
+  if (row) return { changed: true, status: row.status, settledBy: row.settledBy };
   const current = await findOrder(db, orderId);
-  return { changed: false, status: current?.status ?? null } satisfies TransitionResult;
+  return { changed: false, status: current?.status ?? null, settledBy: current?.settledBy ?? null };
 }
 
 /**
@@ -67,7 +71,7 @@ export async function markOrderPaid(
       updatedAt: dsql`now()`,
     })
     .where(and(eq(orders.id, input.orderId), eq(orders.status, 'UNPAID')))
-    .returning({ status: orders.status });
+    .returning({ status: orders.status, settledBy: orders.settledBy });
   return transitionResult(db, input.orderId, updated);
 }
 
@@ -86,7 +90,7 @@ export async function closeOrder(
       updatedAt: dsql`now()`,
     })
     .where(and(eq(orders.id, input.orderId), eq(orders.status, 'UNPAID')))
-    .returning({ status: orders.status });
+    .returning({ status: orders.status, settledBy: orders.settledBy });
   return transitionResult(db, input.orderId, updated);
 }
 
@@ -104,7 +108,7 @@ export async function holdOrderForReview(
       updatedAt: dsql`now()`,
     })
     .where(and(eq(orders.id, input.orderId), eq(orders.status, 'UNPAID')))
-    .returning({ status: orders.status });
+    .returning({ status: orders.status, settledBy: orders.settledBy });
   return transitionResult(db, input.orderId, updated);
 }
 
