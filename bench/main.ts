@@ -8,7 +8,7 @@ import { CRON_INTERVAL_MS, type CronBaselineResult, runCronBaseline } from './cr
 import { type E2EResult, type PayreconVariant, payreconOrderFactory, runE2E, startPayrecon } from './e2e';
 import { type FallbackResult, runFallback } from './fallback';
 import type { BenchContext } from './lib/context';
-import { startDedicatedDevServer } from './lib/dev-server';
+import { DEV_SERVER_PRAGMAS, startDedicatedDevServer } from './lib/dev-server';
 import { benchConfig, prepareBroker, prepareDatabase, sleep, terminateLeftovers } from './lib/env';
 import { SettlementWatcher } from './lib/paid-watch';
 import { stopEverything } from './lib/procs';
@@ -42,7 +42,8 @@ const usage = `usage: npm run bench -- [options]
   --pool-max N              DATABASE_POOL_MAX of every service process
   --label NAME              name of the payrecon variant in the report
   --dedicated-server        run everything on a fresh, throwaway dev server instead of TEMPORAL_ADDRESS
-  --server-pragmas LIST     --sqlite-pragma values for dedicated dev servers, e.g. journal_mode=wal,synchronous=normal
+  --server-pragmas LIST     --sqlite-pragma values for dedicated dev servers (default: those of
+                            scripts/temporal-dev.sh, journal_mode=wal,synchronous=normal; '' for none)
   --json PATH               where to write the JSON (default bench/results/bench-<timestamp>.json)
   --wait-load 1.5           wait (up to --wait-load-max, default 10m) until the 1-min load is below this; 0: don't`;
 
@@ -59,7 +60,7 @@ function parseCli(argv: string[]) {
       'scale-sample': { type: 'string', default: '500' },
       'scale-fire-rate': { type: 'string', default: '20' },
       'dedicated-server': { type: 'boolean', default: false },
-      'server-pragmas': { type: 'string' },
+      'server-pragmas': { type: 'string', default: DEV_SERVER_PRAGMAS.join(',') },
       'skip-baselines': { type: 'boolean', default: false },
       'worker-options': { type: 'string' },
       prefetch: { type: 'string' },
@@ -124,7 +125,10 @@ function parseCli(argv: string[]) {
     scaleFireRate: positive('scale-fire-rate', values['scale-fire-rate']),
     scaleSample: positive('scale-sample', values['scale-sample']),
     dedicatedServer: values['dedicated-server'],
-    serverPragmas: values['server-pragmas'] ? values['server-pragmas'].split(',').map((p) => p.trim()) : [],
+    serverPragmas: values['server-pragmas']
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean),
     skipBaselines: values['skip-baselines'],
     variant,
     json: values.json,

@@ -22,6 +22,9 @@ function venvCli(): string {
   return bin;
 }
 
+/** scripts/temporal-dev.sh's --sqlite-pragma values (WAL: see the tuning table in bench/README.md). */
+export const DEV_SERVER_PRAGMAS = ['journal_mode=wal', 'synchronous=normal'];
+
 export interface DedicatedDevServer {
   address: string;
   pid: number;
