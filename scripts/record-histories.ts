@@ -16,7 +16,7 @@
  * way its name says before its fixture is written: a failed scenario keeps its old fixture and the
  * script exits 1.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,6 +31,7 @@ import { activityTypes as activityTypesIn } from '../src/history';
 import { handleNoticeForEndedWorkflow } from '../src/late-notice';
 import { orderWorkflowInput, orderWorkflowStartOptions } from '../src/orders';
 import { connectTemporal } from '../src/temporal';
+import { paidNotice } from '../test/support/notice';
 import { ScriptedGateway, type TradeScript } from '../test/support/scripted-gateway';
 import { installWorkerRuntime } from '../workers/runtime';
 import { createOrderWorker } from '../workers/worker';
@@ -474,17 +475,7 @@ async function main() {
         sql: database.sql,
         gateway,
         config,
-        notice: (overrides = {}) => ({
-          messageId: randomUUID(),
-          orderId,
-          source: 'mq',
-          tradeNo: `SIM-${orderId}`,
-          status: 'TRADE_SUCCESS',
-          amount: AMOUNT,
-          currency: 'CNY',
-          paidAt: '2026-01-01T00:00:00.000Z',
-          ...overrides,
-        }),
+        notice: (overrides = {}) => paidNotice(orderId, AMOUNT, overrides),
         async row() {
           const current = await findOrder(database.db, orderId);
           if (!current) throw new Error(`order ${orderId} disappeared`);

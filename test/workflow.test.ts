@@ -23,6 +23,7 @@ import {
 } from '../workflows/order';
 import { OrderIdKey, PaymentStatusKey, SettledByKey } from '../workflows/search-attributes';
 import { testConfig } from './support/env';
+import { paidNotice } from './support/notice';
 import { ScriptedGateway } from './support/scripted-gateway';
 
 /**
@@ -122,17 +123,8 @@ async function startOrder(
   return { orderId, handle };
 }
 
-const notice = (orderId: string, overrides: Partial<PaymentNotice> = {}): PaymentNotice => ({
-  messageId: randomUUID(),
-  orderId,
-  source: 'mq',
-  tradeNo: `SIM-${orderId}`,
-  status: 'TRADE_SUCCESS',
-  amount: AMOUNT,
-  currency: 'CNY',
-  paidAt: '2026-01-01T00:00:00.000Z',
-  ...overrides,
-});
+const notice = (orderId: string, overrides: Partial<PaymentNotice> = {}): PaymentNotice =>
+  paidNotice(orderId, AMOUNT, overrides);
 
 const orderRow = async (orderId: string) => findOrder(database.db, orderId);
 const events = (orderId: string) =>

@@ -1,9 +1,8 @@
 import type { Client } from '@temporalio/client';
-import amqplib from 'amqplib';
 import { type Config, loadConfig } from '../../src/config';
 import type { Sql } from '../../src/db/client';
 import { migrateDatabase } from '../../src/db/migrate';
-import { declareTopology, topologyFor } from '../../src/mq/topology';
+import { declareAndPurge, topologyFor } from '../../src/mq/topology';
 
 /**
  * Where a benchmark run lives, away from dev, test and chaos data: its own database (payrecon_bench),
@@ -61,18 +60,7 @@ export async function prepareDatabase(config: Config, sql: () => Sql): Promise<v
 
 /** Declares the prefix's topology and purges its queues (leftovers of an aborted run). */
 export async function prepareBroker(config: Config): Promise<void> {
-  const topology = topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY);
-  const connection = await amqplib.connect(config.AMQP_URL);
-  try {
-    const channel = await connection.createChannel();
-    await declareTopology(channel, topology);
-    for (const queue of [topology.paySuccessQueue, topology.retryQueue, topology.parkingQueue]) {
-      await channel.purgeQueue(queue);
-    }
-    await channel.close();
-  } finally {
-    await connection.close();
-  }
+  await declareAndPurge(config.AMQP_URL, topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY));
 }
 
 /** Terminates workflows an aborted bench run left running on `taskQueue`; returns how many. */

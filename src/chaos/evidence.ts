@@ -8,7 +8,7 @@ import type { Config } from '../config';
 import type { Sql } from '../db/client';
 import { type OrderStatus, orderWorkflowId } from '../domain';
 import { activityRuns } from '../history';
-import { declareTopology, HEADERS, topologyFor } from '../mq/topology';
+import { declareAndPurge, HEADERS, topologyFor } from '../mq/topology';
 import type { ServiceProcess } from '../service';
 import type {
   DiscrepancyRowLite,
@@ -85,18 +85,7 @@ export class Simulator {
 
 /** Empties the chaos prefix's queues, so the run's accounting starts from nothing. */
 export async function resetQueues(config: Config): Promise<void> {
-  const topology = topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY);
-  const connection = await amqplib.connect(config.AMQP_URL);
-  try {
-    const channel = await connection.createChannel();
-    await declareTopology(channel, topology);
-    for (const queue of [topology.paySuccessQueue, topology.retryQueue, topology.parkingQueue]) {
-      await channel.purgeQueue(queue);
-    }
-    await channel.close();
-  } finally {
-    await connection.close();
-  }
+  await declareAndPurge(config.AMQP_URL, topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY));
 }
 
 export async function queueDepths(config: Config) {

@@ -1,4 +1,4 @@
-import type { Channel, ConfirmChannel } from 'amqplib';
+import amqplib, { type Channel, type ConfirmChannel } from 'amqplib';
 
 /** Routing key of a "trade paid" notification on the payment-events exchange. */
 export const TRADE_PAID_ROUTING_KEY = 'trade.paid';
@@ -79,4 +79,19 @@ export async function declareTopology(channel: Channel | ConfirmChannel, topolog
     arguments: { 'x-queue-type': 'quorum' },
   });
   await channel.bindQueue(topology.parkingQueue, topology.errorExchange, '');
+}
+
+/** Declares a prefix's topology and empties its queues, so a run that counts messages starts from none. */
+export async function declareAndPurge(amqpUrl: string, topology: Topology): Promise<void> {
+  const connection = await amqplib.connect(amqpUrl);
+  try {
+    const channel = await connection.createChannel();
+    await declareTopology(channel, topology);
+    for (const queue of [topology.paySuccessQueue, topology.retryQueue, topology.parkingQueue]) {
+      await channel.purgeQueue(queue);
+    }
+    await channel.close();
+  } finally {
+    await connection.close();
+  }
 }
