@@ -114,7 +114,8 @@ const dbOptions = {
 } as const;
 // They run as local activities: in the worker, inside the workflow task that needs them, with no activity
 // task and no extra workflow task of their own (bench/README.md: +45% orders/s, half the p50 on the dev
-// server). Being idempotent, a local activity re-run after a lost workflow task changes nothing.
+// server). A local activity re-run after a failed workflow task changes nothing in the database, but it
+// sees its own earlier write; the workflow reads results so that this is harmless (settledByOf, handleNotice).
 const dbLocal = proxyLocalActivities<Activities>(dbOptions);
 // Workflows started before that change keep regular activities, so their histories still replay.
 const dbRemote = proxyActivities<Activities>(dbOptions);
