@@ -61,6 +61,8 @@ export const configSchema = z.object({
   TEMPORAL_UI_URL: url(['http:', 'https:']).default('http://127.0.0.1:8233'),
   DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/payrecon'),
   DATABASE_POOL_MAX: positiveInt.default(10),
+  /** Workflows the worker keeps in memory; unset: the SDK's default from the heap size (~2,300 for 4 GiB). */
+  WORKER_MAX_CACHED_WORKFLOWS: positiveInt.max(1_000_000).optional(),
   AMQP_URL: url(['amqp:', 'amqps:']).default('amqp://guest:guest@127.0.0.1:5672'),
   /** Prefix of every exchange and queue name, so several environments can share one broker. */
   AMQP_PREFIX: z

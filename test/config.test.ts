@@ -22,7 +22,10 @@ describe('configuration from the environment', () => {
       POLL_LADDER: '1s, 2500, 1m',
       PAY_DEADLINE: '2h',
       CONSUMER_METRICS_ADDRESS: 'off',
+      WORKER_MAX_CACHED_WORKFLOWS: '500',
     });
+    expect(config.WORKER_MAX_CACHED_WORKFLOWS).toBe(500);
+    expect(loadConfig({}).WORKER_MAX_CACHED_WORKFLOWS).toBeUndefined();
     expect(config.POLL_LADDER).toEqual([1_000, 2_500, 60_000]);
     expect(config.PAY_DEADLINE).toBe(7_200_000);
     expect(config.CONSUMER_METRICS_ADDRESS).toBeUndefined();
@@ -35,6 +38,7 @@ describe('configuration from the environment', () => {
     ['POLL_LADDER', '3s,soon'],
     ['PAY_DEADLINE', '-5m'],
     ['CONSUMER_PREFETCH', '0'],
+    ['WORKER_MAX_CACHED_WORKFLOWS', 'lots'],
     ['NOTIFY_HMAC_SECRET', 'short'],
   ])('rejects %s=%s with a message naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);

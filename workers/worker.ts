@@ -47,6 +47,8 @@ export async function createOrderWorker({ config, gateway, connection, metricsAd
       gateway: gateway ?? new HttpPaymentGateway({ baseUrl: config.PROVIDER_URL }),
       metrics,
     }),
+    // Waiting orders evicted from the cache cost nothing until their timer fires (bench/README.md).
+    ...(config.WORKER_MAX_CACHED_WORKFLOWS ? { maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS } : {}),
   });
   return {
     worker,
