@@ -5,6 +5,7 @@ import type * as proto from '@temporalio/proto';
 import { DefaultLogger, type ReplayWorkerOptions, Runtime, Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { activityTypes } from '../src/history';
 
 /**
  * Replays the histories recorded from the dev server (test/fixtures/histories, written by
@@ -70,7 +71,6 @@ interface JsonEvent {
     continuedExecutionRunId?: string;
     input?: { payloads?: JsonPayload[] };
   };
-  activityTaskScheduledEventAttributes?: { activityType?: { name?: string } };
 }
 
 /** Histories carry no workflow id; the order's is `order-<orderId>`, and the start input has the order id. */
@@ -155,9 +155,6 @@ async function replayAll(options: Partial<ReplayWorkerOptions> = {}): Promise<Re
   return outcomes;
 }
 
-const activityTypes = (file: string) =>
-  (events.get(file) ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
-
 describe('recorded workflow histories', () => {
   it('cover every scenario, each with complete histories, in the current set and each pre-patch set', () => {
     const sets = [...new Set(fixtures.map((f) => f.set))];
@@ -201,7 +198,7 @@ describe('recorded workflow histories', () => {
 
 describe('the replay check', () => {
   it('fails the histories that closed a trade when a command is added to the close path', async () => {
-    const closers = fixtures.filter((f) => activityTypes(f.file).includes('closeTrade'));
+    const closers = fixtures.filter((f) => activityTypes(f.history).includes('closeTrade'));
     for (const set of new Set(fixtures.map((f) => f.set))) {
       expect(
         closers

@@ -139,10 +139,10 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderWor
   /**
    * Who settled the order. A local activity whose workflow task failed (e.g. a signal arrived while it
    * completed) runs again and finds its own earlier update: changed=false, but the row says who did it.
-   * Activity results of histories from before the patch carry no settledBy: the old rule replays them.
+   * Histories from before the patch keep the old rule (their results carry no settledBy).
    */
   const settledByOf = (result: TransitionResult, by: SettledBy): SettledBy | null =>
-    localDbWrites && result.settledBy !== undefined ? result.settledBy : result.changed ? by : null;
+    localDbWrites ? result.settledBy : result.changed ? by : null;
   const { orderId } = input;
   const deadline = Date.parse(input.payDeadline);
   const historyLimit = input.historyLimit ?? DEFAULT_HISTORY_LIMIT;
