@@ -16,4 +16,4 @@ ENV SIMULATOR_HOST=0.0.0.0 \
 
 USER node
 EXPOSE 8090
-CMD ["npx", "tsx", "src/service.ts"]
+CMD ["npx", "tsx", "tools/service.ts"]

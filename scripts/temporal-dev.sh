@@ -102,7 +102,7 @@ start() {
       --ip 127.0.0.1 --port "$PORT" --ui-port "$UI_PORT"
       --db-filename "$STATE_DIR/dev.db"
       # WAL instead of a rollback journal, and no fsync per commit (a dev server may lose its last
-      # commits on power loss, never on a crash): 10 orders/s p50 1.0 s -> 0.18 s (bench/README.md).
+      # commits on power loss, never on a crash): 10 orders/s p50 1.0 s -> 0.18 s (tools/bench/README.md).
       --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal
       --ui-disable-news-fetch)
     local name

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/platform/config';
 import {
   checkDiscrepancies,
   checkFinalStates,
@@ -14,10 +15,9 @@ import {
   type PlannedOrder,
   type TradeRowLite,
   type WorkflowEvidence,
-} from '../src/chaos/checks';
-import { faultCounts, planDisruptions, planOrders } from '../src/chaos/plan';
-import type { ChaosReport } from '../src/chaos/run';
-import { loadConfig } from '../src/config';
+} from '../tools/chaos/checks';
+import { faultCounts, planDisruptions, planOrders } from '../tools/chaos/plan';
+import type { ChaosReport } from '../tools/chaos/run';
 import { deleteTopology, uniqueSuffix } from './support/env';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -240,7 +240,7 @@ describe('chaos run (small CI configuration)', () => {
   it('40 orders, a worker and a consumer SIGKILL: every invariant holds', { timeout: 180_000 }, async () => {
     const json = path.join(dir, 'results.json');
     const args = [
-      'src/chaos/main.ts',
+      'tools/chaos/main.ts',
       ...['--orders', '40', '--seed', '20261122', '--kills-worker', '1', '--kills-consumer', '1'],
       ...['--broker-restarts', '0', '--pay-within', '30s', '--json', json],
     ];

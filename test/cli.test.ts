@@ -7,9 +7,9 @@ import path from 'node:path';
 import amqplib from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli/main';
-import type { Config } from '../src/config';
-import { orderWorkflowId } from '../src/domain';
-import { type RunningSimulator, startSimulator } from '../src/simulator/server';
+import { orderWorkflowId } from '../src/domain/index';
+import type { Config } from '../src/platform/config';
+import { type RunningSimulator, startSimulator } from '../tools/simulator/server';
 import { deleteTopology, eventually, testConfig } from './support/env';
 import { paidNotification, type Stack, startStack } from './support/stack';
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HEADERS } from '../src/mq/topology';
-import { createOrder } from '../src/orders';
+import { createOrder } from '../src/order/start';
 import { deleteTopology, eventually, testConfig } from './support/env';
 import { paidNotification, type Stack, startStack } from './support/stack';
 

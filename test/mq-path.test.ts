@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { orderWorkflowId } from '../src/domain';
-import { activityTypes } from '../src/history';
+import { orderWorkflowId } from '../src/domain/index';
 import { HEADERS } from '../src/mq/topology';
-import { createOrder } from '../src/orders';
+import { createOrder } from '../src/order/start';
+import { activityTypes } from '../src/platform/history';
 import { deleteTopology, eventually, testConfig } from './support/env';
 import { paidNotification, type Stack, startStack } from './support/stack';
 

@@ -5,7 +5,7 @@ import type * as proto from '@temporalio/proto';
 import { DefaultLogger, type ReplayWorkerOptions, Runtime, Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { activityTypes } from '../src/history';
+import { activityTypes } from '../src/platform/history';
 
 /**
  * Replays the histories recorded from the dev server (test/fixtures/histories, written by

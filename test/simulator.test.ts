@@ -1,9 +1,9 @@
 import amqplib, { type Channel, type ChannelModel, type GetMessage } from 'amqplib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createDatabase } from '../src/db/client';
+import { hasValidSignature, parseNotification, SIGNATURE_HEADER } from '../src/mq/notification';
 import { topologyFor } from '../src/mq/topology';
-import { hasValidSignature, parseNotification, SIGNATURE_HEADER } from '../src/notification';
-import { type RunningSimulator, startSimulator } from '../src/simulator/server';
+import { type RunningSimulator, startSimulator } from '../tools/simulator/server';
 import { deleteTopology, eventually, testConfig, uniqueSuffix } from './support/env';
 
 /**

@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Activities, createActivities } from '../activities';
 import { createDatabase } from '../src/db/client';
 import { findOrder, insertOrder } from '../src/db/orders';
-import { activityTypes } from '../src/history';
-import { handleNoticeForEndedWorkflow } from '../src/late-notice';
-import { orderWorkflowInput, orderWorkflowStartOptions } from '../src/orders';
+import { handleNoticeForEndedWorkflow } from '../src/order/late-notice';
+import { orderWorkflowInput, orderWorkflowStartOptions } from '../src/order/start';
+import { activityTypes } from '../src/platform/history';
 import { installWorkerRuntime } from '../workers/runtime';
 import {
   cancelOrderSignal,

@@ -6,15 +6,15 @@ import {
 } from '@temporalio/client';
 import amqp, { type ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
-import { type Config, loadConfig } from '../src/config';
 import { createDatabase, type Database, redactUrl } from '../src/db/client';
 import { findOrder, recordDiscrepancy } from '../src/db/orders';
-import { handleNoticeForEndedWorkflow } from '../src/late-notice';
-import { createLogger, type Logger } from '../src/logger';
-import { noMetrics, type PayreconMetrics } from '../src/metrics';
+import { type PaymentNotification, parseNotification, type RejectionReason } from '../src/mq/notification';
 import { declareTopology, HEADERS, topologyFor } from '../src/mq/topology';
-import { type PaymentNotification, parseNotification, type RejectionReason } from '../src/notification';
-import { orderWorkflowInput, orderWorkflowStartOptions } from '../src/orders';
+import { handleNoticeForEndedWorkflow } from '../src/order/late-notice';
+import { orderWorkflowInput, orderWorkflowStartOptions } from '../src/order/start';
+import { type Config, loadConfig } from '../src/platform/config';
+import { createLogger, type Logger } from '../src/platform/logger';
+import { noMetrics, type PayreconMetrics } from '../src/platform/metrics';
 import { orderWorkflow, type PaymentNotice, paymentNoticeSignal } from '../workflows/order';
 import { installWorkerRuntime } from './runtime';
 

@@ -1,5 +1,5 @@
 import { DefaultLogger, type LogLevel, Runtime } from '@temporalio/worker';
-import { createMetrics, type PayreconMetrics } from '../src/metrics';
+import { createMetrics, type PayreconMetrics } from '../src/platform/metrics';
 
 let metrics: PayreconMetrics | undefined;
 

@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
-import { type Config, loadConfig } from '../src/config';
 import { assertDatabaseReachable, createDatabase } from '../src/db/client';
-import type { PaymentGateway } from '../src/gateway';
-import { HttpPaymentGateway } from '../src/gateway/http';
-import { createLogger } from '../src/logger';
+import { type Config, loadConfig } from '../src/platform/config';
+import { createLogger } from '../src/platform/logger';
+import type { PaymentGateway } from '../src/provider/gateway';
+import { HttpPaymentGateway } from '../src/provider/http';
 import { installWorkerRuntime } from './runtime';
 
 export interface OrderWorkerOptions {
@@ -47,7 +47,7 @@ export async function createOrderWorker({ config, gateway, connection, metricsAd
       gateway: gateway ?? new HttpPaymentGateway({ baseUrl: config.PROVIDER_URL }),
       metrics,
     }),
-    // Waiting orders evicted from the cache cost nothing until their timer fires (bench/README.md).
+    // Waiting orders evicted from the cache cost nothing until their timer fires (tools/bench/README.md).
     ...(config.WORKER_MAX_CACHED_WORKFLOWS ? { maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS } : {}),
   });
   return {

@@ -22,8 +22,8 @@ import {
   type SettledBy,
   type TradeLookupStatus,
   type TransitionResult,
-} from '../src/domain';
-import type { TradeSnapshot } from '../src/gateway';
+} from '../src/domain/index';
+import type { TradeSnapshot } from '../src/provider/gateway';
 import { formatDuration, ladderDelay, type PollLadder } from './ladder';
 import { OrderIdKey, PaymentStatusKey, SettledByKey } from './search-attributes';
 
@@ -113,7 +113,7 @@ const dbOptions = {
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
 } as const;
 // They run as local activities: in the worker, inside the workflow task that needs them, with no activity
-// task and no extra workflow task of their own (bench/README.md: +45% orders/s, half the p50 on the dev
+// task and no extra workflow task of their own (tools/bench/README.md: +45% orders/s, half the p50 on the dev
 // server). A local activity re-run after a failed workflow task changes nothing in the database, but it
 // sees its own earlier write; the workflow reads results so that this is harmless (settledByOf, handleNotice).
 const dbLocal = proxyLocalActivities<Activities>(dbOptions);

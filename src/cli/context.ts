@@ -2,9 +2,9 @@ import type { Client } from '@temporalio/client';
 import amqplib, { type ChannelModel } from 'amqplib';
 import { InvalidArgumentError } from 'commander';
 import ms from 'ms';
-import { type Config, ConfigError, loadConfig } from '../config';
 import { assertDatabaseReachable, createDatabase, type Database, redactUrl, type Sql } from '../db/client';
-import { connectTemporal } from '../temporal';
+import { type Config, ConfigError, loadConfig } from '../platform/config';
+import { connectTemporal } from '../platform/temporal';
 
 /**
  * What every command shares: exit codes, errors that carry one, the configuration, lazily opened

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { and, desc, sql as dsql, eq, isNull, type SQL } from 'drizzle-orm';
 import { paymentDiscrepancies } from '../db/schema';
-import { DISCREPANCY_KINDS, type DiscrepancyKind } from '../domain';
+import { DISCREPANCY_KINDS, type DiscrepancyKind } from '../domain/index';
 import { type CliContext, CliError, choiceParser, intParser, parseOrderId } from './context';
 import { emit, formatFields, formatTable, isoOrNull, withJson } from './output';
 

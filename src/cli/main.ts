@@ -1,10 +1,10 @@
 import { Command, CommanderError } from 'commander';
 import { version } from '../../package.json';
+import { registerPayCommand } from '../../tools/simulator/cli';
 import { CliContext, CliError, type CliIo, type CliContext as Context, describeError, EXIT } from './context';
 import { registerDiscrepancyCommands } from './discrepancies';
 import { registerDlqCommands } from './dlq';
 import { registerOrderCommands } from './order';
-import { registerPayCommand } from './pay';
 import { registerQueryCommand } from './query';
 import { registerReplayCommand } from './replay';
 import { registerSignalCommands } from './signal';
@@ -12,7 +12,7 @@ import { registerSignalCommands } from './signal';
 /**
  * payrecon's operator CLI (commander). Every command has --help and --json; exit codes: 0 done,
  * 1 the operation failed (the message names the service that is down), 2 bad usage or input.
- * Configuration comes from the environment, as for the services (src/config.ts).
+ * Configuration comes from the environment, as for the services (src/platform/config.ts).
  */
 
 const ENVIRONMENT_HELP = `

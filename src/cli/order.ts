@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
 import { asc, eq } from 'drizzle-orm';
-import { workflowUiLink } from '../config';
+import { simulatorRequest } from '../../tools/simulator/cli';
 import { findOrder, listOrders, type OrderRow } from '../db/orders';
 import { paymentDiscrepancies, paymentEvents } from '../db/schema';
-import { ORDER_STATUSES, type OrderStatus, orderWorkflowId } from '../domain';
-import { createOrder } from '../orders';
+import { ORDER_STATUSES, type OrderStatus, orderWorkflowId } from '../domain/index';
+import { createOrder } from '../order/start';
+import { workflowUiLink } from '../platform/config';
 import {
   type CliContext,
   CliError,
@@ -18,7 +19,6 @@ import {
   parseOrderId,
 } from './context';
 import { emit, formatFields, formatTable, isoOrNull, money, withJson } from './output';
-import { simulatorRequest } from './pay';
 import { formatState, readWorkflow, type WorkflowView } from './query';
 
 /** `order create | show | list`. */

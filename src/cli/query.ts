@@ -1,8 +1,8 @@
 import { type Client, isGrpcServiceError, WorkflowNotFoundError } from '@temporalio/client';
 import type { Command } from 'commander';
 import { type OrderWorkflowResult, type OrderWorkflowState, orderStateQuery } from '../../workflows/order';
-import { workflowUiLink } from '../config';
-import { orderWorkflowId } from '../domain';
+import { orderWorkflowId } from '../domain/index';
+import { workflowUiLink } from '../platform/config';
 import { type CliContext, CliError, describeError, parseOrderId } from './context';
 import { emit, formatFields, money, withJson } from './output';
 

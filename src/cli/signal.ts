@@ -9,9 +9,9 @@ import {
   paymentNoticeSignal,
 } from '../../workflows/order';
 import { findOrder } from '../db/orders';
-import { orderWorkflowId, TRADE_STATUSES, type TradeStatus } from '../domain';
-import { handleNoticeForEndedWorkflow } from '../late-notice';
-import { orderWorkflowInput, orderWorkflowStartOptions } from '../orders';
+import { orderWorkflowId, TRADE_STATUSES, type TradeStatus } from '../domain/index';
+import { handleNoticeForEndedWorkflow } from '../order/late-notice';
+import { orderWorkflowInput, orderWorkflowStartOptions } from '../order/start';
 import {
   type CliContext,
   CliError,

@@ -1,6 +1,6 @@
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import { redactUrl } from '../redact';
+import { redactUrl } from '../platform/redact';
 import * as schema from './schema';
 
 export { redactUrl };

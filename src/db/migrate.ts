@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { migrate } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
-import { loadConfig } from '../config';
+import { loadConfig } from '../platform/config';
 import { createDatabase, redactUrl } from './client';
 
 /** Creates the database named in `url` when it is missing (connecting to the `postgres` database to do it). */

@@ -5,7 +5,7 @@ import type {
   PaymentEventSource,
   SettledBy,
   TransitionResult,
-} from '../domain';
+} from '../domain/index';
 import type { Database } from './client';
 import { orders, paymentDiscrepancies, paymentEvents } from './schema';
 

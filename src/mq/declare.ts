@@ -3,8 +3,8 @@
  * Idempotent; run by scripts/setup.sh as `npx tsx src/mq/declare.ts`.
  */
 import amqp from 'amqplib';
-import { loadConfig } from '../config';
-import { redactUrl } from '../redact';
+import { loadConfig } from '../platform/config';
+import { redactUrl } from '../platform/redact';
 import { declareTopology, topologyFor } from './topology';
 
 async function main(): Promise<void> {

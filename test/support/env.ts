@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import amqplib from 'amqplib';
-import { type Config, loadConfig } from '../../src/config';
 import { topologyFor } from '../../src/mq/topology';
+import { type Config, loadConfig } from '../../src/platform/config';
 
 /** A unique suffix per test file, so files never read each other's queues or task queues. */
 export function uniqueSuffix(): string {

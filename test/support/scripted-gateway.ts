@@ -1,5 +1,9 @@
-import type { TradeLookupStatus } from '../../src/domain';
-import { type PaymentGateway, ProviderUnavailableError, type TradeSnapshot } from '../../src/gateway';
+import type { TradeLookupStatus } from '../../src/domain/index';
+import {
+  type PaymentGateway,
+  ProviderUnavailableError,
+  type TradeSnapshot,
+} from '../../src/provider/gateway';
 
 /**
  * A payment provider whose answers a workflow test scripts in advance: "paid from the 3rd query on",

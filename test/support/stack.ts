@@ -2,18 +2,18 @@ import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import amqplib, { type ChannelModel, type ConfirmChannel, type GetMessage } from 'amqplib';
-import type { Config } from '../../src/config';
 import { createDatabase } from '../../src/db/client';
-import type { PaymentGateway } from '../../src/gateway';
-import { createLogger } from '../../src/logger';
+import { type PaymentNotification, SIGNATURE_HEADER, signBody } from '../../src/mq/notification';
 import { declareTopology, TRADE_PAID_ROUTING_KEY, topologyFor } from '../../src/mq/topology';
-import { type PaymentNotification, SIGNATURE_HEADER, signBody } from '../../src/notification';
+import type { Config } from '../../src/platform/config';
+import { createLogger } from '../../src/platform/logger';
+import { connectTemporal } from '../../src/platform/temporal';
+import type { PaymentGateway } from '../../src/provider/gateway';
 import {
   type RunningSimulator,
   type StartSimulatorOptions,
   startSimulator,
-} from '../../src/simulator/server';
-import { connectTemporal } from '../../src/temporal';
+} from '../../tools/simulator/server';
 import { type PaymentConsumer, startPaymentConsumer } from '../../workers/consumer';
 import { createOrderWorker } from '../../workers/worker';
 

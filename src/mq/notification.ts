@@ -1,0 +1,58 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import { TRADE_STATUSES } from '../domain/index';
+
+/**
+ * Version 1 of the "trade paid" notification the payment service publishes.
+ * The body is JSON; the HMAC-SHA256 of the exact body bytes travels in the `x-signature` header (hex).
+ */
+export const paymentNotificationSchema = z.object({
+  version: z.literal(1),
+  messageId: z.string().min(1).max(128),
+  orderId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'order ids are 1-64 letters, digits, _ or -'),
+  tradeNo: z.string().min(1).max(64),
+  status: z.enum(TRADE_STATUSES),
+  amount: z.number().int().nonnegative(),
+  currency: z.string().regex(/^[A-Z]{3}$/, 'ISO 4217 code'),
+  paidAt: z.iso.datetime({ offset: true }),
+});
+
+export type PaymentNotification = z.infer<typeof paymentNotificationSchema>;
+
+export const SIGNATURE_HEADER = 'x-signature';
+
+export function signBody(body: Buffer | string, secret: string): string {
+  return createHmac('sha256', secret).update(body).digest('hex');
+}
+
+export function hasValidSignature(body: Buffer, signature: unknown, secret: string): boolean {
+  if (typeof signature !== 'string' || !/^[0-9a-f]{64}$/i.test(signature)) return false;
+  const expected = Buffer.from(signBody(body, secret), 'hex');
+  return timingSafeEqual(expected, Buffer.from(signature, 'hex'));
+}
+
+/** Why a notification can never be delivered, however often it is retried. */
+export type RejectionReason = 'BAD_SIGNATURE' | 'NOT_JSON' | 'SCHEMA_VIOLATION' | 'UNKNOWN_ORDER';
+
+export type ParsedNotification =
+  | { ok: true; notification: PaymentNotification }
+  | { ok: false; reason: RejectionReason; detail: string };
+
+/** Signature first (a forged body is never parsed), then JSON, then the schema. */
+export function parseNotification(body: Buffer, signature: unknown, secret: string): ParsedNotification {
+  if (!hasValidSignature(body, signature, secret)) {
+    return { ok: false, reason: 'BAD_SIGNATURE', detail: 'missing or wrong x-signature header' };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch (error) {
+    return { ok: false, reason: 'NOT_JSON', detail: (error as Error).message };
+  }
+  const parsed = paymentNotificationSchema.safeParse(json);
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
+    return { ok: false, reason: 'SCHEMA_VIOLATION', detail };
+  }
+  return { ok: true, notification: parsed.data };
+}

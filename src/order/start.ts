@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto';
+import { type Client, WorkflowIdReusePolicy } from '@temporalio/client';
+import { type OrderWorkflowInput, orderWorkflow } from '../../workflows/order';
+import { OrderIdKey, PaymentStatusKey } from '../../workflows/search-attributes';
+import type { Database } from '../db/client';
+import { insertOrder, type OrderRow } from '../db/orders';
+import { orderWorkflowId } from '../domain/index';
+import type { Config } from '../platform/config';
+
+export type LadderConfig = Pick<
+  Config,
+  'POLL_LADDER' | 'POLL_REPEAT' | 'PAY_DEADLINE' | 'TEMPORAL_TASK_QUEUE'
+>;
+
+export function newOrderId(): string {
+  return `ord_${Date.now().toString(36)}${randomBytes(5).toString('hex')}`;
+}
+
+/** The workflow's input for an order row; the consumer uses it too, to start a workflow a notice beat. */
+export function orderWorkflowInput(
+  row: Pick<OrderRow, 'id' | 'amount' | 'currency' | 'payDeadline'>,
+  config: LadderConfig,
+  overrides: { pollLadder?: OrderWorkflowInput['pollLadder'] } = {},
+): OrderWorkflowInput {
+  return {
+    orderId: row.id,
+    amount: row.amount,
+    currency: row.currency,
+    payDeadline: row.payDeadline.toISOString(),
+    pollLadder: overrides.pollLadder ?? { stepsMs: config.POLL_LADDER, repeatMs: config.POLL_REPEAT },
+  };
+}
+
+/**
+ * Options shared by every start of an order's workflow. REJECT_DUPLICATE: once an order's workflow has
+ * ended, nothing (not even a late notice's signalWithStart) can start a second one.
+ */
+export function orderWorkflowStartOptions(input: OrderWorkflowInput, taskQueue: string) {
+  return {
+    workflowId: orderWorkflowId(input.orderId),
+    taskQueue,
+    args: [input] as [OrderWorkflowInput],
+    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    typedSearchAttributes: [
+      { key: OrderIdKey, value: input.orderId },
+      { key: PaymentStatusKey, value: 'UNPAID' },
+    ],
+    memo: { amount: input.amount, currency: input.currency, payDeadline: input.payDeadline },
+    staticSummary: `order ${input.orderId}: ${(input.amount / 100).toFixed(2)} ${input.currency}`,
+  };
+}
+
+export interface CreateOrderRequest {
+  orderId?: string;
+  amount: number;
+  currency?: string;
+  /** Milliseconds from now; default PAY_DEADLINE. */
+  payWithinMs?: number;
+  pollLadder?: OrderWorkflowInput['pollLadder'];
+}
+
+/** Creates the order row, then its workflow. Returns the row and the workflow id. */
+export async function createOrder(
+  deps: { db: Database; client: Client; config: LadderConfig },
+  request: CreateOrderRequest,
+) {
+  if (!Number.isSafeInteger(request.amount) || request.amount <= 0) {
+    throw new Error(`amount must be a positive whole number of minor units, got ${request.amount}`);
+  }
+  const row = await insertOrder(deps.db, {
+    id: request.orderId ?? newOrderId(),
+    amount: request.amount,
+    currency: request.currency ?? 'CNY',
+    payDeadline: new Date(Date.now() + (request.payWithinMs ?? deps.config.PAY_DEADLINE)),
+  });
+  const input = orderWorkflowInput(row, deps.config, { pollLadder: request.pollLadder });
+  const handle = await deps.client.workflow.start(
+    orderWorkflow,
+    orderWorkflowStartOptions(input, deps.config.TEMPORAL_TASK_QUEUE),
+  );
+  return { order: row, workflowId: handle.workflowId };
+}

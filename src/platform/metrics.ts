@@ -1,0 +1,45 @@
+import type { MetricMeter } from '@temporalio/common';
+import type { DiscrepancyKind, OrderStatus, SettledBy } from '../domain/index';
+
+/**
+ * payrecon's own counters. They are created on the Temporal runtime's meter, so they are served on the
+ * same Prometheus endpoint as the SDK's metrics (workers/runtime.ts), one scrape target per process.
+ */
+export interface PayreconMetrics {
+  notificationReceived(outcome: 'delivered' | 'late' | 'retried'): void;
+  notificationParked(reason: string): void;
+  poll(result: 'answered' | 'failed'): void;
+  settled(path: SettledBy, status: OrderStatus): void;
+  discrepancy(kind: DiscrepancyKind): void;
+}
+
+export const noMetrics: PayreconMetrics = {
+  notificationReceived() {},
+  notificationParked() {},
+  poll() {},
+  settled() {},
+  discrepancy() {},
+};
+
+export function createMetrics(meter: MetricMeter): PayreconMetrics {
+  const received = meter.createCounter(
+    'payrecon_notifications_received',
+    '',
+    'payment notifications handled',
+  );
+  const parked = meter.createCounter(
+    'payrecon_notifications_parked',
+    '',
+    'notifications moved to the parking queue',
+  );
+  const polls = meter.createCounter('payrecon_provider_polls', '', 'trade status queries to the provider');
+  const settlements = meter.createCounter('payrecon_settlements', '', 'orders that reached a final state');
+  const discrepancies = meter.createCounter('payrecon_discrepancies', '', 'new payment discrepancies');
+  return {
+    notificationReceived: (outcome) => received.add(1, { outcome }),
+    notificationParked: (reason) => parked.add(1, { reason }),
+    poll: (result) => polls.add(1, { result }),
+    settled: (path, status) => settlements.add(1, { path, status }),
+    discrepancy: (kind) => discrepancies.add(1, { kind }),
+  };
+}

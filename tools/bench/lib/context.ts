@@ -1,0 +1,16 @@
+import type { Client } from '@temporalio/client';
+import type { Database, Sql } from '../../../src/db/client';
+import type { Config } from '../../../src/platform/config';
+import type { SettlementWatcher } from './paid-watch';
+
+/** What every phase of a bench run shares. */
+export interface BenchContext {
+  /** payrecon's configuration for this run (bench database, prefix and task queue). */
+  config: Config;
+  db: Database;
+  sql: Sql;
+  temporal: Client;
+  simulatorUrl: string;
+  watcher: SettlementWatcher;
+  log: (line: string) => void;
+}

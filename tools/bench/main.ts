@@ -1,0 +1,350 @@
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import ms from 'ms';
+import { createDatabase } from '../../src/db/client';
+import { connectTemporal } from '../../src/platform/temporal';
+import { installWorkerRuntime } from '../../workers/runtime';
+import { CRON_INTERVAL_MS, type CronBaselineResult, runCronBaseline } from './cron-baseline';
+import { type E2EResult, type PayreconVariant, payreconOrderFactory, runE2E, startPayrecon } from './e2e';
+import { type FallbackResult, runFallback } from './fallback';
+import type { BenchContext } from './lib/context';
+import { DEV_SERVER_PRAGMAS, startDedicatedDevServer } from './lib/dev-server';
+import { benchConfig, prepareBroker, prepareDatabase, sleep, terminateLeftovers } from './lib/env';
+import { SettlementWatcher } from './lib/paid-watch';
+import { stopEverything } from './lib/procs';
+import { startSimulatorProcess } from './lib/simulator';
+import {
+  type BenchReport,
+  type LoadStats,
+  machineInfo,
+  neverPaidQueries,
+  ratios,
+  renderReport,
+  writeReport,
+} from './report';
+import { runScale, type ScaleResult } from './scale';
+import { type FloorResult, runTemporalFloor } from './temporal-floor';
+
+const usage = `usage: npm run bench -- [options]
+  --rates 10,25,50          offered rates, orders per second (default 10,25,50); 0: skip every
+                            end-to-end phase (payrecon, fallback, baselines), e.g. to run only --scale
+  --duration 10s            how long each rate is offered (default 10s)
+  --pay-delay 1s            buyer pays this long after the order was created (default 1s)
+  --fallback-orders 30      orders whose notification is dropped (0: skip; default 30)
+  --scale 200               scale probe sizes, e.g. 10000,50000,100000 (0: skip; default 200); each
+                            on a dedicated, throwaway dev server
+  --scale-sample 500        timers of each size that fire during the probe, the others keep waiting
+                            (default 500)
+  --scale-fire-rate 20      sampled timers due per second (default 20)
+  --skip-baselines          only payrecon: no Temporal floor, no cron baseline
+  --worker-options JSON     bench worker with Temporal WorkerOptions, e.g. '{"maxCachedWorkflows":500}'
+  --prefetch N              CONSUMER_PREFETCH of payrecon's consumer and the baseline's
+  --pool-max N              DATABASE_POOL_MAX of every service process
+  --label NAME              name of the payrecon variant in the report
+  --dedicated-server        run everything on a fresh, throwaway dev server instead of TEMPORAL_ADDRESS
+  --server-pragmas LIST     --sqlite-pragma values for dedicated dev servers (default: those of
+                            scripts/temporal-dev.sh, journal_mode=wal,synchronous=normal; '' for none)
+  --json PATH               where to write the JSON (default tools/bench/results/bench-<timestamp>.json)
+  --wait-load 1.5           wait (up to --wait-load-max, default 10m) until the 1-min load is below this; 0: don't`;
+
+function parseCli(argv: string[]) {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      rates: { type: 'string', default: '10,25,50' },
+      duration: { type: 'string', default: '10s' },
+      'pay-delay': { type: 'string', default: '1s' },
+      'fallback-orders': { type: 'string', default: '30' },
+      scale: { type: 'string', default: '200' },
+      'scale-sample': { type: 'string', default: '500' },
+      'scale-fire-rate': { type: 'string', default: '20' },
+      'dedicated-server': { type: 'boolean', default: false },
+      'server-pragmas': { type: 'string', default: DEV_SERVER_PRAGMAS.join(',') },
+      'skip-baselines': { type: 'boolean', default: false },
+      'worker-options': { type: 'string' },
+      prefetch: { type: 'string' },
+      'pool-max': { type: 'string' },
+      label: { type: 'string' },
+      json: { type: 'string' },
+      'wait-load': { type: 'string', default: '1.5' },
+      'wait-load-max': { type: 'string', default: '10m' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const duration = (name: string, raw: string) => {
+    const value = /^\d+$/.test(raw) ? Number(raw) : ms(raw as ms.StringValue);
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+      throw new Error(`--${name} must be a duration such as 15s, got "${raw}"`);
+    }
+    return value;
+  };
+  const positive = (name: string, raw: string, allowZero = false) => {
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+      throw new Error(`--${name} must be a ${allowZero ? 'non-negative' : 'positive'} number, got "${raw}"`);
+    }
+    return value;
+  };
+  const list = (name: string, raw: string) =>
+    raw
+      .split(',')
+      .map((part) => positive(name, part.trim(), true))
+      .filter((n) => n > 0);
+  const workerOptions = values['worker-options']
+    ? (JSON.parse(values['worker-options']) as Record<string, number>)
+    : undefined;
+  const variantParts = [
+    ...(workerOptions
+      ? [
+          Object.entries(workerOptions)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' '),
+        ]
+      : []),
+    ...(values.prefetch ? [`prefetch ${values.prefetch}`] : []),
+    ...(values['pool-max'] ? [`pool ${values['pool-max']}`] : []),
+  ];
+  const env: Record<string, string> = {};
+  if (values.prefetch) env.CONSUMER_PREFETCH = String(positive('prefetch', values.prefetch));
+  if (values['pool-max']) env.DATABASE_POOL_MAX = String(positive('pool-max', values['pool-max']));
+  const variant: PayreconVariant = {
+    name: values.label ?? (variantParts.length > 0 ? variantParts.join(', ') : 'defaults'),
+    workerOptions,
+    env,
+  };
+  // --rates 0: no end-to-end phases at all (e.g. only the scale probe).
+  const rates = list('rates', values.rates);
+  return {
+    help: values.help,
+    rates,
+    durationMs: duration('duration', values.duration),
+    payDelayMs: duration('pay-delay', values['pay-delay']),
+    fallbackOrders: positive('fallback-orders', values['fallback-orders'], true),
+    scale: list('scale', values.scale),
+    scaleFireRate: positive('scale-fire-rate', values['scale-fire-rate']),
+    scaleSample: positive('scale-sample', values['scale-sample']),
+    dedicatedServer: values['dedicated-server'],
+    serverPragmas: values['server-pragmas']
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean),
+    skipBaselines: values['skip-baselines'],
+    variant,
+    json: values.json,
+    waitLoad: positive('wait-load', values['wait-load'], true),
+    waitLoadMaxMs: duration('wait-load-max', values['wait-load-max']),
+  };
+}
+
+type Cli = ReturnType<typeof parseCli>;
+
+const load1 = () => os.loadavg()[0] ?? 0;
+
+async function waitForQuietMachine(cli: Cli, log: (line: string) => void) {
+  if (cli.waitLoad <= 0) return;
+  const until = Date.now() + cli.waitLoadMaxMs;
+  let announced = false;
+  while (load1() >= cli.waitLoad && Date.now() < until) {
+    if (!announced)
+      log(`waiting for the 1-min load average (${load1().toFixed(2)}) to drop below ${cli.waitLoad}`);
+    announced = true;
+    await sleep(5_000);
+  }
+  if (load1() >= cli.waitLoad)
+    log(`load is still ${load1().toFixed(2)}; measuring anyway (see the load line)`);
+}
+
+function loadSampler() {
+  const samples: number[] = [];
+  const timer = setInterval(() => samples.push(load1()), 5_000);
+  return {
+    stop(before: number[]): LoadStats {
+      clearInterval(timer);
+      samples.push(load1());
+      return {
+        before,
+        min: Math.min(...samples),
+        mean: Math.round((samples.reduce((a, b) => a + b, 0) / samples.length) * 100) / 100,
+        max: Math.max(...samples),
+        samples: samples.length,
+      };
+    },
+  };
+}
+
+const strip = (results: E2EResult[]) => results.map(({ orderIds: _ids, sentAt: _sent, ...rest }) => rest);
+
+async function main() {
+  const cli = parseCli(process.argv.slice(2));
+  if (cli.help) {
+    console.log(usage);
+    return;
+  }
+  const log = (line: string) => console.log(line);
+  const startedAt = new Date().toISOString();
+  await waitForQuietMachine(cli, log);
+  const loadBefore = os.loadavg();
+  const load = loadSampler();
+
+  installWorkerRuntime('WARN');
+  const dedicated = cli.dedicatedServer ? await startDedicatedDevServer(cli.serverPragmas) : null;
+  if (dedicated) {
+    // benchConfig() and the CPU meter read these.
+    process.env.TEMPORAL_ADDRESS = dedicated.address;
+    process.env.BENCH_TEMPORAL_PID = String(dedicated.pid);
+    log(
+      `dedicated Temporal dev server at ${dedicated.address}${cli.serverPragmas.length ? ` (${cli.serverPragmas.join(', ')})` : ''}`,
+    );
+  }
+  const config = benchConfig(
+    Object.fromEntries(
+      Object.entries({
+        CONSUMER_PREFETCH: cli.variant.env?.CONSUMER_PREFETCH,
+        DATABASE_POOL_MAX: cli.variant.env?.DATABASE_POOL_MAX,
+      })
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k, Number(v)]),
+    ),
+  );
+  const database = createDatabase(config.DATABASE_URL, { max: 20 });
+  log(
+    `preparing: database payrecon_bench, RabbitMQ prefix ${config.AMQP_PREFIX}, task queue ${config.TEMPORAL_TASK_QUEUE}`,
+  );
+  await prepareDatabase(config, () => database.sql);
+  await prepareBroker(config);
+  const temporal = await connectTemporal(config);
+  for (const queue of [config.TEMPORAL_TASK_QUEUE, `${config.TEMPORAL_TASK_QUEUE}-floor`]) {
+    const n = await terminateLeftovers(temporal, queue);
+    if (n > 0) log(`terminated ${n} workflows an earlier run left on ${queue}`);
+  }
+  const simulator = await startSimulatorProcess(config);
+  const withProvider = { ...config, PROVIDER_URL: simulator.url };
+  const watcher = new SettlementWatcher(database.sql);
+  const ctx: BenchContext = {
+    config: withProvider,
+    db: database.db,
+    sql: database.sql,
+    temporal,
+    simulatorUrl: simulator.url,
+    watcher,
+    log,
+  };
+  const fallbackRate = 10;
+  const fallbackPayDelayMaxMs = 2_000;
+
+  let payreconE2E: E2EResult[] = [];
+  let payreconFallback: FallbackResult | null = null;
+  let floor: FloorResult[] | null = null;
+  let cron: CronBaselineResult | null = null;
+  let scale: ScaleResult[] = [];
+  const endToEnd = cli.rates.length > 0;
+  try {
+    if (endToEnd) {
+      log(
+        `payrecon (${cli.variant.name}): worker and consumer processes, rates ${cli.rates.join(', ')}/s for ${cli.durationMs / 1000}s each`,
+      );
+      const service = await startPayrecon(withProvider, cli.variant);
+      try {
+        payreconE2E = await runE2E(ctx, service, cli);
+        if (cli.fallbackOrders > 0) {
+          payreconFallback = await runFallback(ctx, {
+            design: 'payrecon',
+            mechanism: `workflow ladder ${config.POLL_LADDER.map((s) => `${s / 1000}s`).join(',')}`,
+            createOrder: payreconOrderFactory(ctx),
+            orders: cli.fallbackOrders,
+            rate: fallbackRate,
+            payDelayMaxMs: fallbackPayDelayMaxMs,
+            drainTimeoutMs: 90_000,
+          });
+        }
+      } finally {
+        await service.stop();
+      }
+    }
+
+    if (endToEnd && !cli.skipBaselines) {
+      log('Temporal floor: bare workflow (start, one signal, one activity), in-process worker');
+      floor = await runTemporalFloor(ctx, cli);
+      await database.sql`truncate orders, payment_events, payment_discrepancies`;
+      log(`seeds' design: amqplib consumer with a direct conditional update + a scan every 20 s`);
+      cron = await runCronBaseline(ctx, {
+        ...cli,
+        fallback:
+          cli.fallbackOrders > 0
+            ? { orders: cli.fallbackOrders, rate: fallbackRate, payDelayMaxMs: fallbackPayDelayMaxMs }
+            : null,
+      });
+    }
+
+    if (cli.scale.length > 0) {
+      log(
+        `scale probe: ${cli.scale.join(', ')} waiting workflows on dedicated dev servers, ${cli.scaleSample} timers of each due at ${cli.scaleFireRate}/s`,
+      );
+      scale = await runScale(ctx, {
+        sizes: cli.scale,
+        sample: cli.scaleSample,
+        fireRate: cli.scaleFireRate,
+        serverPragmas: cli.serverPragmas,
+        startConcurrency: 32,
+        workerOptions: cli.variant.workerOptions,
+      });
+    }
+  } finally {
+    watcher.close();
+    await simulator.process.stop();
+    await temporal.connection.close();
+    await database.close();
+    await dedicated?.stop();
+  }
+
+  const report: BenchReport = {
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    machine: machineInfo(),
+    load: load.stop(loadBefore),
+    options: {
+      rates: cli.rates,
+      durationMs: cli.durationMs,
+      payDelayMs: cli.payDelayMs,
+      fallbackOrders: cli.fallbackOrders,
+      fallbackPayDelayMaxMs,
+      scale: cli.scale,
+      scaleFireRate: cli.scaleFireRate,
+      scaleSample: cli.scaleSample,
+      temporalServer: dedicated
+        ? `dedicated dev server (fresh SQLite file${cli.serverPragmas.length ? `, ${cli.serverPragmas.join(', ')}` : ''})`
+        : `${config.TEMPORAL_ADDRESS} (shared)`,
+      settlementPollMs: 25,
+      latencyClock:
+        'orders.updated_at (Postgres now() of the conditional update) − time the pay request was sent',
+    },
+    payrecon: { variant: cli.variant, e2e: strip(payreconE2E), fallback: payreconFallback },
+    floor,
+    cron: cron ? { e2e: strip(cron.e2e), fallback: cron.fallback } : null,
+    ratios: ratios(payreconE2E, floor, cron),
+    scale,
+    neverPaidQueries: neverPaidQueries(
+      config.POLL_LADDER,
+      config.POLL_REPEAT,
+      config.PAY_DEADLINE,
+      CRON_INTERVAL_MS,
+    ),
+  };
+  console.log(`\n${renderReport(report)}`);
+  console.log(`\nJSON: ${writeReport(report, cli.json)}`);
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`\n${signal}: stopping every process the bench started`);
+    void stopEverything().finally(() => process.exit(130));
+  });
+}
+
+main().catch(async (error) => {
+  console.error(`bench failed: ${error instanceof Error ? error.stack : String(error)}`);
+  await stopEverything();
+  process.exit(/must be|needs|Unknown option|unexpected/i.test(String(error)) ? 2 : 1);
+});

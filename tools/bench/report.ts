@@ -1,0 +1,333 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Table from 'cli-table3';
+import type { CronBaselineResult } from './cron-baseline';
+import type { E2EResult, PayreconVariant } from './e2e';
+import type { FallbackResult } from './fallback';
+import { ROOT } from './lib/procs';
+import type { ScaleResult } from './scale';
+import type { FloorResult } from './temporal-floor';
+
+export interface LoadStats {
+  before: number[];
+  min: number;
+  mean: number;
+  max: number;
+  samples: number;
+}
+
+export interface BenchReport {
+  startedAt: string;
+  finishedAt: string;
+  command: string;
+  machine: ReturnType<typeof machineInfo>;
+  load: LoadStats;
+  options: Record<string, unknown>;
+  payrecon: {
+    variant: PayreconVariant;
+    e2e: Omit<E2EResult, 'orderIds' | 'sentAt'>[];
+    fallback: FallbackResult | null;
+  };
+  floor: FloorResult[] | null;
+  cron: { e2e: Omit<E2EResult, 'orderIds' | 'sentAt'>[]; fallback: FallbackResult | null } | null;
+  ratios: Ratio[];
+  scale: ScaleResult[];
+  /** Status queries one never-paid order costs until its deadline, computed from the ladder and the scan. */
+  neverPaidQueries: { deadlineMin: number; payrecon: number; cron: number; cronIntervalS: number } | null;
+}
+
+/** Checks the workflow makes for an order that is never paid: every rung, then every repeat, then the final one. */
+export function neverPaidQueries(
+  ladder: number[],
+  repeatMs: number,
+  deadlineMs: number,
+  cronIntervalMs: number,
+) {
+  let at = 0;
+  let checks = 0;
+  for (let step = 0; ; step++) {
+    at += ladder[step] ?? repeatMs;
+    if (at >= deadlineMs) break;
+    checks++;
+  }
+  return {
+    deadlineMin: deadlineMs / 60_000,
+    payrecon: checks + 1,
+    cron: Math.floor(deadlineMs / cronIntervalMs),
+    cronIntervalS: cronIntervalMs / 1000,
+  };
+}
+
+export interface Ratio {
+  rate: number;
+  /** payrecon ÷ the Temporal floor, and payrecon ÷ the cron baseline: latency (higher = payrecon slower)
+   * and throughput (lower = payrecon slower). */
+  vsFloor: { p50: number | null; p99: number | null; throughput: number | null };
+  vsCron: { p50: number | null; p99: number | null; throughput: number | null };
+}
+
+function temporalVersion(): string {
+  for (const bin of ['temporal', path.join(ROOT, '.venv', 'bin', 'temporal')]) {
+    try {
+      if (bin.includes('/') && !existsSync(bin)) continue;
+      return execFileSync(bin, ['--version'], { encoding: 'utf8', timeout: 5_000 }).trim();
+    } catch {
+      // try the next one
+    }
+  }
+  return 'unknown';
+}
+
+export function machineInfo() {
+  const cpus = os.cpus();
+  return {
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    memoryMb: Math.round(os.totalmem() / 2 ** 20),
+    os: `${os.type()} ${os.release()}`,
+    node: process.version,
+    temporalCli: temporalVersion(),
+  };
+}
+
+const div = (a: number | undefined, b: number | undefined) =>
+  a !== undefined && b !== undefined && b > 0 ? Math.round((a / b) * 100) / 100 : null;
+
+export function ratios(
+  payrecon: E2EResult[],
+  floor: FloorResult[] | null,
+  cron: CronBaselineResult | null,
+): Ratio[] {
+  return payrecon.map((p) => {
+    const f = floor?.find((r) => r.offeredRate === p.offeredRate);
+    const c = cron?.e2e.find((r) => r.offeredRate === p.offeredRate);
+    return {
+      rate: p.offeredRate,
+      vsFloor: {
+        p50: div(p.latency.p50, f?.latency.p50),
+        p99: div(p.latency.p99, f?.latency.p99),
+        throughput: div(p.throughput, f?.throughput),
+      },
+      vsCron: {
+        p50: div(p.latency.p50, c?.latency.p50),
+        p99: div(p.latency.p99, c?.latency.p99),
+        throughput: div(p.throughput, c?.throughput),
+      },
+    };
+  });
+}
+
+/** Colours only on a terminal: a log file or CI output gets plain text. */
+const newTable = (options: { head: string[] }) =>
+  new Table(process.stdout.isTTY ? options : { ...options, style: { head: [], border: [] } });
+
+const mb = (value: number | null | undefined) =>
+  value === null || value === undefined ? '-' : value.toFixed(0);
+const paths = (byPath: Record<string, number>) =>
+  Object.entries(byPath)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ') || '-';
+const x = (value: number | null) => (value === null ? '-' : `${value}×`);
+
+export function renderReport(report: BenchReport): string {
+  const out: string[] = [];
+  const m = report.machine;
+  out.push(
+    `payrecon bench ${report.startedAt}: ${m.cpus} × ${m.cpuModel}, ${m.memoryMb} MiB, node ${m.node}, ${m.temporalCli.split('\n')[0]}`,
+  );
+  out.push(`Temporal server: ${String(report.options.temporalServer ?? '-')}`);
+  out.push(
+    `load average (1 min) before: ${report.load.before.map((l) => l.toFixed(2)).join(' / ')}; during: min ${report.load.min.toFixed(2)}, mean ${report.load.mean.toFixed(2)}, max ${report.load.max.toFixed(2)}`,
+  );
+
+  const e2e = newTable({
+    head: [
+      'end to end: pay sent → PAID',
+      'offered/s',
+      'orders',
+      'settled',
+      'orders/s',
+      'p50 ms',
+      'p95 ms',
+      'p99 ms',
+      'max ms',
+      'settled by',
+      'worker MiB',
+      'consumer MiB',
+      'CPU ms/order (worker / consumer)',
+      'server CPU ms/order',
+      'machine busy %',
+    ],
+  });
+  const row = (design: string, r: Omit<E2EResult, 'orderIds' | 'sentAt'>) =>
+    e2e.push([
+      design,
+      r.offeredRate,
+      r.orders,
+      r.settled,
+      r.throughput,
+      r.latency.p50,
+      r.latency.p95,
+      r.latency.p99,
+      r.latency.max,
+      paths(r.byPath),
+      mb(r.workerPeakMb),
+      mb(r.consumerPeakMb),
+      `${r.workerCpuMsPerOrder ?? '-'} / ${r.consumerCpuMsPerOrder ?? '-'}`,
+      r.serverCpuMsPerOrder ?? '-',
+      r.machineBusyPct ?? '-',
+    ]);
+  for (const r of report.payrecon.e2e) row(`payrecon (${report.payrecon.variant.name})`, r);
+  for (const r of report.floor ?? []) {
+    e2e.push([
+      'Temporal floor (signal → activity)',
+      r.offeredRate,
+      r.orders,
+      r.settled,
+      r.throughput,
+      r.latency.p50,
+      r.latency.p95,
+      r.latency.p99,
+      r.latency.max,
+      '-',
+      '(in bench)',
+      '-',
+      '-',
+      r.serverCpuMsPerOrder ?? '-',
+      r.machineBusyPct ?? '-',
+    ]);
+  }
+  for (const r of report.cron?.e2e ?? []) row('seeds: consumer + 20 s cron', r);
+  if (e2e.length > 0) out.push(e2e.toString());
+
+  const withBreakdown = report.payrecon.e2e.filter((r) => r.breakdown);
+  if (withBreakdown.length > 0) {
+    const table = newTable({
+      head: [
+        'payrecon: where the time goes (medians, ms)',
+        'sampled',
+        'pay sent → signal',
+        'signal → workflow task',
+        'task incl. local DB writes',
+        'signal → completed',
+      ],
+    });
+    const v = (n: number | null | undefined) => (n === null || n === undefined ? '-' : n);
+    for (const r of withBreakdown) {
+      const b = r.breakdown;
+      if (!b) continue;
+      table.push([
+        `${r.offeredRate}/s`,
+        b.sampled,
+        b.toSignal,
+        v(b.signalToTask),
+        v(b.taskRun),
+        b.signalToCompleted,
+      ]);
+    }
+    out.push(table.toString());
+  }
+
+  if (report.ratios.some((r) => r.vsFloor.p50 !== null || r.vsCron.p50 !== null)) {
+    const table = newTable({
+      head: ['payrecon ÷', 'offered/s', 'p50', 'p99', 'orders/s'],
+    });
+    for (const r of report.ratios) {
+      table.push(['Temporal floor', r.rate, x(r.vsFloor.p50), x(r.vsFloor.p99), x(r.vsFloor.throughput)]);
+    }
+    for (const r of report.ratios) {
+      table.push(['seeds design (cron)', r.rate, x(r.vsCron.p50), x(r.vsCron.p99), x(r.vsCron.throughput)]);
+    }
+    out.push(table.toString());
+  }
+
+  const fallbacks = [report.payrecon.fallback, report.cron?.fallback].filter((f): f is FallbackResult =>
+    Boolean(f),
+  );
+  if (fallbacks.length > 0) {
+    const table = newTable({
+      head: [
+        'fallback: notice dropped → PAID',
+        'how',
+        'orders',
+        'settled',
+        'p50 ms',
+        'p95 ms',
+        'max ms',
+        'provider queries/order',
+      ],
+    });
+    for (const f of fallbacks) {
+      table.push([
+        f.design,
+        f.mechanism,
+        f.orders,
+        f.settled,
+        f.latency.p50,
+        f.latency.p95,
+        f.latency.max,
+        f.providerQueriesPerOrder,
+      ]);
+    }
+    out.push(table.toString());
+    const q = report.neverPaidQueries;
+    if (q) {
+      out.push(
+        `an order never paid costs, over its ${q.deadlineMin} min deadline, ${q.payrecon} provider queries on payrecon's ladder (+1 close) and ${q.cron} on a ${q.cronIntervalS} s scan (computed)`,
+      );
+    }
+  }
+
+  if (report.scale.length > 0) {
+    const table = newTable({
+      head: [
+        'scale: waiting orders',
+        'started',
+        'starts/s',
+        'waiting at once',
+        'first task lag p50 / p99 ms',
+        'worker caught up after s',
+        'worker MiB waiting / peak',
+        'server MiB before / waiting',
+        'cache',
+        'sampled timers fired',
+        'fire rate/s',
+        'timer late p50 / p99 / max ms',
+        'processed late p99 ms',
+        'outcome',
+      ],
+    });
+    for (const s of report.scale) {
+      table.push([
+        s.target,
+        s.started,
+        s.startRate,
+        s.waitingAtOnce,
+        `${s.firstTaskLag?.p50 ?? '-'} / ${s.firstTaskLag?.p99 ?? '-'}`,
+        s.catchUpSeconds ?? '-',
+        `${mb(s.workerRssWaitingMb)} / ${mb(s.workerPeakMb)}`,
+        `${mb(s.serverRssBeforeMb)} / ${mb(s.serverRssWaitingMb)}`,
+        s.workerCache,
+        `${s.fired}/${s.sampled}`,
+        s.fireRate,
+        `${s.timerLateness.p50} / ${s.timerLateness.p99} / ${s.timerLateness.max}`,
+        s.processedLateness.p99,
+        s.note ? `${s.outcome}: ${s.note}` : s.outcome,
+      ]);
+    }
+    out.push(table.toString());
+  }
+  return out.join('\n');
+}
+
+/** Writes the report as JSON; returns the path. */
+export function writeReport(report: BenchReport, file?: string): string {
+  const target =
+    file ??
+    path.join(ROOT, 'tools', 'bench', 'results', `bench-${report.startedAt.replace(/[:.]/g, '-')}.json`);
+  mkdirSync(path.dirname(target), { recursive: true });
+  writeFileSync(target, `${JSON.stringify(report, null, 2)}\n`);
+  return target;
+}

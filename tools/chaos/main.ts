@@ -1,0 +1,154 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import ms from 'ms';
+import { formatReport } from './report';
+import { type ChaosOptions, chaosEnvironment, runChaos } from './run';
+
+/**
+ * `npm run chaos`: a batch of orders under notification faults, process kills and a broker restart,
+ * then the invariants checked from Postgres, the provider's trades, RabbitMQ and Temporal.
+ * Exit code: 0 every invariant holds, 1 a violation (or the run failed), 2 bad arguments.
+ */
+
+const usage = `usage: npm run chaos -- [options]
+  --orders N            orders in the batch (default 1000)
+  --seed S              seed of the fault plan and the kill times (default: random, printed)
+  --kills-worker K      SIGKILL and restart the Temporal worker K times (default 3)
+  --kills-consumer K    SIGKILL and restart the RabbitMQ consumer K times (default 3)
+  --broker-restarts B   rabbitmqctl stop_app / start_app B times (default 1; affects every user of the broker)
+  --pay-within D        each order's pay deadline (default 60s)
+  --ladder L            polling ladder; the last step repeats until the deadline (default 2s,4s,8s)
+  --rate R              orders created per second (default 10)
+  --drain-timeout D     wait this long for queues and workflows to drain after settling (default 90s)
+  --history N           check the workflow histories of at most N orders, spread evenly (default all)
+  --json FILE           results file (default tools/chaos/results/chaos-<timestamp>.json)
+
+environment: CHAOS_DATABASE_URL (default database payrecon_chaos on DATABASE_URL's server),
+CHAOS_AMQP_PREFIX (payrecon-chaos), CHAOS_TASK_QUEUE (payrecon-chaos), CHAOS_SIMULATOR_PORT (a free port),
+RABBITMQCTL (/usr/sbin/rabbitmqctl); Temporal, RabbitMQ and the HMAC secret as for the service.`;
+
+export class UsageError extends Error {}
+
+function duration(name: string, raw: string): number {
+  const value = /^\d+$/.test(raw) ? Number(raw) : ms(raw as ms.StringValue);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new UsageError(`--${name} must be a duration such as 60s or 90000, got "${raw}"`);
+  }
+  return value;
+}
+
+function count(name: string, raw: string, min: number, max: number): number {
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+export function parseChaosArgs(argv: string[]) {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        orders: { type: 'string', default: '1000' },
+        seed: { type: 'string' },
+        'kills-worker': { type: 'string', default: '3' },
+        'kills-consumer': { type: 'string', default: '3' },
+        'broker-restarts': { type: 'string', default: '1' },
+        'pay-within': { type: 'string', default: '60s' },
+        ladder: { type: 'string', default: '2s,4s,8s' },
+        rate: { type: 'string', default: '10' },
+        'drain-timeout': { type: 'string', default: '90s' },
+        history: { type: 'string' },
+        json: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const text = (name: string) => String(values[name]);
+  const orders = count('orders', text('orders'), 1, 100_000);
+  const steps = text('ladder')
+    .split(',')
+    .map((part) => duration('ladder', part.trim()));
+  const payWithinMs = duration('pay-within', text('pay-within'));
+  const rate = Number(text('rate'));
+  if (!Number.isFinite(rate) || rate <= 0 || rate > 1_000) {
+    throw new UsageError(`--rate must be a number of orders per second above 0, got "${text('rate')}"`);
+  }
+  const seed =
+    values.seed === undefined
+      ? Math.floor(Math.random() * 2 ** 31)
+      : count('seed', text('seed'), 0, 2 ** 32 - 1);
+  return {
+    help: values.help === true,
+    json: values.json === undefined ? undefined : text('json'),
+    options: {
+      orders,
+      seed,
+      killsWorker: count('kills-worker', text('kills-worker'), 0, 100),
+      killsConsumer: count('kills-consumer', text('kills-consumer'), 0, 100),
+      brokerRestarts: count('broker-restarts', text('broker-restarts'), 0, 10),
+      payWithinMs,
+      ladder: { stepsMs: steps, repeatMs: steps[steps.length - 1] as number },
+      rate,
+      drainTimeoutMs: duration('drain-timeout', text('drain-timeout')),
+      historyLimit: values.history === undefined ? orders : count('history', text('history'), 0, 100_000),
+    },
+  };
+}
+
+async function main(): Promise<number> {
+  let parsed: ReturnType<typeof parseChaosArgs>;
+  try {
+    parsed = parseChaosArgs(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`chaos: ${error.message}\n${usage}`);
+    return 2;
+  }
+  if (parsed.help) {
+    console.log(usage);
+    return 0;
+  }
+  const root = path.resolve(__dirname, '..', '..');
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const jsonFile = path.resolve(
+    parsed.json ?? path.join(root, 'tools', 'chaos', 'results', `chaos-${stamp}.json`),
+  );
+  const abort = new AbortController();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`chaos: ${signal}: stopping the service (and starting RabbitMQ again if it is stopped)`);
+      abort.abort(new Error(`interrupted by ${signal}`));
+    });
+  }
+  const options: ChaosOptions = {
+    ...parsed.options,
+    logFile: path.join(root, '.run', `chaos-${stamp}.log`),
+    log: (line) => console.log(`chaos: ${line}`),
+    signal: abort.signal,
+  };
+  console.log(`chaos: seed ${options.seed} (repeat with --seed ${options.seed})`);
+  const report = await runChaos(options, chaosEnvironment());
+  console.log(formatReport(report, { color: process.stdout.isTTY }));
+  mkdirSync(path.dirname(jsonFile), { recursive: true });
+  writeFileSync(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`results: ${path.relative(process.cwd(), jsonFile)}`);
+  return report.violations === 0 ? 0 : 1;
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (error) => {
+      console.error(`chaos failed: ${error instanceof Error ? error.message : String(error)}`);
+      process.exit(1);
+    },
+  );
+}

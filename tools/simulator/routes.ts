@@ -1,0 +1,264 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { Database, Sql } from '../../src/db/client';
+import {
+  type FaultStore,
+  globalFaultsPatchSchema,
+  globalFaultsSchema,
+  planNotification,
+  type Random,
+  tradeFaultsSchema,
+} from './faults';
+import { HttpError, parseInput, readJson, sendJson } from './http';
+import type { NotificationSender } from './notify';
+import type { PaymentEventPublisher } from './publisher';
+import {
+  closeTrade,
+  createTrade,
+  getTrade,
+  payTrade,
+  setTradeFaults,
+  type Trade,
+  TradeConflictError,
+  takeQueryError,
+} from './trades';
+
+/** The simulator's HTTP API: what a payment provider offers a shop, plus the knobs of the fault injector. */
+
+export interface RouteDeps {
+  db: Database;
+  sql: Sql;
+  faults: FaultStore;
+  sender: NotificationSender;
+  publisher: PaymentEventPublisher;
+  logger: Logger;
+  random?: Random;
+}
+
+const orderIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'order ids are 1-64 letters, digits, _ or -');
+
+const createTradeSchema = z.strictObject({
+  orderId: orderIdSchema,
+  amount: z.int('amount is an integer in minor units (fen, cents)').nonnegative(),
+  currency: z.string().regex(/^[A-Z]{3}$/, 'currency is an ISO 4217 code such as CNY'),
+  faults: tradeFaultsSchema.optional(),
+});
+
+const payTradeSchema = z
+  .strictObject({
+    /** Per-trade knobs for this payment, on top of the trade's stored ones. */
+    faults: tradeFaultsSchema.optional(),
+    /** Pay even a closed trade (a payment racing the close). */
+    force: z.boolean().optional(),
+  })
+  .optional();
+
+/** What the provider's status query answers for a trade. */
+export interface TradeView {
+  orderId: string;
+  tradeNo: string;
+  status: Trade['status'];
+  /** What the buyer paid once paid, the amount due before. Minor units. */
+  amount: number;
+  /** The amount due. */
+  totalAmount: number;
+  currency: string;
+  paidAt: string | null;
+  closedAt: string | null;
+}
+
+export function tradeView(trade: Trade): TradeView {
+  return {
+    orderId: trade.orderId,
+    tradeNo: trade.tradeNo,
+    status: trade.status,
+    amount: trade.paidAmount ?? trade.amount,
+    totalAmount: trade.amount,
+    currency: trade.currency,
+    paidAt: trade.paidAt?.toISOString() ?? null,
+    closedAt: trade.closedAt?.toISOString() ?? null,
+  };
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void>;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  handler: Handler;
+}
+
+export function createRouter(deps: RouteDeps): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const { db, faults, sender, publisher } = deps;
+  const random = deps.random ?? Math.random;
+
+  const notFound = (res: ServerResponse, orderId: string) =>
+    sendJson(res, 404, { status: 'NOT_FOUND', orderId });
+
+  const routes: Route[] = [
+    {
+      method: 'GET',
+      pattern: /^\/health$/,
+      handler: async (_req, res) => {
+        let database = 'up';
+        try {
+          await deps.sql`select 1`;
+        } catch {
+          database = 'down';
+        }
+        const broker = publisher.isConnected() ? 'connected' : 'disconnected';
+        const ok = database === 'up';
+        sendJson(res, ok ? 200 : 503, {
+          status: ok ? 'ok' : 'degraded',
+          database,
+          broker,
+          pendingPublishes: publisher.pendingCount,
+          delayedNotifications: sender.delayedCount,
+        });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/faults$/,
+      handler: async (_req, res) => sendJson(res, 200, faults.get()),
+    },
+    {
+      method: 'PUT',
+      pattern: /^\/faults$/,
+      handler: async (req, res) => {
+        const input = parseInput(globalFaultsSchema, (await readJson(req)) ?? {}, 'fault knobs');
+        const next = faults.replace(input);
+        deps.logger.info({ faults: next }, 'global faults replaced');
+        sendJson(res, 200, next);
+      },
+    },
+    {
+      method: 'PATCH',
+      pattern: /^\/faults$/,
+      handler: async (req, res) => {
+        const input = parseInput(globalFaultsPatchSchema, (await readJson(req)) ?? {}, 'fault knobs');
+        const next = faults.merge(input);
+        deps.logger.info({ faults: next }, 'global faults changed');
+        sendJson(res, 200, next);
+      },
+    },
+    {
+      method: 'POST',
+      pattern: /^\/trades$/,
+      handler: async (req, res) => {
+        const input = parseInput(createTradeSchema, await readJson(req), 'trade');
+        try {
+          const { changed, trade } = await createTrade(db, input);
+          sendJson(res, changed ? 201 : 200, { ...tradeView(trade), created: changed });
+        } catch (error) {
+          if (error instanceof TradeConflictError) throw new HttpError(409, error.message);
+          throw error;
+        }
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/trades\/([^/]+)$/,
+      handler: async (_req, res, [rawId]) => {
+        const orderId = parseInput(orderIdSchema, rawId, 'order id');
+        const trade = await getTrade(db, orderId);
+        const global = faults.get();
+        const latencyMs = trade?.faults.queryLatencyMs ?? global.queryLatencyMs;
+        if (latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, latencyMs));
+        if ((trade?.faults.queryErrors ?? 0) > 0 && (await takeQueryError(db, orderId))) {
+          throw new HttpError(503, 'simulated provider outage (fault queryErrors of this trade)');
+        }
+        if (global.queryErrorRate > 0 && random() < global.queryErrorRate) {
+          throw new HttpError(503, 'simulated provider outage (fault queryErrorRate)');
+        }
+        if (!trade) return notFound(res, orderId);
+        sendJson(res, 200, tradeView(trade));
+      },
+    },
+    {
+      method: 'POST',
+      pattern: /^\/trades\/([^/]+)\/close$/,
+      handler: async (_req, res, [rawId]) => {
+        const orderId = parseInput(orderIdSchema, rawId, 'order id');
+        const result = await closeTrade(db, orderId);
+        if (!result) return notFound(res, orderId);
+        deps.logger.info(
+          { orderId, closed: result.changed, status: result.trade.status },
+          result.changed ? 'trade closed' : 'trade not closed: it is not waiting for payment',
+        );
+        sendJson(res, 200, { ...tradeView(result.trade), closed: result.changed });
+      },
+    },
+    {
+      method: 'POST',
+      pattern: /^\/trades\/([^/]+)\/pay$/,
+      handler: async (req, res, [rawId]) => {
+        const orderId = parseInput(orderIdSchema, rawId, 'order id');
+        const input = parseInput(payTradeSchema, await readJson(req), 'payment');
+        const trade = await getTrade(db, orderId);
+        if (!trade) return notFound(res, orderId);
+        const plan = planNotification(
+          trade.amount,
+          { ...trade.faults, ...input?.faults },
+          faults.get(),
+          random,
+        );
+        const paid = await payTrade(db, orderId, { paidAmount: plan.paidAmount, allowClosed: input?.force });
+        if (!paid) return notFound(res, orderId);
+        if (!paid.changed) {
+          throw new HttpError(
+            409,
+            `trade ${paid.trade.tradeNo} is ${paid.trade.status}; only a WAIT_BUYER_PAY trade can be paid`,
+            {
+              trade: tradeView(paid.trade),
+            },
+          );
+        }
+        deps.logger.info({ orderId, tradeNo: paid.trade.tradeNo, paidAmount: plan.paidAmount }, 'trade paid');
+        try {
+          const notification = await sender.send(paid.trade, plan);
+          sendJson(res, 200, { trade: tradeView(paid.trade), notification });
+        } catch (error) {
+          throw new HttpError(
+            502,
+            `the trade is paid, but its notification could not be published: ${(error as Error).message}`,
+            {
+              trade: tradeView(paid.trade),
+            },
+          );
+        }
+      },
+    },
+    {
+      method: 'PUT',
+      pattern: /^\/trades\/([^/]+)\/faults$/,
+      handler: async (req, res, [rawId]) => {
+        const orderId = parseInput(orderIdSchema, rawId, 'order id');
+        const input = parseInput(tradeFaultsSchema, (await readJson(req)) ?? {}, 'trade fault knobs');
+        const trade = await setTradeFaults(db, orderId, input);
+        if (!trade) return notFound(res, orderId);
+        sendJson(res, 200, { orderId, faults: trade.faults });
+      },
+    },
+  ];
+
+  return async (req, res) => {
+    const path = new URL(req.url ?? '/', 'http://simulator').pathname;
+    const matching = routes.filter((route) => route.pattern.test(path));
+    if (matching.length === 0) throw new HttpError(404, `no such endpoint: ${req.method} ${path}`);
+    const route = matching.find((candidate) => candidate.method === req.method);
+    if (!route) {
+      const allowed = matching.map((candidate) => candidate.method).join(', ');
+      throw new HttpError(405, `${req.method} is not allowed on ${path} (allowed: ${allowed})`);
+    }
+    const params = (route.pattern.exec(path) ?? []).slice(1).map((part) => {
+      try {
+        return decodeURIComponent(part);
+      } catch {
+        throw new HttpError(400, `malformed percent-encoding in ${path}`);
+      }
+    });
+    await route.handler(req, res, params);
+  };
+}

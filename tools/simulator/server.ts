@@ -1,0 +1,201 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino, { type Logger } from 'pino';
+import { assertDatabaseReachable, createDatabase, redactUrl } from '../../src/db/client';
+import { topologyFor } from '../../src/mq/topology';
+import { type Config, ConfigError, loadConfig } from '../../src/platform/config';
+import { loadSimulatorConfig } from './config';
+import { FaultStore, type GlobalFaults, type Random } from './faults';
+import { HttpError, sendJson } from './http';
+import { NotificationSender } from './notify';
+import { PaymentEventPublisher, type PaymentEventPublisherOptions } from './publisher';
+import { createRouter } from './routes';
+
+/**
+ * The payment-service simulator: owns trades in `provider.trades`, answers status queries and close
+ * requests over HTTP, and publishes "trade paid" notifications to RabbitMQ with publisher confirms,
+ * dropping, duplicating, delaying, corrupting or forging them when told to.
+ *
+ * Run it with `npm run simulator` (`tsx src/simulator/server.ts`); tests call startSimulator().
+ */
+
+export interface StartSimulatorOptions {
+  config: Config;
+  /** Defaults to config.SIMULATOR_PORT; 0 picks a free port. */
+  port?: number;
+  host?: string;
+  logger?: Logger;
+  /** Global fault knobs at start-up. */
+  faults?: Partial<GlobalFaults>;
+  /** Overrides of the publisher's defaults (timeouts, retries, buffer bound). */
+  publisher?: Partial<Omit<PaymentEventPublisherOptions, 'url' | 'topology' | 'secret' | 'logger'>>;
+  /** How long to wait for RabbitMQ at start-up before serving anyway (publishes then wait for it). */
+  brokerWaitMs?: number;
+  /** Dice for the global fault rates (tests pass a fixed one). */
+  random?: Random;
+}
+
+export interface RunningSimulator {
+  url: string;
+  port: number;
+  faults: FaultStore;
+  publisher: PaymentEventPublisher;
+  /** Stops accepting requests, finishes the ones in flight, publishes delayed notifications, disconnects. */
+  close(): Promise<void>;
+}
+
+const SHUTDOWN_GRACE_MS = 10_000;
+
+export async function startSimulator(options: StartSimulatorOptions): Promise<RunningSimulator> {
+  const { config } = options;
+  const logger = (options.logger ?? pino({ level: config.LOG_LEVEL })).child({
+    service: 'payment-simulator',
+  });
+
+  const database = createDatabase(config.DATABASE_URL, { max: config.DATABASE_POOL_MAX });
+  try {
+    await assertDatabaseReachable(database.sql, config.DATABASE_URL);
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+
+  const publisher = new PaymentEventPublisher({
+    ...options.publisher,
+    url: config.AMQP_URL,
+    topology: topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY),
+    secret: config.NOTIFY_HMAC_SECRET,
+    logger,
+    appId: 'payrecon-payment-simulator',
+  });
+  try {
+    await publisher.waitForConnect(options.brokerWaitMs ?? 5_000);
+  } catch (error) {
+    logger.warn(
+      { err: (error as Error).message },
+      'RabbitMQ is not reachable yet; serving anyway, notifications wait for the broker',
+    );
+  }
+
+  const faults = new FaultStore(options.faults);
+  const sender = new NotificationSender(publisher, logger);
+  const route = createRouter({
+    db: database.db,
+    sql: database.sql,
+    faults,
+    sender,
+    publisher,
+    logger,
+    random: options.random,
+  });
+
+  const server = createServer((req, res) => {
+    void handle(req, res);
+  });
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const started = performance.now();
+    try {
+      await route(req, res);
+    } catch (error) {
+      if (error instanceof HttpError) {
+        sendJson(res, error.status, { error: error.message, ...error.extra });
+      } else {
+        logger.error({ err: error, method: req.method, url: req.url }, 'request failed');
+        if (!res.headersSent) sendJson(res, 500, { error: `internal error: ${(error as Error).message}` });
+        else res.destroy();
+      }
+    } finally {
+      logger.info(
+        {
+          method: req.method,
+          url: req.url,
+          status: res.statusCode,
+          ms: Math.round(performance.now() - started),
+        },
+        'request',
+      );
+    }
+  };
+
+  const host = options.host ?? '127.0.0.1';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? config.SIMULATOR_PORT, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    await publisher.close({ timeoutMs: 0 });
+    await database.close();
+    throw error;
+  }
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  logger.info(
+    {
+      url,
+      database: redactUrl(config.DATABASE_URL),
+      exchange: publisher.topology.paymentExchange,
+      faults: faults.get(),
+    },
+    'payment simulator listening',
+  );
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      logger.info('payment simulator shutting down');
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+      await stopped;
+      clearTimeout(force);
+      await sender.flushDelayed();
+      await publisher.close();
+      await database.close();
+      logger.info('payment simulator stopped');
+    })();
+    return closing;
+  };
+
+  return { url, port, faults, publisher, close };
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  let simulator: ReturnType<typeof loadSimulatorConfig>;
+  try {
+    config = loadConfig();
+    simulator = loadSimulatorConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = pino({ level: config.LOG_LEVEL });
+  const running = await startSimulator({ config, logger, host: simulator.host, faults: simulator.faults });
+
+  const stop = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, 'signal received');
+    running.close().then(
+      () => process.exit(0),
+      (error: Error) => {
+        logger.error({ err: error }, 'unclean shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+if (typeof require !== 'undefined' && require.main === module) {
+  main().catch((error: Error) => {
+    process.stderr.write(`payment simulator failed to start: ${error.message}\n`);
+    process.exit(1);
+  });
+}
