@@ -1,5 +1,3 @@
-CREATE SCHEMA "provider";
---> statement-breakpoint
 CREATE TABLE "orders" (
 	"id" text PRIMARY KEY NOT NULL,
 	"amount" bigint NOT NULL,
@@ -41,21 +39,6 @@ CREATE TABLE "payment_events" (
 	"paid_at" timestamp with time zone,
 	"recorded_at" timestamp with time zone DEFAULT now() NOT NULL,
 	CONSTRAINT "payment_events_source_known" CHECK ("payment_events"."source" in ('mq','poll','manual'))
-);
---> statement-breakpoint
-CREATE TABLE "provider"."trades" (
-	"trade_no" text PRIMARY KEY NOT NULL,
-	"order_id" text NOT NULL,
-	"amount" bigint NOT NULL,
-	"currency" char(3) NOT NULL,
-	"status" text DEFAULT 'WAIT_BUYER_PAY' NOT NULL,
-	"paid_amount" bigint,
-	"paid_at" timestamp with time zone,
-	"closed_at" timestamp with time zone,
-	"faults" jsonb DEFAULT '{}'::jsonb NOT NULL,
-	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
-	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
-	CONSTRAINT "trades_order_id_unique" UNIQUE("order_id")
 );
 --> statement-breakpoint
 CREATE INDEX "orders_status_idx" ON "orders" USING btree ("status");--> statement-breakpoint

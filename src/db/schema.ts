@@ -6,7 +6,6 @@ import {
   check,
   index,
   jsonb,
-  pgSchema,
   pgTable,
   text,
   timestamp,
@@ -84,27 +83,3 @@ export const paymentDiscrepancies = pgTable(
   },
   (t) => [uniqueIndex('payment_discrepancies_order_kind_key').on(t.orderId, t.kind)],
 );
-
-/**
- * The payment-service simulator's own data, in its own schema: payrecon never reads it directly,
- * only through the provider's HTTP API (src/gateway).
- */
-export const provider = pgSchema('provider');
-
-export const providerTrades = provider.table('trades', {
-  tradeNo: text('trade_no').primaryKey(),
-  orderId: text('order_id').notNull().unique(),
-  amount: bigint('amount', { mode: 'number' }).notNull(),
-  currency: char('currency', { length: 3 }).notNull(),
-  status: text('status', { enum: ['WAIT_BUYER_PAY', 'TRADE_SUCCESS', 'TRADE_FINISHED', 'TRADE_CLOSED'] })
-    .notNull()
-    .default('WAIT_BUYER_PAY'),
-  /** What the buyer actually paid (a fault knob can make it differ from `amount`). */
-  paidAmount: bigint('paid_amount', { mode: 'number' }),
-  paidAt: timestamp('paid_at', tz),
-  closedAt: timestamp('closed_at', tz),
-  /** Per-trade fault knobs for the notification, see src/simulator/faults.ts. */
-  faults: jsonb('faults').notNull().default({}),
-  createdAt: timestamp('created_at', tz).notNull().defaultNow(),
-  updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
-});

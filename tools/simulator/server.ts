@@ -5,6 +5,7 @@ import { assertDatabaseReachable, createDatabase, redactUrl } from '../../src/db
 import { topologyFor } from '../../src/mq/topology';
 import { type Config, ConfigError, loadConfig } from '../../src/platform/config';
 import { loadSimulatorConfig } from './config';
+import { migrateSimulatorSchema } from './db/migrate';
 import { FaultStore, type GlobalFaults, type Random } from './faults';
 import { HttpError, sendJson } from './http';
 import { NotificationSender } from './notify';
@@ -12,11 +13,12 @@ import { PaymentEventPublisher, type PaymentEventPublisherOptions } from './publ
 import { createRouter } from './routes';
 
 /**
- * The payment-service simulator: owns trades in `provider.trades`, answers status queries and close
- * requests over HTTP, and publishes "trade paid" notifications to RabbitMQ with publisher confirms,
- * dropping, duplicating, delaying, corrupting or forging them when told to.
+ * The payment-service simulator: owns trades in `provider.trades` (its own schema and migrations, in
+ * ./db and ./drizzle), answers status queries and close requests over HTTP, and publishes "trade paid"
+ * notifications to RabbitMQ with publisher confirms, dropping, duplicating, delaying, corrupting or
+ * forging them when told to.
  *
- * Run it with `npm run simulator` (`tsx src/simulator/server.ts`); tests call startSimulator().
+ * Run it with `npm run simulator` (`tsx tools/simulator/server.ts`); tests call startSimulator().
  */
 
 export interface StartSimulatorOptions {
@@ -55,6 +57,8 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Ru
   const database = createDatabase(config.DATABASE_URL, { max: config.DATABASE_POOL_MAX });
   try {
     await assertDatabaseReachable(database.sql, config.DATABASE_URL);
+    // Its own table, on a fresh database too (tests start simulators in-process).
+    await migrateSimulatorSchema(config.DATABASE_URL);
   } catch (error) {
     await database.close();
     throw error;

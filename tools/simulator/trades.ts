@@ -1,8 +1,8 @@
 import { randomInt } from 'node:crypto';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Database } from '../../src/db/client';
-import { providerTrades } from '../../src/db/schema';
-import type { TradeStatus } from '../../src/domain/index';
+import type { TradeStatus } from '../../src/domain';
+import { providerTrades } from './db/schema';
 import { readTradeFaults, type TradeFaults } from './faults';
 
 /**
