@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { orderWorkflowId } from '../src/domain/index';
+import { orderWorkflowId } from '../src/domain';
 import { HEADERS, TRADE_PAID_ROUTING_KEY } from '../src/mq/topology';
 import { createOrder } from '../src/order/start';
 import { activityTypes } from '../src/platform/history';

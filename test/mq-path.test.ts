@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { orderWorkflowId } from '../src/domain/index';
+import { orderWorkflowId } from '../src/domain';
 import { HEADERS } from '../src/mq/topology';
 import { createOrder } from '../src/order/start';
 import { activityTypes } from '../src/platform/history';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import amqplib, { type Channel, type ChannelModel, type GetMessage } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasValidSignature, type PaymentNotification, parseNotification } from '../src/mq/notification';
+import { hasValidSignature, type PaymentNoticeBody, parsePaymentNotice } from '../src/mq/notification';
 import { TRADE_PAID_ROUTING_KEY, topologyFor } from '../src/mq/topology';
 import {
   PaymentEventPublisher,
@@ -37,7 +37,7 @@ function newPublisher(overrides: Partial<PaymentEventPublisherOptions> = {}): Pa
   return publisher;
 }
 
-function notification(overrides: Partial<PaymentNotification> = {}): PaymentNotification {
+function notification(overrides: Partial<PaymentNoticeBody> = {}): PaymentNoticeBody {
   return {
     version: 1,
     messageId: randomUUID(),
@@ -106,9 +106,10 @@ describe('PaymentEventPublisher', () => {
     expect(hasValidSignature(message.content, message.properties.headers?.['x-signature'], secret)).toBe(
       true,
     );
-    expect(parseNotification(message.content, message.properties.headers?.['x-signature'], secret)).toEqual({
+    expect(parsePaymentNotice(message.content, message.properties.headers?.['x-signature'], secret)).toEqual({
       ok: true,
-      notification: sent,
+      // version is the wire's; source says where the notice came from
+      notice: { ...sent, version: undefined, source: 'mq' },
     });
   });
 

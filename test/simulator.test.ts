@@ -1,7 +1,7 @@
 import amqplib, { type Channel, type ChannelModel, type GetMessage } from 'amqplib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createDatabase } from '../src/db/client';
-import { hasValidSignature, parseNotification, SIGNATURE_HEADER } from '../src/mq/notification';
+import { hasValidSignature, parsePaymentNotice, SIGNATURE_HEADER } from '../src/mq/notification';
 import { topologyFor } from '../src/mq/topology';
 import { type RunningSimulator, startSimulator } from '../tools/simulator/server';
 import { deleteTopology, eventually, testConfig, uniqueSuffix } from './support/env';
@@ -190,11 +190,11 @@ describe('payment simulator: notifications', () => {
     if (!message) throw new Error('no notification in the queue');
     expect(message.properties.messageId).toBe(paid.json.notification.messageId);
     expect(message.properties.deliveryMode).toBe(2);
-    const parsed = parseNotification(message.content, message.properties.headers?.[SIGNATURE_HEADER], secret);
+    const parsed = parsePaymentNotice(message.content, message.properties.headers?.[SIGNATURE_HEADER], secret);
     expect(parsed).toEqual({
       ok: true,
-      notification: {
-        version: 1,
+      notice: {
+        source: 'mq',
         messageId: paid.json.notification.messageId,
         orderId,
         tradeNo,
@@ -242,7 +242,7 @@ describe('payment simulator: notifications', () => {
     const signature = message.properties.headers?.[SIGNATURE_HEADER];
     expect(signature).toMatch(/^[0-9a-f]{64}$/);
     expect(hasValidSignature(message.content, signature, secret)).toBe(false);
-    expect(parseNotification(message.content, signature, secret)).toMatchObject({
+    expect(parsePaymentNotice(message.content, signature, secret)).toMatchObject({
       ok: false,
       reason: 'BAD_SIGNATURE',
     });
@@ -257,7 +257,7 @@ describe('payment simulator: notifications', () => {
     const [first, second] = await drain();
     if (!first || !second) throw new Error('expected two notifications');
     const reasons = [first, second].map((m) => {
-      const parsed = parseNotification(m.content, m.properties.headers?.[SIGNATURE_HEADER], secret);
+      const parsed = parsePaymentNotice(m.content, m.properties.headers?.[SIGNATURE_HEADER], secret);
       return parsed.ok ? 'ok' : parsed.reason;
     });
     expect(reasons).toEqual(['NOT_JSON', 'SCHEMA_VIOLATION']);

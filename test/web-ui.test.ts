@@ -15,7 +15,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { orderWorkflowId } from '../src/domain/index';
+import { orderWorkflowId } from '../src/domain';
 import { createOrder } from '../src/order/start';
 import { workflowUiLink } from '../src/platform/config';
 import { orderStateQuery } from '../workflows/order';

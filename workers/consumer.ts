@@ -1,21 +1,15 @@
-import {
-  type Client,
-  Connection,
-  Client as TemporalClient,
-  WorkflowExecutionAlreadyStartedError,
-} from '@temporalio/client';
+import { type Client, Connection, Client as TemporalClient } from '@temporalio/client';
 import amqp, { type ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { createDatabase, type Database, redactUrl } from '../src/db/client';
-import { findOrder, recordDiscrepancy } from '../src/db/orders';
-import { type PaymentNotification, parseNotification, type RejectionReason } from '../src/mq/notification';
+import { recordDiscrepancy } from '../src/db/orders';
+import { parsePaymentNotice, type RejectionReason } from '../src/mq/notification';
 import { declareTopology, HEADERS, topologyFor } from '../src/mq/topology';
-import { handleNoticeForEndedWorkflow } from '../src/order/late-notice';
-import { orderWorkflowInput, orderWorkflowStartOptions } from '../src/order/start';
+import { deliverPaymentNotice } from '../src/order/deliver-notice';
 import { type Config, loadConfig } from '../src/platform/config';
+import { calling, ServiceCallError } from '../src/platform/errors';
 import { createLogger, type Logger } from '../src/platform/logger';
 import { noMetrics, type PayreconMetrics } from '../src/platform/metrics';
-import { orderWorkflow, type PaymentNotice, paymentNoticeSignal } from '../workflows/order';
 import { installWorkerRuntime } from './runtime';
 
 /** What became of one delivery. */
@@ -37,71 +31,42 @@ export async function processNotification(
   deps: PaymentConsumerDeps,
   message: ConsumeMessage,
 ): Promise<Disposition> {
-  const parsed = parseNotification(
+  const parsed = parsePaymentNotice(
     message.content,
     message.properties.headers?.[HEADERS.signature],
     deps.config.NOTIFY_HMAC_SECRET,
   );
   if (!parsed.ok) return { kind: 'park', reason: parsed.reason, detail: parsed.detail };
-  const notification = parsed.notification;
+  const { notice } = parsed;
   try {
-    return await forwardToWorkflow(deps, notification);
-  } catch (error) {
-    return { kind: 'retry', detail: describeTransientError(error) };
-  }
-}
-
-async function forwardToWorkflow(
-  deps: PaymentConsumerDeps,
-  notification: PaymentNotification,
-): Promise<Disposition> {
-  const order = await findOrder(deps.db, notification.orderId);
-  if (!order) {
-    await recordDiscrepancy(deps.db, {
-      orderId: notification.orderId,
-      kind: 'UNKNOWN_ORDER',
-      details: {
-        messageId: notification.messageId,
-        tradeNo: notification.tradeNo,
-        amount: notification.amount,
-      },
-    });
+    const delivery = await deliverPaymentNotice(
+      { db: deps.db, temporal: deps.temporal, config: deps.config },
+      notice,
+    );
+    if (delivery.outcome !== 'unknown-order') {
+      return { kind: 'delivered', orderId: notice.orderId, late: delivery.outcome === 'recorded-after-end' };
+    }
+    await calling('PostgreSQL', () =>
+      recordDiscrepancy(deps.db, {
+        orderId: notice.orderId,
+        kind: 'UNKNOWN_ORDER',
+        details: { messageId: notice.messageId, tradeNo: notice.tradeNo, amount: notice.amount },
+      }),
+    );
     return {
       kind: 'park',
       reason: 'UNKNOWN_ORDER',
-      detail: `no order ${notification.orderId} in the orders table`,
+      detail: `no order ${notice.orderId} in the orders table`,
+    };
+  } catch (error) {
+    // A service that failed may be back later: delayed retry, bounded by CONSUMER_MAX_ATTEMPTS. Anything
+    // else is a bug of ours; it gets the same bounded retries, then parks with its message.
+    if (error instanceof ServiceCallError) return { kind: 'retry', detail: error.message };
+    return {
+      kind: 'retry',
+      detail: `unexpected error: ${error instanceof Error ? error.message : String(error)}`,
     };
   }
-  const notice: PaymentNotice = {
-    messageId: notification.messageId,
-    orderId: notification.orderId,
-    source: 'mq',
-    tradeNo: notification.tradeNo,
-    status: notification.status,
-    amount: notification.amount,
-    currency: notification.currency,
-    paidAt: notification.paidAt,
-  };
-  try {
-    // signalWithStart: a notice that beats the order's workflow to the server still lands.
-    await deps.temporal.workflow.signalWithStart(orderWorkflow, {
-      ...orderWorkflowStartOptions(orderWorkflowInput(order, deps.config), deps.config.TEMPORAL_TASK_QUEUE),
-      signal: paymentNoticeSignal,
-      signalArgs: [notice],
-    });
-    return { kind: 'delivered', orderId: order.id, late: false };
-  } catch (error) {
-    if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
-    // The order's workflow has ended and may not start again: record the fact, flag contradictions.
-    await handleNoticeForEndedWorkflow(deps.db, order, notice);
-    return { kind: 'delivered', orderId: order.id, late: true };
-  }
-}
-
-function describeTransientError(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  if (/ECONNREFUSED.*5432|PostgreSQL|postgres/i.test(message)) return `PostgreSQL unavailable: ${message}`;
-  return `Temporal or PostgreSQL unavailable: ${message}`;
 }
 
 function attemptsSoFar(message: ConsumeMessage): number {

@@ -5,6 +5,8 @@ import ms from 'ms';
 import { assertDatabaseReachable, createDatabase, type Database, redactUrl, type Sql } from '../db/client';
 import { type Config, ConfigError, loadConfig } from '../platform/config';
 import { connectTemporal } from '../platform/temporal';
+import type { PaymentGateway } from '../provider/gateway';
+import { HttpPaymentGateway } from '../provider/http';
 
 /**
  * What every command shares: exit codes, errors that carry one, the configuration, lazily opened
@@ -49,6 +51,7 @@ export class CliContext {
   private database: Promise<{ db: Database; sql: Sql }> | undefined;
   private temporalClient: Promise<Client> | undefined;
   private amqpConnection: Promise<ChannelModel> | undefined;
+  private gateway: PaymentGateway | undefined;
   private readonly closers: (() => Promise<unknown>)[] = [];
 
   constructor(readonly io: CliIo) {}
@@ -93,6 +96,12 @@ export class CliContext {
       }
     })();
     return this.temporalClient;
+  }
+
+  /** The payment provider, through the same gateway the worker uses (PROVIDER_URL). */
+  provider(): PaymentGateway {
+    this.gateway ??= new HttpPaymentGateway({ baseUrl: this.getConfig().PROVIDER_URL });
+    return this.gateway;
   }
 
   /** A plain amqplib connection (no reconnects: an operator command fails fast and says why). */

@@ -1,13 +1,10 @@
 import type { Command } from 'commander';
-import { and, desc, sql as dsql, eq, isNull, type SQL } from 'drizzle-orm';
-import { paymentDiscrepancies } from '../db/schema';
-import { DISCREPANCY_KINDS, type DiscrepancyKind } from '../domain/index';
+import { type DiscrepancyRow, listDiscrepancies, resolveDiscrepancy } from '../db/orders';
+import { DISCREPANCY_KINDS, type DiscrepancyKind } from '../domain';
 import { type CliContext, CliError, choiceParser, intParser, parseOrderId } from './context';
 import { emit, formatFields, formatTable, isoOrNull, withJson } from './output';
 
 /** `discrepancies list | resolve`: facts that contradict an order's state, for an operator. */
-
-type DiscrepancyRow = typeof paymentDiscrepancies.$inferSelect;
 
 function discrepancyJson(row: DiscrepancyRow) {
   return {
@@ -47,16 +44,12 @@ export function registerDiscrepancyCommands(program: Command, ctx: CliContext): 
       json?: boolean;
     }) => {
       const { db } = await ctx.db();
-      const filters: SQL[] = [];
-      if (options.kind) filters.push(eq(paymentDiscrepancies.kind, options.kind));
-      if (options.unresolved) filters.push(isNull(paymentDiscrepancies.resolvedAt));
-      if (options.order) filters.push(eq(paymentDiscrepancies.orderId, options.order));
-      const rows = await db
-        .select()
-        .from(paymentDiscrepancies)
-        .where(filters.length > 0 ? and(...filters) : undefined)
-        .orderBy(desc(paymentDiscrepancies.createdAt), desc(paymentDiscrepancies.id))
-        .limit(options.limit);
+      const rows = await listDiscrepancies(db, {
+        kind: options.kind,
+        unresolved: options.unresolved,
+        orderId: options.order,
+        limit: options.limit,
+      });
       emit(ctx, options, { discrepancies: rows.map(discrepancyJson) }, () =>
         formatTable(
           rows,
@@ -87,19 +80,15 @@ export function registerDiscrepancyCommands(program: Command, ctx: CliContext): 
   ).action(async (id: number, options: { note: string; json?: boolean }) => {
     if (options.note.trim() === '') throw new CliError('--note must say what was done', 2);
     const { db } = await ctx.db();
-    const [updated] = await db
-      .update(paymentDiscrepancies)
-      .set({ resolvedAt: dsql`now()`, resolution: options.note.trim() })
-      .where(and(eq(paymentDiscrepancies.id, id), isNull(paymentDiscrepancies.resolvedAt)))
-      .returning();
-    if (!updated) {
-      const [existing] = await db.select().from(paymentDiscrepancies).where(eq(paymentDiscrepancies.id, id));
+    const outcome = await resolveDiscrepancy(db, id, options.note.trim());
+    if (!outcome.resolved) {
+      const existing = outcome.row;
       if (!existing) throw new CliError(`no discrepancy ${id}`);
       throw new CliError(
         `discrepancy ${id} was already resolved at ${isoOrNull(existing.resolvedAt)}: ${existing.resolution ?? ''}`,
       );
     }
-    const result = discrepancyJson(updated);
+    const result = discrepancyJson(outcome.row);
     emit(ctx, options, { discrepancy: result }, () =>
       formatFields({
         discrepancy: result.id,

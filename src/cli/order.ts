@@ -1,9 +1,6 @@
 import type { Command } from 'commander';
-import { asc, eq } from 'drizzle-orm';
-import { simulatorRequest } from '../../tools/simulator/cli';
-import { findOrder, listOrders, type OrderRow } from '../db/orders';
-import { paymentDiscrepancies, paymentEvents } from '../db/schema';
-import { ORDER_STATUSES, type OrderStatus, orderWorkflowId } from '../domain/index';
+import { findOrder, listDiscrepancies, listOrders, listPaymentEvents, type OrderRow } from '../db/orders';
+import { ORDER_STATUSES, type OrderStatus, orderWorkflowId } from '../domain';
 import { createOrder } from '../order/start';
 import { workflowUiLink } from '../platform/config';
 import {
@@ -52,23 +49,15 @@ export function orderJson(row: OrderRow) {
 }
 
 /**
- * Opens the order's trade at the payment simulator so that `pay` works. A simulator that is down does
- * not undo the order: the order and its workflow exist, and its polls see "no such trade yet".
+ * Opens the order's trade at the payment provider (the gateway the worker uses). A provider that is down
+ * does not undo the order: the order and its workflow exist, and its polls see "no such trade yet".
  */
 async function openTrade(ctx: CliContext, row: OrderRow) {
   try {
-    const { status, body } = await simulatorRequest(ctx, 'POST', '/trades', {
-      orderId: row.id,
-      amount: row.amount,
-      currency: row.currency,
-    });
-    if (status !== 200 && status !== 201) {
-      return {
-        trade: null,
-        tradeError: `the simulator answered HTTP ${status}: ${String(body.error ?? '')}`,
-      };
-    }
-    return { trade: body, tradeError: null };
+    const trade = await ctx
+      .provider()
+      .openTrade({ orderId: row.id, amount: row.amount, currency: row.currency });
+    return { trade, tradeError: null };
   } catch (error) {
     return { trade: null, tradeError: describeError(error) };
   }
@@ -81,7 +70,7 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
     order
       .command('create')
       .description(
-        'create an order and start its workflow; also opens the trade at the payment simulator so that `pay` works (skip with --no-trade)',
+        "create an order and start its workflow, then open the order's trade at the payment provider (PROVIDER_URL; skip with --no-trade)",
       )
       .requiredOption(
         '--amount <minor>',
@@ -101,7 +90,7 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
       )
       .option('--repeat <duration>', 'poll interval after the ladder (default: POLL_REPEAT)', parseDuration)
       .option('--id <orderId>', 'the order id (default: a new ord_... id)', parseOrderId)
-      .option('--no-trade', 'do not open a trade at the payment simulator (a real provider owns trades)'),
+      .option('--no-trade', 'do not open the trade at the provider (the shop opens it elsewhere)'),
   ).action(async (options: CreateOptions) => {
     const config = ctx.getConfig();
     // Both services first: a Temporal server that is down must not leave an order row without a workflow.
@@ -138,7 +127,7 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
       : { trade: null, tradeError: null };
     if (tradeError) {
       ctx.warn(
-        `the order and its workflow were created, but no trade was opened at the payment simulator, so \`pay\` will not work for it: ${tradeError}`,
+        `the order and its workflow were created, but its trade was not opened at the payment provider: ${tradeError}`,
       );
     }
     const webUi = workflowUiLink(config, workflowId);
@@ -152,7 +141,7 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
         workflow: workflowId,
         'web ui': webUi,
         trade: trade
-          ? `${String(trade.tradeNo)} (${String(trade.status)})`
+          ? `${trade.tradeNo ?? '?'} (${trade.status})`
           : options.trade
             ? 'not opened (see the warning)'
             : 'not opened (--no-trade)',
@@ -169,16 +158,8 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
     const { db } = await ctx.db();
     const row = await findOrder(db, orderId);
     if (!row) throw new CliError(`no order ${orderId} (see: payrecon order list)`);
-    const events = await db
-      .select()
-      .from(paymentEvents)
-      .where(eq(paymentEvents.orderId, orderId))
-      .orderBy(asc(paymentEvents.recordedAt), asc(paymentEvents.id));
-    const discrepancies = await db
-      .select()
-      .from(paymentDiscrepancies)
-      .where(eq(paymentDiscrepancies.orderId, orderId))
-      .orderBy(asc(paymentDiscrepancies.id));
+    const events = await listPaymentEvents(db, orderId);
+    const discrepancies = (await listDiscrepancies(db, { orderId })).reverse();
     let workflow: WorkflowView | { status: 'UNKNOWN'; error: string };
     try {
       workflow = await readWorkflow(ctx, await ctx.temporal(), orderId);

@@ -1,7 +1,7 @@
 import { type Client, isGrpcServiceError, WorkflowNotFoundError } from '@temporalio/client';
 import type { Command } from 'commander';
 import { type OrderWorkflowResult, type OrderWorkflowState, orderStateQuery } from '../../workflows/order';
-import { orderWorkflowId } from '../domain/index';
+import { orderWorkflowId } from '../domain';
 import { workflowUiLink } from '../platform/config';
 import { type CliContext, CliError, describeError, parseOrderId } from './context';
 import { emit, formatFields, money, withJson } from './output';

@@ -1,17 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Command } from 'commander';
-import {
-  cancelOrderSignal,
-  orderWorkflow,
-  type PaymentNotice,
-  paymentInitiatedSignal,
-  paymentNoticeSignal,
-} from '../../workflows/order';
+import { cancelOrderSignal, paymentInitiatedSignal } from '../../workflows/order';
 import { findOrder } from '../db/orders';
-import { orderWorkflowId, TRADE_STATUSES, type TradeStatus } from '../domain/index';
-import { handleNoticeForEndedWorkflow } from '../order/late-notice';
-import { orderWorkflowInput, orderWorkflowStartOptions } from '../order/start';
+import { orderWorkflowId, type PaymentNotice, TRADE_STATUSES, type TradeStatus } from '../domain';
+import { deliverPaymentNotice, type NoticeDelivery } from '../order/deliver-notice';
 import {
   type CliContext,
   CliError,
@@ -82,7 +75,7 @@ export function registerSignalCommands(program: Command, ctx: CliContext): void 
   ).action(async (orderId: string, options: NotifyOptions) => {
     const config = ctx.getConfig();
     const { db } = await ctx.db();
-    const client = await ctx.temporal();
+    const temporal = await ctx.temporal();
     const order = await findOrder(db, orderId);
     if (!order) throw new CliError(`no order ${orderId} in the orders table`);
     const notice: PaymentNotice = {
@@ -95,22 +88,13 @@ export function registerSignalCommands(program: Command, ctx: CliContext): void 
       currency: options.currency ?? order.currency,
       paidAt: options.paidAt ?? new Date().toISOString(),
     };
-    let delivery: 'signalled' | 'recorded-after-end';
+    let delivery: NoticeDelivery['outcome'];
     try {
-      await client.workflow.signalWithStart(orderWorkflow, {
-        ...orderWorkflowStartOptions(orderWorkflowInput(order, config), config.TEMPORAL_TASK_QUEUE),
-        signal: paymentNoticeSignal,
-        signalArgs: [notice],
-      });
-      delivery = 'signalled';
+      delivery = (await deliverPaymentNotice({ db, temporal, config }, notice)).outcome;
     } catch (error) {
-      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) {
-        throw new CliError(`signalling ${orderWorkflowId(orderId)} failed: ${describeError(error)}`);
-      }
-      // The workflow has ended and may not run again: record the fact, flag a contradiction.
-      await handleNoticeForEndedWorkflow(db, order, { ...notice, source: 'manual' });
-      delivery = 'recorded-after-end';
+      throw new CliError(`signalling ${orderWorkflowId(orderId)} failed: ${describeError(error)}`);
     }
+    if (delivery === 'unknown-order') throw new CliError(`no order ${orderId} in the orders table`);
     const result = { workflowId: orderWorkflowId(orderId), delivery, notice };
     emit(ctx, options, result, () =>
       formatFields({
@@ -120,7 +104,7 @@ export function registerSignalCommands(program: Command, ctx: CliContext): void 
         status: notice.status,
         amount: money(notice.amount, notice.currency),
         delivery:
-          delivery === 'signalled'
+          delivery !== 'recorded-after-end'
             ? 'signalled (the workflow settles the order)'
             : `the workflow has ended (order is ${order.status}): the notice was recorded in payment_events; a contradiction becomes a discrepancy`,
       }),

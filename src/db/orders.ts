@@ -1,15 +1,26 @@
-import { and, desc, sql as dsql, eq } from 'drizzle-orm';
+import { and, asc, desc, sql as dsql, eq, isNull, type SQL } from 'drizzle-orm';
 import type {
   DiscrepancyKind,
   OrderStatus,
-  PaymentEventSource,
+  PaymentNotice,
   SettledBy,
+  TradeSnapshot,
   TransitionResult,
-} from '../domain/index';
+} from '../domain';
 import type { Database } from './client';
 import { orders, paymentDiscrepancies, paymentEvents } from './schema';
 
+/**
+ * Every query payrecon runs on its orders, payment events and discrepancies. A status only changes
+ * through the conditional updates below (`... WHERE status = 'UNPAID'`), called by the order workflow's
+ * activities.
+ */
+
 export type OrderRow = typeof orders.$inferSelect;
+export type PaymentEventRow = typeof paymentEvents.$inferSelect;
+export type DiscrepancyRow = typeof paymentDiscrepancies.$inferSelect;
+/** The database or one transaction in it. */
+type Queryable = Database | Parameters<Parameters<Database['transaction']>[0]>[0];
 
 export interface NewOrder {
   id: string;
@@ -24,7 +35,7 @@ export async function insertOrder(db: Database, order: NewOrder): Promise<OrderR
   return row;
 }
 
-export async function findOrder(db: Database, orderId: string): Promise<OrderRow | undefined> {
+export async function findOrder(db: Queryable, orderId: string): Promise<OrderRow | undefined> {
   const [row] = await db.select().from(orders).where(eq(orders.id, orderId));
   return row;
 }
@@ -41,17 +52,28 @@ export async function listOrders(
     .limit(filter.limit ?? 100);
 }
 
-/** What an UPDATE ... RETURNING found, or, when it changed nothing, the row's current status. */
+// --- conditional transitions -------------------------------------------------------------------------
+
+const transitionColumns = { status: orders.status, settledBy: orders.settledBy, tradeNo: orders.tradeNo };
+
+/** What an UPDATE ... RETURNING found, or, when it changed nothing, the row as it is. */
 async function transitionResult(
-  db: Database,
+  db: Queryable,
   orderId: string,
-  updated: { status: OrderStatus; settledBy: SettledBy | null }[],
+  updated: { status: OrderStatus; settledBy: SettledBy | null; tradeNo: string | null }[],
 ): Promise<TransitionResult> {
   const [row] = updated;
-  if (row) return { changed: true, status: row.status, settledBy: row.settledBy };
+  if (row) return { changed: true, ...row };
   const current = await findOrder(db, orderId);
-  return { changed: false, status: current?.status ?? null, settledBy: current?.settledBy ?? null };
+  return {
+    changed: false,
+    status: current?.status ?? null,
+    settledBy: current?.settledBy ?? null,
+    tradeNo: current?.tradeNo ?? null,
+  };
 }
+
+const stillUnpaid = (orderId: string) => and(eq(orders.id, orderId), eq(orders.status, 'UNPAID'));
 
 /**
  * The one place an order becomes PAID. The `status = 'UNPAID'` guard makes it safe to call from both
@@ -70,8 +92,8 @@ export async function markOrderPaid(
       settledBy: input.settledBy,
       updatedAt: dsql`now()`,
     })
-    .where(and(eq(orders.id, input.orderId), eq(orders.status, 'UNPAID')))
-    .returning({ status: orders.status, settledBy: orders.settledBy });
+    .where(stillUnpaid(input.orderId))
+    .returning(transitionColumns);
   return transitionResult(db, input.orderId, updated);
 }
 
@@ -89,53 +111,93 @@ export async function closeOrder(
       settledBy: input.settledBy,
       updatedAt: dsql`now()`,
     })
-    .where(and(eq(orders.id, input.orderId), eq(orders.status, 'UNPAID')))
-    .returning({ status: orders.status, settledBy: orders.settledBy });
+    .where(stillUnpaid(input.orderId))
+    .returning(transitionColumns);
   return transitionResult(db, input.orderId, updated);
 }
 
-/** Money arrived but does not match the order: park the order for an operator, never pay or close it. */
+/**
+ * A fact payrecon must not act on alone (money that does not match, a provider answer it cannot read):
+ * the order waits in NEEDS_REVIEW and the reason is recorded, in one transaction, so neither exists
+ * without the other.
+ */
 export async function holdOrderForReview(
   db: Database,
-  input: { orderId: string; tradeNo: string | null; settledBy: SettledBy },
+  input: {
+    orderId: string;
+    tradeNo: string | null;
+    settledBy: SettledBy;
+    kind: DiscrepancyKind;
+    details: Record<string, unknown>;
+  },
 ): Promise<TransitionResult> {
-  const updated = await db
-    .update(orders)
-    .set({
-      status: 'NEEDS_REVIEW',
-      tradeNo: input.tradeNo,
-      settledBy: input.settledBy,
-      updatedAt: dsql`now()`,
-    })
-    .where(and(eq(orders.id, input.orderId), eq(orders.status, 'UNPAID')))
-    .returning({ status: orders.status, settledBy: orders.settledBy });
-  return transitionResult(db, input.orderId, updated);
+  return db.transaction(async (tx) => {
+    const updated = await tx
+      .update(orders)
+      .set({
+        status: 'NEEDS_REVIEW',
+        tradeNo: input.tradeNo,
+        settledBy: input.settledBy,
+        updatedAt: dsql`now()`,
+      })
+      .where(stillUnpaid(input.orderId))
+      .returning(transitionColumns);
+    const result = await transitionResult(tx, input.orderId, updated);
+    if (result.status === 'NEEDS_REVIEW') {
+      await recordDiscrepancy(tx, { orderId: input.orderId, kind: input.kind, details: input.details });
+    }
+    return result;
+  });
 }
 
-export interface PaymentEventInput {
-  orderId: string;
-  source: PaymentEventSource;
-  messageId?: string | null;
-  tradeNo: string | null;
-  tradeStatus: string;
-  amount: number | null;
-  currency: string | null;
-  paidAt: Date | null;
-}
+// --- the append-only payment event log -----------------------------------------------------------------
 
-/** Appends to the event log. Returns false when this message id was recorded before (a redelivery). */
-export async function recordPaymentEvent(db: Database, event: PaymentEventInput): Promise<boolean> {
+/** Appends a notice to the event log. Returns false when its message id was recorded before (a redelivery). */
+export async function recordPaymentNotice(db: Database, notice: PaymentNotice): Promise<boolean> {
   const inserted = await db
     .insert(paymentEvents)
-    .values({ ...event, messageId: event.messageId ?? null })
+    .values({
+      orderId: notice.orderId,
+      source: notice.source,
+      messageId: notice.messageId,
+      tradeNo: notice.tradeNo,
+      tradeStatus: notice.status,
+      amount: notice.amount,
+      currency: notice.currency,
+      paidAt: new Date(notice.paidAt),
+    })
     .onConflictDoNothing({ target: paymentEvents.messageId })
     .returning({ id: paymentEvents.id });
   return inserted.length > 0;
 }
 
+/** Appends what the provider answered a status query or a close (source poll). */
+export async function recordTradeSnapshot(db: Database, snapshot: TradeSnapshot): Promise<void> {
+  await db.insert(paymentEvents).values({
+    orderId: snapshot.orderId,
+    source: 'poll',
+    messageId: null,
+    tradeNo: snapshot.tradeNo,
+    tradeStatus: snapshot.status,
+    amount: snapshot.amount,
+    currency: snapshot.currency,
+    paidAt: snapshot.paidAt ? new Date(snapshot.paidAt) : null,
+  });
+}
+
+export async function listPaymentEvents(db: Database, orderId: string): Promise<PaymentEventRow[]> {
+  return db
+    .select()
+    .from(paymentEvents)
+    .where(eq(paymentEvents.orderId, orderId))
+    .orderBy(asc(paymentEvents.recordedAt), asc(paymentEvents.id));
+}
+
+// --- discrepancies -------------------------------------------------------------------------------------
+
 /** One discrepancy per order and kind: recording it again changes nothing. Returns true if new. */
 export async function recordDiscrepancy(
-  db: Database,
+  db: Queryable,
   input: { orderId: string; kind: DiscrepancyKind; details: Record<string, unknown> },
 ): Promise<boolean> {
   const inserted = await db
@@ -144,4 +206,39 @@ export async function recordDiscrepancy(
     .onConflictDoNothing({ target: [paymentDiscrepancies.orderId, paymentDiscrepancies.kind] })
     .returning({ id: paymentDiscrepancies.id });
   return inserted.length > 0;
+}
+
+export async function listDiscrepancies(
+  db: Database,
+  filter: { orderId?: string; kind?: DiscrepancyKind; unresolved?: boolean; limit?: number } = {},
+): Promise<DiscrepancyRow[]> {
+  const where: SQL[] = [];
+  if (filter.orderId) where.push(eq(paymentDiscrepancies.orderId, filter.orderId));
+  if (filter.kind) where.push(eq(paymentDiscrepancies.kind, filter.kind));
+  if (filter.unresolved) where.push(isNull(paymentDiscrepancies.resolvedAt));
+  return db
+    .select()
+    .from(paymentDiscrepancies)
+    .where(where.length > 0 ? and(...where) : undefined)
+    .orderBy(desc(paymentDiscrepancies.createdAt), desc(paymentDiscrepancies.id))
+    .limit(filter.limit ?? 1000);
+}
+
+/**
+ * An operator's note on what was done about a discrepancy. Only an unresolved one is changed; otherwise
+ * the row as it is (already resolved) or undefined (no such discrepancy).
+ */
+export async function resolveDiscrepancy(
+  db: Database,
+  id: number,
+  note: string,
+): Promise<{ resolved: true; row: DiscrepancyRow } | { resolved: false; row: DiscrepancyRow | undefined }> {
+  const [updated] = await db
+    .update(paymentDiscrepancies)
+    .set({ resolvedAt: dsql`now()`, resolution: note })
+    .where(and(eq(paymentDiscrepancies.id, id), isNull(paymentDiscrepancies.resolvedAt)))
+    .returning();
+  if (updated) return { resolved: true, row: updated };
+  const [existing] = await db.select().from(paymentDiscrepancies).where(eq(paymentDiscrepancies.id, id));
+  return { resolved: false, row: existing };
 }

@@ -1,12 +1,13 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { TRADE_STATUSES } from '../domain/index';
+import { type PaymentNotice, TRADE_STATUSES } from '../domain';
 
 /**
- * Version 1 of the "trade paid" notification the payment service publishes.
- * The body is JSON; the HMAC-SHA256 of the exact body bytes travels in the `x-signature` header (hex).
+ * The wire form, version 1, of the "trade paid" notice the payment service publishes: JSON; the
+ * HMAC-SHA256 of the exact body bytes travels in the `x-signature` header (hex). It is a PaymentNotice
+ * without `source` (a message from the payment service is source mq by definition) and with `version`.
  */
-export const paymentNotificationSchema = z.object({
+export const paymentNoticeSchema = z.object({
   version: z.literal(1),
   messageId: z.string().min(1).max(128),
   orderId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'order ids are 1-64 letters, digits, _ or -'),
@@ -17,9 +18,16 @@ export const paymentNotificationSchema = z.object({
   paidAt: z.iso.datetime({ offset: true }),
 });
 
-export type PaymentNotification = z.infer<typeof paymentNotificationSchema>;
-
 export const SIGNATURE_HEADER = 'x-signature';
+
+/** The v1 JSON body of a notice, as the payment service publishes it (before validation). */
+export type PaymentNoticeBody = z.input<typeof paymentNoticeSchema>;
+
+/** The body that carries `notice` on the wire. */
+export function paymentNoticeBody(notice: PaymentNotice): PaymentNoticeBody {
+  const { source: _mq, ...fields } = notice;
+  return { version: 1, ...fields };
+}
 
 export function signBody(body: Buffer | string, secret: string): string {
   return createHmac('sha256', secret).update(body).digest('hex');
@@ -34,12 +42,12 @@ export function hasValidSignature(body: Buffer, signature: unknown, secret: stri
 /** Why a notification can never be delivered, however often it is retried. */
 export type RejectionReason = 'BAD_SIGNATURE' | 'NOT_JSON' | 'SCHEMA_VIOLATION' | 'UNKNOWN_ORDER';
 
-export type ParsedNotification =
-  | { ok: true; notification: PaymentNotification }
+export type ParsedNotice =
+  | { ok: true; notice: PaymentNotice }
   | { ok: false; reason: RejectionReason; detail: string };
 
 /** Signature first (a forged body is never parsed), then JSON, then the schema. */
-export function parseNotification(body: Buffer, signature: unknown, secret: string): ParsedNotification {
+export function parsePaymentNotice(body: Buffer, signature: unknown, secret: string): ParsedNotice {
   if (!hasValidSignature(body, signature, secret)) {
     return { ok: false, reason: 'BAD_SIGNATURE', detail: 'missing or wrong x-signature header' };
   }
@@ -49,10 +57,11 @@ export function parseNotification(body: Buffer, signature: unknown, secret: stri
   } catch (error) {
     return { ok: false, reason: 'NOT_JSON', detail: (error as Error).message };
   }
-  const parsed = paymentNotificationSchema.safeParse(json);
+  const parsed = paymentNoticeSchema.safeParse(json);
   if (!parsed.success) {
     const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
     return { ok: false, reason: 'SCHEMA_VIOLATION', detail };
   }
-  return { ok: true, notification: parsed.data };
+  const { version: _v1, ...fields } = parsed.data;
+  return { ok: true, notice: { ...fields, source: 'mq' } };
 }

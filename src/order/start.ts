@@ -4,7 +4,7 @@ import { type OrderWorkflowInput, orderWorkflow } from '../../workflows/order';
 import { OrderIdKey, PaymentStatusKey } from '../../workflows/search-attributes';
 import type { Database } from '../db/client';
 import { insertOrder, type OrderRow } from '../db/orders';
-import { orderWorkflowId } from '../domain/index';
+import { orderWorkflowId } from '../domain';
 import type { Config } from '../platform/config';
 
 export type LadderConfig = Pick<

@@ -1,5 +1,5 @@
 import type { MetricMeter } from '@temporalio/common';
-import type { DiscrepancyKind, OrderStatus, SettledBy } from '../domain/index';
+import type { DiscrepancyKind, OrderStatus, SettledBy } from '../domain';
 
 /**
  * payrecon's own counters. They are created on the Temporal runtime's meter, so they are served on the

@@ -1,28 +1,35 @@
-import type { TradeLookupStatus } from '../domain/index';
+import type { TradeSnapshot } from '../domain';
 
-/** What the provider knows about the trade behind one order. */
-export interface TradeSnapshot {
+/** What payrecon asks the provider to open for an order. */
+export interface TradeRequest {
   orderId: string;
-  status: TradeLookupStatus;
-  tradeNo: string | null;
-  /** What the buyer paid, in minor units; null while unpaid or unknown. */
-  amount: number | null;
-  currency: string | null;
-  paidAt: string | null;
+  /** Minor units. */
+  amount: number;
+  currency: string;
 }
 
 /**
  * The only way payrecon talks to a payment provider. The simulator's HTTP API implements it
- * (./http.ts); a real provider's adapter implements the same two calls.
+ * (./http.ts); a real provider's adapter implements the same calls and throws the same two errors.
  */
 export interface PaymentGateway {
+  /** Opens (idempotently) the trade the buyer will pay; the snapshot carries the provider's trade number. */
+  openTrade(request: TradeRequest): Promise<TradeSnapshot>;
   /** The trade's status; `NOT_FOUND` when the buyer never reached the pay page. */
   queryTrade(orderId: string): Promise<TradeSnapshot>;
   /** Closes an unpaid trade. A trade that was paid meanwhile stays paid, and the snapshot says so. */
   closeTrade(orderId: string): Promise<TradeSnapshot>;
 }
 
-/** The provider answered, but with an error that may pass (timeouts, 5xx, connection refused). */
+/** The provider could not be reached or failed in a way that may pass (timeouts, 5xx, refused): retry. */
 export class ProviderUnavailableError extends Error {
   override name = 'ProviderUnavailableError';
+}
+
+/**
+ * The provider answered something payrecon cannot read (an unknown trade status, a malformed body, a
+ * request it refuses): asking again gets the same answer, so it is not retried.
+ */
+export class ProviderReplyError extends Error {
+  override name = 'ProviderReplyError';
 }

@@ -1,5 +1,10 @@
-import { TRADE_STATUSES } from '../domain/index';
-import { type PaymentGateway, ProviderUnavailableError, type TradeSnapshot } from './gateway';
+import { isTradeStatus, type TradeSnapshot } from '../domain';
+import {
+  type PaymentGateway,
+  ProviderReplyError,
+  ProviderUnavailableError,
+  type TradeRequest,
+} from './gateway';
 
 interface HttpGatewayOptions {
   baseUrl: string;
@@ -7,7 +12,7 @@ interface HttpGatewayOptions {
   timeoutMs?: number;
 }
 
-/** PaymentGateway over the payment simulator's HTTP API (src/simulator/server.ts). */
+/** PaymentGateway over the payment simulator's HTTP API (tools/simulator/server.ts). */
 export class HttpPaymentGateway implements PaymentGateway {
   private readonly baseUrl: string;
   private readonly timeoutMs: number;
@@ -15,6 +20,10 @@ export class HttpPaymentGateway implements PaymentGateway {
   constructor(options: HttpGatewayOptions) {
     this.baseUrl = options.baseUrl.replace(/\/$/, '');
     this.timeoutMs = options.timeoutMs ?? 5_000;
+  }
+
+  openTrade(request: TradeRequest): Promise<TradeSnapshot> {
+    return this.call('POST', request.orderId, '/trades', request);
   }
 
   queryTrade(orderId: string): Promise<TradeSnapshot> {
@@ -25,11 +34,15 @@ export class HttpPaymentGateway implements PaymentGateway {
     return this.call('POST', orderId, `/trades/${encodeURIComponent(orderId)}/close`);
   }
 
-  private async call(method: string, orderId: string, path: string): Promise<TradeSnapshot> {
+  private async call(method: string, orderId: string, path: string, body?: unknown): Promise<TradeSnapshot> {
+    const what = `${method} ${path}`;
     let response: Response;
     try {
       response = await fetch(`${this.baseUrl}${path}`, {
         method,
+        ...(body === undefined
+          ? {}
+          : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (error) {
@@ -37,27 +50,41 @@ export class HttpPaymentGateway implements PaymentGateway {
         `payment provider at ${this.baseUrl} is unreachable: ${(error as Error).message}`,
       );
     }
-    if (response.status === 404) {
+    if (response.status === 404 && method === 'GET') {
       return { orderId, status: 'NOT_FOUND', tradeNo: null, amount: null, currency: null, paidAt: null };
     }
-    if (!response.ok) {
+    if (response.status >= 500 || response.status === 429 || response.status === 408) {
       throw new ProviderUnavailableError(
-        `payment provider at ${this.baseUrl} answered ${method} ${path} with HTTP ${response.status}`,
+        `payment provider at ${this.baseUrl} answered ${what} with HTTP ${response.status}`,
       );
     }
-    return toSnapshot(orderId, await response.json());
+    if (!response.ok) {
+      throw new ProviderReplyError(
+        `payment provider at ${this.baseUrl} refused ${what} with HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`,
+      );
+    }
+    let json: unknown;
+    try {
+      json = await response.json();
+    } catch (error) {
+      throw new ProviderReplyError(
+        `payment provider answered ${what} with a body that is not JSON: ${(error as Error).message}`,
+      );
+    }
+    return toSnapshot(orderId, what, json);
   }
 }
 
-function toSnapshot(orderId: string, body: unknown): TradeSnapshot {
-  const trade = body as Record<string, unknown>;
-  const status = trade.status;
-  if (typeof status !== 'string' || !(TRADE_STATUSES as readonly string[]).includes(status)) {
-    throw new Error(`payment provider returned an unknown trade status ${JSON.stringify(status)}`);
+function toSnapshot(orderId: string, what: string, body: unknown): TradeSnapshot {
+  const trade = (body ?? {}) as Record<string, unknown>;
+  if (!isTradeStatus(trade.status)) {
+    throw new ProviderReplyError(
+      `payment provider answered ${what} with an unknown trade status ${JSON.stringify(trade.status)}`,
+    );
   }
   return {
     orderId,
-    status: status as TradeSnapshot['status'],
+    status: trade.status,
     tradeNo: typeof trade.tradeNo === 'string' ? trade.tradeNo : null,
     amount: typeof trade.amount === 'number' ? trade.amount : null,
     currency: typeof trade.currency === 'string' ? trade.currency : null,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { PaymentNotice } from '../../workflows/order';
+import type { PaymentNotice } from '../../src/domain';
 
 /** A valid "paid" notice for the payment-notice signal, as the consumer forwards one (fresh message id). */
 export function paidNotice(

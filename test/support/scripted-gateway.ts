@@ -1,13 +1,9 @@
-import type { TradeLookupStatus } from '../../src/domain/index';
-import {
-  type PaymentGateway,
-  ProviderUnavailableError,
-  type TradeSnapshot,
-} from '../../src/provider/gateway';
+import type { TradeLookupStatus, TradeSnapshot } from '../../src/domain';
+import { type PaymentGateway, ProviderUnavailableError, type TradeRequest } from '../../src/provider/gateway';
 
 /**
  * A payment provider whose answers a workflow test scripts in advance: "paid from the 3rd query on",
- * "down for the first 4 calls", "paid at the moment of close". Time-skipping tests need answers that
+ * "down for the first 4 calls", "paid at the moment of close", "a notice arrives during the close". Time-skipping tests need answers that
  * depend on the call count, not on wall-clock time.
  */
 export class ScriptedGateway implements PaymentGateway {
@@ -17,6 +13,11 @@ export class ScriptedGateway implements PaymentGateway {
 
   script(orderId: string, script: TradeScript): void {
     this.trades.set(orderId, script);
+  }
+
+  async openTrade(request: TradeRequest): Promise<TradeSnapshot> {
+    if (!this.trades.has(request.orderId)) this.script(request.orderId, { amount: request.amount });
+    return this.snapshot(request.orderId, this.trades.get(request.orderId) ?? {}, 'WAIT_BUYER_PAY');
   }
 
   async queryTrade(orderId: string): Promise<TradeSnapshot> {
@@ -33,6 +34,7 @@ export class ScriptedGateway implements PaymentGateway {
   async closeTrade(orderId: string): Promise<TradeSnapshot> {
     this.closes.push(orderId);
     const script = this.trades.get(orderId) ?? {};
+    await script.duringClose?.();
     if (script.paidAtClose) return this.snapshot(orderId, script, 'TRADE_SUCCESS');
     return this.snapshot(orderId, script, 'TRADE_CLOSED');
   }
@@ -66,5 +68,7 @@ export interface TradeScript {
   downForCalls?: number;
   /** Closing reveals the buyer paid at that moment. */
   paidAtClose?: boolean;
+  /** Runs while the close is in flight, before the provider answers (a notice racing the close). */
+  duringClose?: () => Promise<void>;
   unpaidStatus?: TradeLookupStatus;
 }

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import amqplib, { type ChannelModel, type ConfirmChannel, type GetMessage } from 'amqplib';
 import { createDatabase } from '../../src/db/client';
-import { type PaymentNotification, SIGNATURE_HEADER, signBody } from '../../src/mq/notification';
+import { type PaymentNoticeBody, SIGNATURE_HEADER, signBody } from '../../src/mq/notification';
 import { declareTopology, TRADE_PAID_ROUTING_KEY, topologyFor } from '../../src/mq/topology';
 import type { Config } from '../../src/platform/config';
 import { createLogger } from '../../src/platform/logger';
@@ -19,8 +19,8 @@ import { createOrderWorker } from '../../workers/worker';
 
 export function paidNotification(
   order: { id: string; amount: number; currency: string },
-  overrides: Partial<PaymentNotification> = {},
-): PaymentNotification {
+  overrides: Partial<PaymentNoticeBody> = {},
+): PaymentNoticeBody {
   return {
     version: 1,
     messageId: randomUUID(),
@@ -135,7 +135,7 @@ export async function startStack(baseConfig: Config, options: StackOptions = {})
     startConsumer,
     /** Publishes a notification signed with the shared secret (or a wrong one), waiting for the broker's confirm. */
     async publish(
-      notification: PaymentNotification | string,
+      notification: PaymentNoticeBody | string,
       opts: { secret?: string; messageId?: string; unsigned?: boolean } = {},
     ) {
       const body = Buffer.from(

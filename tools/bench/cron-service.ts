@@ -6,10 +6,11 @@ import {
   holdOrderForReview,
   markOrderPaid,
   type OrderRow,
-  recordPaymentEvent,
+  recordPaymentNotice,
+  recordTradeSnapshot,
 } from '../../src/db/orders';
-import { isPaidTradeStatus } from '../../src/domain/index';
-import { parseNotification } from '../../src/mq/notification';
+import { isPaidTradeStatus, judgePaidFact } from '../../src/domain';
+import { parsePaymentNotice } from '../../src/mq/notification';
 import { declareTopology, HEADERS, topologyFor } from '../../src/mq/topology';
 import { loadConfig } from '../../src/platform/config';
 import { createLogger } from '../../src/platform/logger';
@@ -49,8 +50,15 @@ async function main() {
     fact: { tradeNo: string; amount: number | null; currency: string | null; paidAt: string | null },
     by: 'mq' | 'poll',
   ) => {
-    if (fact.amount !== order.amount || fact.currency !== order.currency) {
-      await holdOrderForReview(db, { orderId: order.id, tradeNo: fact.tradeNo, settledBy: by });
+    if (judgePaidFact(order, fact) === 'AMOUNT_MISMATCH') {
+      const details = { reported: { amount: fact.amount, currency: fact.currency }, source: by };
+      await holdOrderForReview(db, {
+        orderId: order.id,
+        tradeNo: fact.tradeNo,
+        settledBy: by,
+        kind: 'AMOUNT_MISMATCH',
+        details,
+      });
       return;
     }
     await markOrderPaid(db, {
@@ -64,7 +72,7 @@ async function main() {
   const onMessage = async (message: ConsumeMessage | null) => {
     if (!message) return;
     try {
-      const parsed = parseNotification(
+      const parsed = parsePaymentNotice(
         message.content,
         message.properties.headers?.[HEADERS.signature],
         config.NOTIFY_HMAC_SECRET,
@@ -74,23 +82,14 @@ async function main() {
         channel.ack(message);
         return;
       }
-      const n = parsed.notification;
+      const n = parsed.notice;
       const order = await findOrder(db, n.orderId);
       if (!order) {
         await park(message, 'UNKNOWN_ORDER');
         channel.ack(message);
         return;
       }
-      const isNew = await recordPaymentEvent(db, {
-        orderId: n.orderId,
-        source: 'mq',
-        messageId: n.messageId,
-        tradeNo: n.tradeNo,
-        tradeStatus: n.status,
-        amount: n.amount,
-        currency: n.currency,
-        paidAt: new Date(n.paidAt),
-      });
+      const isNew = await recordPaymentNotice(db, n);
       if (isNew && isPaidTradeStatus(n.status)) await settle(order, n, 'mq');
       channel.ack(message);
     } catch (error) {
@@ -116,15 +115,7 @@ async function main() {
           const snapshot = await gateway.queryTrade(id).catch(() => null);
           queries++;
           if (!snapshot) continue;
-          await recordPaymentEvent(db, {
-            orderId: id,
-            source: 'poll',
-            tradeNo: snapshot.tradeNo,
-            tradeStatus: snapshot.status,
-            amount: snapshot.amount,
-            currency: snapshot.currency,
-            paidAt: snapshot.paidAt ? new Date(snapshot.paidAt) : null,
-          });
+          await recordTradeSnapshot(db, snapshot);
           if (isPaidTradeStatus(snapshot.status)) {
             await settle(order, { ...snapshot, tradeNo: snapshot.tradeNo ?? 'UNKNOWN' }, 'poll');
           } else if (order.payDeadline.getTime() <= Date.now()) {

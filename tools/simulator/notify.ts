@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { type PaymentNotification, signBody } from '../../src/mq/notification';
+import { type PaymentNoticeBody, signBody } from '../../src/mq/notification';
 import { TRADE_PAID_ROUTING_KEY } from '../../src/mq/topology';
 import type { Corruption, NotificationPlan } from './faults';
 import type { PaymentEventPublisher } from './publisher';
@@ -10,7 +10,7 @@ import type { Trade } from './trades';
 export function buildTradePaidNotification(
   trade: Trade,
   messageId: string = randomUUID(),
-): PaymentNotification {
+): PaymentNoticeBody {
   if (trade.status !== 'TRADE_SUCCESS' || trade.paidAt === null || trade.paidAmount === null) {
     throw new Error(`trade ${trade.tradeNo} of order ${trade.orderId} is ${trade.status}, not paid`);
   }
@@ -27,7 +27,7 @@ export function buildTradePaidNotification(
 }
 
 /** The body bytes: the JSON of the notification, or a corrupted version of it. */
-export function encodeNotification(notification: PaymentNotification, corrupt: Corruption | null): Buffer {
+export function encodeNotification(notification: PaymentNoticeBody, corrupt: Corruption | null): Buffer {
   const json = JSON.stringify(notification);
   if (corrupt === 'json') {
     // Cut off mid-document: not JSON at all.

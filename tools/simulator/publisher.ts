@@ -7,8 +7,8 @@ import {
 import type { Message } from 'amqplib';
 import pino, { type Logger } from 'pino';
 import {
-  type PaymentNotification,
-  paymentNotificationSchema,
+  type PaymentNoticeBody,
+  paymentNoticeSchema,
   SIGNATURE_HEADER,
   signBody,
 } from '../../src/mq/notification';
@@ -203,8 +203,8 @@ export class PaymentEventPublisher {
   }
 
   /** Publishes a v1 "trade paid" notification, signed, with its own messageId. Validates it first. */
-  publishTradePaid(notification: PaymentNotification): Promise<void> {
-    const checked = paymentNotificationSchema.safeParse(notification);
+  publishTradePaid(notification: PaymentNoticeBody): Promise<void> {
+    const checked = paymentNoticeSchema.safeParse(notification);
     if (!checked.success) {
       const detail = checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
       return Promise.reject(new TypeError(`not a valid v1 payment notification: ${detail}`));

@@ -1,0 +1,40 @@
+import { ApplicationFailure } from '@temporalio/common';
+import type { TradeSnapshot } from '../src/domain';
+import type { PayreconMetrics } from '../src/platform/metrics';
+import { type PaymentGateway, ProviderReplyError } from '../src/provider/gateway';
+
+/**
+ * The order workflow's calls to the payment provider: they only ask, the workflow records the answer
+ * (recordTradeSnapshot). An answer payrecon cannot read fails for good: asking again gets the same one.
+ */
+export function createProviderActivities(gateway: PaymentGateway, metrics: PayreconMetrics) {
+  return {
+    /** The trade's status at the provider. */
+    async queryTrade(orderId: string): Promise<TradeSnapshot> {
+      try {
+        const snapshot = await askProvider(() => gateway.queryTrade(orderId));
+        metrics.poll('answered');
+        return snapshot;
+      } catch (error) {
+        metrics.poll('failed');
+        throw error;
+      }
+    },
+
+    /** Closes the trade at the provider; the answer says closed, or paid after all. */
+    async closeTrade(orderId: string): Promise<TradeSnapshot> {
+      return askProvider(() => gateway.closeTrade(orderId));
+    },
+  };
+}
+
+async function askProvider(call: () => Promise<TradeSnapshot>): Promise<TradeSnapshot> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof ProviderReplyError) {
+      throw ApplicationFailure.nonRetryable(error.message, ProviderReplyError.name);
+    }
+    throw error;
+  }
+}

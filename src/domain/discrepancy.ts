@@ -1,0 +1,54 @@
+import type { OrderStatus } from './order';
+
+/** Facts that contradict an order's state: one row per order and kind, for an operator. Pure. */
+export const DISCREPANCY_KINDS = [
+  'AMOUNT_MISMATCH',
+  'PAID_AFTER_CLOSE',
+  'UNKNOWN_ORDER',
+  /** A second, different trade paid an order that was already paid. */
+  'DUPLICATE_PAYMENT',
+  /** A paid notice for an unpaid order whose workflow an operator ended. */
+  'ORPHAN_NOTICE',
+  /** The provider's answer at the final check could not be read (unknown status, malformed body). */
+  'PROVIDER_REPLY_INVALID',
+] as const;
+export type DiscrepancyKind = (typeof DISCREPANCY_KINDS)[number];
+
+/** The money a paid fact reports; polls of an unpaid trade report none. */
+export interface PaidMoney {
+  amount: number | null;
+  currency: string | null;
+}
+
+/**
+ * The rule both reconciliation paths share for an order that is still unpaid: a paid fact pays it if the
+ * money matches, and holds it for review as AMOUNT_MISMATCH if it does not.
+ */
+export function judgePaidFact(
+  order: { amount: number; currency: string },
+  fact: PaidMoney,
+): 'PAY' | 'AMOUNT_MISMATCH' {
+  return fact.amount === order.amount && fact.currency === order.currency ? 'PAY' : 'AMOUNT_MISMATCH';
+}
+
+/**
+ * The discrepancy a paid fact raises against an order it can no longer pay (the conditional update
+ * refused, or the order's workflow has ended), or null when it contradicts nothing (a redelivery of the
+ * trade that paid it, an order an operator reviews anyway).
+ */
+export function discrepancyForPaidFact(
+  order: { status: OrderStatus | null; tradeNo: string | null },
+  fact: { tradeNo: string | null },
+): DiscrepancyKind | null {
+  switch (order.status) {
+    case 'CLOSED':
+      return 'PAID_AFTER_CLOSE';
+    case 'PAID':
+      return order.tradeNo !== fact.tradeNo ? 'DUPLICATE_PAYMENT' : null;
+    case 'UNPAID':
+      // Only an operator's terminate/reset ends a workflow before its order settles.
+      return 'ORPHAN_NOTICE';
+    default:
+      return null;
+  }
+}

@@ -1,0 +1,28 @@
+/** Orders and how they settle. Pure: workflow code imports this. */
+
+export const ORDER_STATUSES = ['UNPAID', 'PAID', 'CLOSED', 'NEEDS_REVIEW'] as const;
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
+
+/** How an order reached its final state. */
+export const SETTLED_BY = ['mq', 'poll', 'manual'] as const;
+export type SettledBy = (typeof SETTLED_BY)[number];
+
+/** Where a payment fact came from (payment_events.source). */
+export type PaymentEventSource = SettledBy;
+
+export function orderWorkflowId(orderId: string): string {
+  return `order-${orderId}`;
+}
+
+/** Result of a conditional status transition: did this call change the row, and what is the row now. */
+export interface TransitionResult {
+  changed: boolean;
+  status: OrderStatus | null;
+  /**
+   * Which path settled the row, whichever call did it: a local activity re-run after its workflow task
+   * failed finds its own earlier update (changed: false) and must still report the settlement.
+   */
+  settledBy: SettledBy | null;
+  /** The trade that paid (or was held for) the order, once one did. */
+  tradeNo: string | null;
+}

@@ -1,0 +1,75 @@
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type {
+  DiscrepancyKind,
+  OrderStatus,
+  PaymentNotice,
+  SettledBy,
+  TradeLookupStatus,
+} from '../src/domain';
+import type { PollLadder } from './ladder';
+
+/** What the order workflow takes, answers and returns: its signals, its query, its input and result. */
+
+/** A "trade paid" notice, forwarded by workers/consumer (source mq) or an operator (manual). */
+export const paymentNoticeSignal = defineSignal<[PaymentNotice]>('paymentNotice');
+/** The buyer was sent to the pay page: a payment is likely soon, so check early again. */
+export const paymentInitiatedSignal = defineSignal('paymentInitiated');
+export const cancelOrderSignal = defineSignal<[{ reason?: string }?]>('cancelOrder');
+export const orderStateQuery = defineQuery<OrderWorkflowState>('orderState');
+
+export type OrderPhase = 'AWAITING_PAYMENT' | 'CLOSING' | 'PAID' | 'CLOSED' | 'NEEDS_REVIEW';
+
+export interface PollRecord {
+  at: string;
+  status: TradeLookupStatus | 'ERROR';
+  error?: string;
+}
+
+export interface OrderWorkflowState {
+  orderId: string;
+  amount: number;
+  currency: string;
+  payDeadline: string;
+  phase: OrderPhase;
+  settledBy: SettledBy | null;
+  /** Index into the polling ladder of the next check. */
+  ladderStep: number;
+  pollAttempts: number;
+  lastPoll: PollRecord | null;
+  nextCheckAt: string | null;
+  noticesReceived: number;
+  duplicateNotices: number;
+  discrepancies: DiscrepancyKind[];
+  /** How many times this order's workflow has continued as new to keep its history short. */
+  generation: number;
+}
+
+export interface OrderWorkflowInput {
+  orderId: string;
+  /** Minor units. */
+  amount: number;
+  currency: string;
+  /** ISO instant after which an unpaid order is closed. */
+  payDeadline: string;
+  pollLadder: PollLadder;
+  /** Continue as new past this many history events (default 2,000). */
+  historyLimit?: number;
+  /** Set only by continue-as-new. */
+  carried?: CarriedState;
+}
+
+export interface CarriedState {
+  state: OrderWorkflowState;
+  /** The most recent notice ids; older duplicates are still refused by payment_events' unique key. */
+  seenMessageIds: string[];
+  pendingNotices: PaymentNotice[];
+  cancelReason: string | null;
+}
+
+export interface OrderWorkflowResult {
+  orderId: string;
+  status: Exclude<OrderStatus, 'UNPAID'>;
+  settledBy: SettledBy | null;
+  pollAttempts: number;
+  discrepancies: DiscrepancyKind[];
+}

@@ -1,0 +1,112 @@
+import { ActivityFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { DiscrepancyKind, PaymentNotice, TradeSnapshot } from '../src/domain';
+import type {
+  CarriedState,
+  OrderPhase,
+  OrderWorkflowInput,
+  OrderWorkflowResult,
+  OrderWorkflowState,
+} from './order-contract';
+import { PaymentStatusKey, SettledByKey } from './search-attributes';
+
+const DEFAULT_HISTORY_LIMIT = 2_000;
+/** The most recent notice ids carried over continue-as-new. */
+const SEEN_IDS_CARRIED = 200;
+
+/**
+ * What one run of the order workflow holds (workflows/order.ts): the queryable state, the inbox of
+ * notices and the signals' flags, and how they show in search attributes and across continue-as-new.
+ */
+export class OrderRun {
+  readonly state: OrderWorkflowState;
+  readonly deadline: number;
+  readonly seenMessageIds: Set<string>;
+  readonly inbox: PaymentNotice[];
+  cancelReason: string | null;
+  restartLadder = false;
+  /** The trade that paid the order, once one did: a later notice of another trade is a second payment. */
+  paidTradeNo: string | null = null;
+
+  constructor(readonly input: OrderWorkflowInput) {
+    const { carried } = input;
+    this.state = carried?.state ?? {
+      orderId: input.orderId,
+      amount: input.amount,
+      currency: input.currency,
+      payDeadline: input.payDeadline,
+      phase: 'AWAITING_PAYMENT',
+      settledBy: null,
+      ladderStep: 0,
+      pollAttempts: 0,
+      lastPoll: null,
+      nextCheckAt: null,
+      noticesReceived: 0,
+      duplicateNotices: 0,
+      discrepancies: [],
+      generation: 0,
+    };
+    this.deadline = Date.parse(input.payDeadline);
+    this.seenMessageIds = new Set(carried?.seenMessageIds ?? []);
+    this.inbox = [...(carried?.pendingNotices ?? [])];
+    this.cancelReason = carried?.cancelReason ?? null;
+  }
+
+  get orderId(): string {
+    return this.input.orderId;
+  }
+
+  receive(notice: PaymentNotice): void {
+    if (this.seenMessageIds.has(notice.messageId)) {
+      this.state.duplicateNotices++;
+      return;
+    }
+    this.seenMessageIds.add(notice.messageId);
+    this.state.noticesReceived++;
+    this.inbox.push(notice);
+  }
+
+  historyTooLong(): boolean {
+    const info = workflowInfo();
+    return (
+      info.historyLength > (this.input.historyLimit ?? DEFAULT_HISTORY_LIMIT) || info.continueAsNewSuggested
+    );
+  }
+
+  setPhase(phase: OrderPhase): void {
+    this.state.phase = phase;
+    upsertSearchAttributes([
+      { key: PaymentStatusKey, value: phase === 'AWAITING_PAYMENT' ? 'UNPAID' : phase },
+    ]);
+  }
+
+  noteDiscrepancy(kind: DiscrepancyKind): void {
+    if (!this.state.discrepancies.includes(kind)) this.state.discrepancies.push(kind);
+  }
+
+  /** What continue-as-new hands to the next run. */
+  carry(): CarriedState {
+    this.state.generation++;
+    this.state.nextCheckAt = null;
+    const seenMessageIds = [...this.seenMessageIds].slice(-SEEN_IDS_CARRIED);
+    return { state: this.state, seenMessageIds, pendingNotices: this.inbox, cancelReason: this.cancelReason };
+  }
+
+  /** The final phase, searchable by status and by how it was settled, and the workflow's result. */
+  end(status: OrderWorkflowResult['status']): OrderWorkflowResult {
+    this.setPhase(status);
+    if (this.state.settledBy) upsertSearchAttributes([{ key: SettledByKey, value: this.state.settledBy }]);
+    this.state.nextCheckAt = null;
+    const { settledBy, pollAttempts, discrepancies } = this.state;
+    return { orderId: this.orderId, status, settledBy, pollAttempts, discrepancies };
+  }
+
+  notePoll(snapshot: TradeSnapshot | null, error?: unknown): void {
+    this.state.lastPoll = {
+      at: new Date(Date.now()).toISOString(),
+      status: snapshot?.status ?? 'ERROR',
+      ...(error
+        ? { error: error instanceof ActivityFailure ? String(error.cause?.message) : String(error) }
+        : {}),
+    };
+  }
+}
