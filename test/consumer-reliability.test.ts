@@ -183,7 +183,8 @@ describe('consumer reliability on the real dev server, Postgres and RabbitMQ', (
       expect(JSON.parse(parked?.content.toString() ?? '')).toEqual(notification);
       expect(headers[HEADERS.reason]).toBe('RETRIES_EXHAUSTED');
       expect(headers[HEADERS.attempts]).toBe(3);
-      expect(String(headers[HEADERS.detail])).toMatch(/^3 attempts; last error: /);
+      // Classified by the error's type (ServiceCallError), which names the service that failed.
+      expect(String(headers[HEADERS.detail])).toMatch(/^3 attempts; last error: Temporal call failed: /);
       // Not the pay-success queue it came back from after each delay: where the payment service sent it.
       expect(headers[HEADERS.originalRoutingKey]).toBe(TRADE_PAID_ROUTING_KEY);
       expect(headers[HEADERS.originalExchange]).toBe(stack.topology.paymentExchange);
