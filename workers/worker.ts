@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { assertDatabaseReachable, createDatabase } from '../src/db/client';
 import { type Config, loadConfig } from '../src/platform/config';
@@ -15,10 +15,18 @@ export interface OrderWorkerOptions {
   connection?: NativeConnection;
   /** Serve Prometheus metrics here (the worker process passes WORKER_METRICS_ADDRESS; tests none). */
   metricsAddress?: string;
+  /** Extra Temporal tuning (task slots, pollers, cache size): the bench's worker variants. */
+  tuning?: Partial<WorkerOptions>;
 }
 
 /** Builds the Temporal worker that runs order workflows and their activities. */
-export async function createOrderWorker({ config, gateway, connection, metricsAddress }: OrderWorkerOptions) {
+export async function createOrderWorker({
+  config,
+  gateway,
+  connection,
+  metricsAddress,
+  tuning,
+}: OrderWorkerOptions) {
   const metrics = installWorkerRuntime(
     config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN',
     metricsAddress,
@@ -49,6 +57,7 @@ export async function createOrderWorker({ config, gateway, connection, metricsAd
     }),
     // Waiting orders evicted from the cache cost nothing until their timer fires (tools/bench/README.md).
     ...(config.WORKER_MAX_CACHED_WORKFLOWS ? { maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS } : {}),
+    ...tuning,
   });
   return {
     worker,

@@ -16,7 +16,7 @@ export interface ActivityRun {
 
 /**
  * Every activity a history ran, in order, whichever way workflows/order.ts ran it: the database writes
- * are local activities since the db-writes-as-local-activities patch, regular ones before it.
+ * are local activities, the provider calls regular ones.
  */
 export function activityRuns(history: History): ActivityRun[] {
   const runs: ActivityRun[] = [];

@@ -161,7 +161,13 @@ export function renderReport(report: BenchReport): string {
       'machine busy %',
     ],
   });
-  const row = (design: string, r: Omit<E2EResult, 'orderIds' | 'sentAt'>) =>
+  // The floor has no processes of its own to measure: its worker runs in the bench process.
+  const row = (
+    design: string,
+    r: Pick<E2EResult, 'offeredRate' | 'orders' | 'settled' | 'throughput' | 'latency'> &
+      Partial<Omit<E2EResult, 'orderIds' | 'sentAt'>>,
+    own = true,
+  ) =>
     e2e.push([
       design,
       r.offeredRate,
@@ -172,33 +178,15 @@ export function renderReport(report: BenchReport): string {
       r.latency.p95,
       r.latency.p99,
       r.latency.max,
-      paths(r.byPath),
-      mb(r.workerPeakMb),
-      mb(r.consumerPeakMb),
-      `${r.workerCpuMsPerOrder ?? '-'} / ${r.consumerCpuMsPerOrder ?? '-'}`,
+      own && r.byPath ? paths(r.byPath) : '-',
+      own ? mb(r.workerPeakMb ?? null) : '(in bench)',
+      own ? mb(r.consumerPeakMb ?? null) : '-',
+      own ? `${r.workerCpuMsPerOrder ?? '-'} / ${r.consumerCpuMsPerOrder ?? '-'}` : '-',
       r.serverCpuMsPerOrder ?? '-',
       r.machineBusyPct ?? '-',
     ]);
   for (const r of report.payrecon.e2e) row(`payrecon (${report.payrecon.variant.name})`, r);
-  for (const r of report.floor ?? []) {
-    e2e.push([
-      'Temporal floor (signal → activity)',
-      r.offeredRate,
-      r.orders,
-      r.settled,
-      r.throughput,
-      r.latency.p50,
-      r.latency.p95,
-      r.latency.p99,
-      r.latency.max,
-      '-',
-      '(in bench)',
-      '-',
-      '-',
-      r.serverCpuMsPerOrder ?? '-',
-      r.machineBusyPct ?? '-',
-    ]);
-  }
+  for (const r of report.floor ?? []) row('Temporal floor (signal → activity)', r, false);
   for (const r of report.cron?.e2e ?? []) row('seeds: consumer + 20 s cron', r);
   if (e2e.length > 0) out.push(e2e.toString());
 
