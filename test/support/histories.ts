@@ -1,0 +1,130 @@
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import type * as proto from '@temporalio/proto';
+import type { RunnerTask } from 'vitest';
+
+export type History = proto.temporal.api.history.v1.IHistory;
+
+/**
+ * The replay fixtures (test/replay.test.ts): the current workflow code's histories in this folder, and
+ * from the first tagged release on, each released version's histories in a `<version>/` subfolder.
+ */
+export const HISTORIES_DIR = path.resolve(__dirname, '../fixtures/histories');
+
+/**
+ * The workflow tests (test/workflow.test.ts) whose histories are committed as replay fixtures, by
+ * fixture name. A test records under one of these names; the replay test expects exactly these
+ * scenarios in HISTORIES_DIR.
+ */
+export const RECORDED_SCENARIOS = [
+  'paid-mq-before-first-poll',
+  'paid-mq-db-replies-lost',
+  'paid-poll-step-1',
+  'paid-poll-step-3',
+  'paid-poll-last-step',
+  'never-paid-closed',
+  'paid-at-close',
+  'cancel-unpaid',
+  'cancel-already-paid',
+  'duplicate-notices',
+  'amount-mismatch-mq',
+  'amount-mismatch-poll',
+  'paid-after-close-running',
+  'paid-after-close-ended',
+  'provider-outage-then-back',
+  'payment-initiated-restarts-ladder',
+  'continue-as-new-duplicate-flood',
+] as const;
+export type RecordedScenario = (typeof RECORDED_SCENARIOS)[number];
+
+/** `<scenario>.json`, or `<scenario>.run<N>.json` for each run of a chain that continued as new. */
+export const FIXTURE_FILE = /^(?<scenario>[a-z0-9-]+?)(?:\.run(?<run>\d+))?\.json$/;
+
+function fixtureFiles(scenario: string, runs: number): string[] {
+  if (runs === 1) return [`${scenario}.json`];
+  return Array.from({ length: runs }, (_, i) => `${scenario}.run${i + 1}.json`);
+}
+
+/** Every run of a workflow, first to last, following continue-as-new back from the latest run. */
+export async function fetchChain(handle: WorkflowHandle): Promise<History[]> {
+  const runs: History[] = [];
+  let runId: string | undefined = (await handle.client.getHandle(handle.workflowId).describe()).runId;
+  while (runId) {
+    const history = await handle.client.getHandle(handle.workflowId, runId).fetchHistory();
+    runs.unshift(history);
+    runId =
+      history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
+  }
+  return runs;
+}
+
+/** The proto3 JSON of a history, as `temporal workflow show --output json` writes it. */
+function historyJson(history: History): string {
+  return `${JSON.stringify(JSON.parse(historyToJSON(history)), null, 2)}\n`;
+}
+
+function testsIn(task: RunnerTask): RunnerTask[] {
+  return task.type === 'suite' ? task.tasks.flatMap(testsIn) : [task];
+}
+
+/**
+ * Writes the replay fixtures from the workflow tests' own runs when RECORD_HISTORIES=1 (otherwise it
+ * does nothing): `record` after a test's assertions passed, `finish` once the file's tests are done.
+ */
+export class HistoryRecorder {
+  readonly enabled = process.env.RECORD_HISTORIES === '1';
+  private readonly written = new Map<RecordedScenario, string[]>();
+
+  /** Replaces the scenario's fixture files with every run of the handle's workflow. */
+  async record(scenario: RecordedScenario, handle: WorkflowHandle): Promise<void> {
+    if (!this.enabled) return;
+    if (this.written.has(scenario)) throw new Error(`two tests record the history ${scenario}`);
+    const runs = await fetchChain(handle);
+    await mkdir(HISTORIES_DIR, { recursive: true });
+    await this.remove((file) => FIXTURE_FILE.exec(file)?.groups?.scenario === scenario);
+    const files = fixtureFiles(scenario, runs.length);
+    await Promise.all(
+      runs.map((history, i) => writeFile(path.join(HISTORIES_DIR, files[i] as string), historyJson(history))),
+    );
+    this.written.set(scenario, files);
+  }
+
+  /**
+   * After a run of every test of the file (no -t filter, no failure), checks that every recorded
+   * scenario was recorded and removes the fixtures of scenarios that no longer exist. After a subset,
+   * it only reports what it wrote.
+   */
+  async finish(file: RunnerTask): Promise<void> {
+    if (!this.enabled) return;
+    const tests = testsIn(file);
+    const complete = tests.every((test) => test.mode === 'run' && test.result?.state === 'pass');
+    let stale: string[] = [];
+    if (complete) {
+      const missing = RECORDED_SCENARIOS.filter((scenario) => !this.written.has(scenario));
+      if (missing.length > 0) throw new Error(`no test recorded the histories ${missing.join(', ')}`);
+      const current = new Set([...this.written.values()].flat());
+      stale = await this.remove((name) => name.endsWith('.json') && !current.has(name));
+    }
+    const files = [...this.written.values()].flat();
+    console.log(
+      [
+        `recorded ${this.written.size} histories (${files.length} files) into ${path.relative(process.cwd(), HISTORIES_DIR)}`,
+        complete
+          ? `removed ${stale.length} stale file(s)${stale.length ? `: ${stale.join(', ')}` : ''}`
+          : 'a subset of the tests ran: other fixtures kept as they were',
+      ].join('; '),
+    );
+  }
+
+  /** Deletes the top-level fixture files whose names match (never a released version's subfolder). */
+  private async remove(matches: (file: string) => boolean): Promise<string[]> {
+    const entries = await readdir(HISTORIES_DIR, { withFileTypes: true });
+    const doomed = entries
+      .filter((entry) => entry.isFile() && matches(entry.name))
+      .map((entry) => entry.name);
+    await Promise.all(doomed.map((name) => rm(path.join(HISTORIES_DIR, name))));
+    return doomed;
+  }
+}
