@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HEADERS } from '../src/mq/topology';
 import { createOrder } from '../src/order/start';
+import { type PayOptions, SimulatorClient } from '../tools/simulator/client';
 import { deleteTopology, eventually, testConfig } from './support/env';
 import { paidNotification, type Stack, startStack } from './support/stack';
 
@@ -13,9 +14,6 @@ import { paidNotification, type Stack, startStack } from './support/stack';
 // Checks at 300 ms, 900 ms, then every 600 ms.
 const shortLadder = { stepsMs: [300, 600], repeatMs: 600 };
 const AMOUNT = 8_800;
-
-// biome-ignore lint/suspicious/noExplicitAny: the tests read response JSON loosely and assert its shape
-type Json = any;
 
 describe('fallback path on the dev server with the real simulator over HTTP', () => {
   const config = testConfig('fallback');
@@ -31,14 +29,7 @@ describe('fallback path on the dev server with the real simulator over HTTP', ()
     await deleteTopology(config);
   });
 
-  const simulator = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${stack.simulator?.url}${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: response.status, json: (await response.json()) as Json };
-  };
+  const simulator = () => new SimulatorClient(stack.config.PROVIDER_URL);
 
   /** An order with the short ladder and its trade at the simulator, waiting for the buyer. */
   const newOrderWithTrade = async (payWithinMs = 30_000) => {
@@ -47,24 +38,12 @@ describe('fallback path on the dev server with the real simulator over HTTP', ()
       { amount: AMOUNT, currency: 'CNY', payWithinMs, pollLadder: shortLadder },
     );
     orderIds.push(created.order.id);
-    const trade = await simulator('POST', '/trades', {
-      orderId: created.order.id,
-      amount: AMOUNT,
-      currency: 'CNY',
-    });
-    expect(trade.status).toBe(201);
-    expect(trade.json.status).toBe('WAIT_BUYER_PAY');
-    return { ...created, tradeNo: trade.json.tradeNo as string };
+    const trade = await simulator().openTrade({ orderId: created.order.id, amount: AMOUNT, currency: 'CNY' });
+    expect(trade).toMatchObject({ created: true, status: 'WAIT_BUYER_PAY' });
+    return { ...created, tradeNo: trade.tradeNo };
   };
 
-  const pay = async (orderId: string, body: Record<string, unknown>) => {
-    const paid = await simulator('POST', `/trades/${orderId}/pay`, body);
-    expect(paid.status).toBe(200);
-    return paid.json as {
-      trade: { tradeNo: string; amount: number; paidAt: string };
-      notification: { messageId: string; outcome: string; copies: number };
-    };
-  };
+  const pay = (orderId: string, options: PayOptions) => simulator().pay(orderId, options);
 
   const orderRow = async (id: string) => {
     const [row] = await stack.sql`
@@ -109,9 +88,9 @@ describe('fallback path on the dev server with the real simulator over HTTP', ()
     expect(result).toMatchObject({ status: 'CLOSED', discrepancies: [] });
     // Ladder checks from 300 ms on (how many depends on the machine's speed), then the final check.
     expect(result.pollAttempts).toBeGreaterThanOrEqual(2);
-    const trade = await simulator('GET', `/trades/${order.id}`);
-    expect(trade.json).toMatchObject({ status: 'TRADE_CLOSED', paidAt: null });
-    expect(trade.json.closedAt).not.toBeNull();
+    const trade = await simulator().getTrade(order.id);
+    expect(trade).toMatchObject({ status: 'TRADE_CLOSED', paidAt: null });
+    expect(trade?.closedAt).not.toBeNull();
     expect((await events(order.id)).at(-1)).toMatchObject({ source: 'poll', trade_status: 'TRADE_CLOSED' });
   });
 
@@ -149,7 +128,7 @@ describe('fallback path on the dev server with the real simulator over HTTP', ()
     await stack.publish(
       paidNotification(
         { id: order.id, amount: trade.amount, currency: 'CNY' },
-        { messageId: notification.messageId, tradeNo: trade.tradeNo, paidAt: trade.paidAt },
+        { messageId: notification.messageId, tradeNo: trade.tradeNo, paidAt: trade.paidAt ?? undefined },
       ),
     );
     await eventually('the redelivery handled', async () =>

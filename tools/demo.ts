@@ -1,43 +1,48 @@
 import { mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import amqplib from 'amqplib';
 import { SingleBar } from 'cli-progress';
 import Table from 'cli-table3';
-import { assertDatabaseReachable, createDatabase, type Sql } from '../src/db/client';
-import { HEADERS, topologyFor } from '../src/mq/topology';
+import { assertDatabaseReachable, createDatabase } from '../src/db/client';
+import { countOrdersByStatus, findDiscrepancies, findOrders } from '../src/db/orders';
+import { readParkedAt } from '../src/mq/parking';
+import { topologyFor } from '../src/mq/topology';
 import { createOrder } from '../src/order/start';
 import { type Config, loadConfig, workflowUiLink } from '../src/platform/config';
 import { connectTemporal } from '../src/platform/temporal';
+import { faultDealer, SCENARIOS, type ScenarioName } from './scenarios';
 import { startService } from './service';
+import { SimulatorClient } from './simulator/client';
+import type { TradeFaults } from './simulator/faults';
 
 /**
  * The demo batch: N orders whose buyers pay (or not) while the simulator loses, duplicates, delays,
  * corrupts and forges their notifications. Every order must still end in the state the provider knows.
  */
 
-const SCENARIOS = [
-  { name: 'clean', weight: 40, faults: {}, expect: 'PAID' },
-  { name: 'drop', weight: 16, faults: { drop: true }, expect: 'PAID' },
-  { name: 'duplicate', weight: 10, faults: { duplicate: 3 }, expect: 'PAID' },
-  { name: 'delay', weight: 4, faults: { delayMs: 4_000 }, expect: 'PAID' },
-  { name: 'corrupt', weight: 6, faults: { corrupt: true }, expect: 'PAID' },
-  { name: 'forge', weight: 6, faults: { forge: true }, expect: 'PAID' },
-  { name: 'wrong-amount', weight: 4, faults: { wrongAmount: true }, expect: 'NEEDS_REVIEW' },
-  { name: 'never-pay', weight: 14, faults: null, expect: 'CLOSED' },
-] as const;
-type Scenario = (typeof SCENARIOS)[number];
+/** The demo's mix: weights per scenario of the catalogue (tools/scenarios.ts, where each one's faults and expected outcome live). */
+const DEMO_MIX: Partial<Record<ScenarioName, number>> = {
+  clean: 40,
+  drop: 16,
+  duplicate: 10,
+  delay: 4,
+  corrupt: 6,
+  forge: 6,
+  'wrong-amount': 4,
+  'never-pay': 14,
+};
+const DEMO_SCENARIOS = Object.keys(DEMO_MIX) as ScenarioName[];
 
 /** Spreads the scenarios over n orders by weight, deterministically. */
-export function planScenarios(n: number): Scenario[] {
-  const total = SCENARIOS.reduce((sum, s) => sum + s.weight, 0);
+export function planScenarios(n: number): ScenarioName[] {
+  const total = DEMO_SCENARIOS.reduce((sum, name) => sum + (DEMO_MIX[name] ?? 0), 0);
   return Array.from({ length: n }, (_, i) => {
     let point = (((i * 37) % n) + 0.5) * (total / n);
-    for (const scenario of SCENARIOS) {
-      point -= scenario.weight;
-      if (point < 0) return scenario;
+    for (const name of DEMO_SCENARIOS) {
+      point -= DEMO_MIX[name] ?? 0;
+      if (point < 0) return name;
     }
-    return SCENARIOS[0];
+    return 'clean';
   });
 }
 
@@ -64,57 +69,19 @@ function parseCli(argv: string[]) {
   return { orders, exit: values.exit, attach: values.attach, help: values.help };
 }
 
-async function waitForSimulator(config: Config, timeoutMs = 30_000) {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    try {
-      if ((await fetch(`${config.PROVIDER_URL}/health`)).ok) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(
-    `the payment simulator did not answer at ${config.PROVIDER_URL} within ${timeoutMs / 1000}s`,
-  );
-}
-
-async function simulator(config: Config, method: string, route: string, body?: unknown) {
-  const response = await fetch(`${config.PROVIDER_URL}${route}`, {
-    method,
-    headers: { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!response.ok)
-    throw new Error(`simulator ${method} ${route}: HTTP ${response.status} ${await response.text()}`);
-  return response.json();
-}
-
-/** Counts parked messages by reason without consuming them: get each, then requeue them all. */
+/** Parked messages by reason, read without consuming them (the reader `payrecon dlq list` uses). */
 async function parkedByReason(config: Config): Promise<Record<string, number>> {
-  const topology = topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY);
-  const connection = await amqplib.connect(config.AMQP_URL);
-  try {
-    const channel = await connection.createChannel();
-    const counts: Record<string, number> = {};
-    for (;;) {
-      const message = await channel.get(topology.parkingQueue, { noAck: false });
-      if (!message) break;
-      const reason = String(message.properties.headers?.[HEADERS.reason] ?? 'BROKER_DELIVERY_LIMIT');
-      counts[reason] = (counts[reason] ?? 0) + 1;
-    }
-    await channel.nackAll(true);
-    await channel.close();
-    return counts;
-  } finally {
-    await connection.close();
-  }
+  const parked = await readParkedAt(
+    config.AMQP_URL,
+    topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY),
+  );
+  return tally(parked.map((message) => message.reason ?? '(no reason)'));
 }
 
-async function statusCounts(sql: Sql, ids: string[]) {
-  const rows = await sql<{ status: string; n: string }[]>`
-    select status, count(*)::text as n from orders where id = any(${ids}) group by status`;
-  return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)])) as Record<string, number>;
+function tally(keys: string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const key of keys) counts[key] = (counts[key] ?? 0) + 1;
+  return counts;
 }
 
 async function main() {
@@ -140,43 +107,32 @@ async function main() {
       process.exit(1);
     });
   }
-  await waitForSimulator(config);
+  const simulator = new SimulatorClient(config.PROVIDER_URL);
+  await simulator.waitUntilUp(30_000);
 
   // A short ladder and deadline, so the batch ends in about a minute.
   const pollLadder = { stepsMs: [2_000, 4_000, 6_000], repeatMs: 6_000 };
   const payWithinMs = 30_000;
-  const plan = planScenarios(cli.orders);
-  const orders: { id: string; scenario: Scenario; workflowId: string }[] = [];
-  for (const scenario of plan) {
+  const dealFaults = faultDealer(Math.random);
+  const orders: { id: string; scenario: ScenarioName; faults: TradeFaults | null; workflowId: string }[] = [];
+  for (const scenario of planScenarios(cli.orders)) {
     const { order, workflowId } = await createOrder(
       { db: database.db, client: temporal, config },
       { amount: 100 * (1 + Math.floor(Math.random() * 500)), currency: 'CNY', payWithinMs, pollLadder },
     );
-    await simulator(config, 'POST', '/trades', {
-      orderId: order.id,
-      amount: order.amount,
-      currency: order.currency,
-    });
-    orders.push({ id: order.id, scenario, workflowId });
+    await simulator.openTrade({ orderId: order.id, amount: order.amount, currency: order.currency });
+    orders.push({ id: order.id, scenario, faults: dealFaults(scenario), workflowId });
   }
   console.log(
     `created ${orders.length} orders; buyers pay over the next 10 s, unpaid orders close after 30 s`,
   );
 
   // Buyers pay at random moments; the simulator applies each order's fault to its notification.
-  const payments = orders
-    .filter((o) => o.scenario.faults !== null)
-    .map(
-      (o) =>
-        new Promise<void>((resolve, reject) => {
-          setTimeout(() => {
-            simulator(config, 'POST', `/trades/${o.id}/pay`, { faults: o.scenario.faults }).then(
-              () => resolve(),
-              reject,
-            );
-          }, Math.random() * 10_000);
-        }),
-    );
+  const payments = orders.map(async ({ id, faults }) => {
+    if (faults === null) return;
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * 10_000));
+    await simulator.pay(id, { faults });
+  });
 
   const ids = orders.map((o) => o.id);
   const bar = new SingleBar({
@@ -186,9 +142,9 @@ async function main() {
   });
   const started = Date.now();
   bar.start(orders.length, 0, { paid: 0, closed: 0, review: 0, seconds: 0 });
-  let counts: Record<string, number> = {};
+  let counts: Partial<Record<string, number>> = {};
   while (Date.now() - started < payWithinMs + 60_000) {
-    counts = await statusCounts(database.sql, ids);
+    counts = await countOrdersByStatus(database.db, ids);
     const settled = orders.length - (counts.UNPAID ?? 0);
     bar.update(settled, {
       paid: counts.PAID ?? 0,
@@ -202,32 +158,26 @@ async function main() {
   bar.stop();
   await Promise.all(payments);
 
-  const rows = await database.sql<{ id: string; status: string; settled_by: string | null }[]>`
-    select id, status, settled_by from orders where id = any(${ids})`;
+  const rows = await findOrders(database.db, ids);
   const byId = new Map(rows.map((r) => [r.id, r]));
   const outcome = new Table({ head: ['final state', 'settled by', 'orders'] });
-  const tally = new Map<string, number>();
-  for (const row of rows) {
-    const key = `${row.status}\t${row.settled_by ?? '-'}`;
-    tally.set(key, (tally.get(key) ?? 0) + 1);
-  }
-  for (const [key, n] of [...tally].sort()) outcome.push([...key.split('\t'), n]);
+  for (const [key, n] of Object.entries(tally(rows.map((r) => `${r.status}\t${r.settledBy ?? '-'}`))).sort())
+    outcome.push([...key.split('\t'), n]);
 
   const scenarios = new Table({ head: ['scenario', 'orders', 'expected', 'as expected'] });
   const wrong: string[] = [];
-  for (const scenario of SCENARIOS) {
-    const mine = orders.filter((o) => o.scenario === scenario);
+  for (const name of DEMO_SCENARIOS) {
+    const mine = orders.filter((o) => o.scenario === name);
     if (mine.length === 0) continue;
-    const ok = mine.filter((o) => byId.get(o.id)?.status === scenario.expect);
-    for (const o of mine)
-      if (!ok.includes(o)) wrong.push(`${o.id} (${scenario.name}): ${byId.get(o.id)?.status}`);
-    scenarios.push([scenario.name, mine.length, scenario.expect, `${ok.length}/${mine.length}`]);
+    const expected = SCENARIOS[name].status;
+    const ok = mine.filter((o) => byId.get(o.id)?.status === expected);
+    for (const o of mine) if (!ok.includes(o)) wrong.push(`${o.id} (${name}): ${byId.get(o.id)?.status}`);
+    scenarios.push([name, mine.length, expected, `${ok.length}/${mine.length}`]);
   }
 
-  const discrepancyRows = await database.sql<{ kind: string; n: string }[]>`
-    select kind, count(*)::text as n from payment_discrepancies where order_id = any(${ids}) group by kind order by kind`;
   const discrepancies = new Table({ head: ['discrepancy', 'orders'] });
-  for (const d of discrepancyRows) discrepancies.push([d.kind, Number(d.n)]);
+  const kinds = tally((await findDiscrepancies(database.db, ids)).map((d) => d.kind));
+  for (const [kind, n] of Object.entries(kinds).sort()) discrepancies.push([kind, n]);
   const parked = new Table({ head: ['in the parking queue, by reason', 'messages'] });
   for (const [reason, n] of Object.entries(await parkedByReason(config)).sort()) parked.push([reason, n]);
 

@@ -1,24 +1,25 @@
-import type { Channel, ConfirmChannel, GetMessage, Message } from 'amqplib';
+import type { ChannelModel, ConfirmChannel, GetMessage, Message } from 'amqplib';
 import type { Command } from 'commander';
+import {
+  describeParked,
+  headerNumber,
+  ParkingQueueMissingError,
+  type ParkingSession,
+  REQUEUES_HEADER,
+  readParked,
+  takeReady,
+  withParkingQueue,
+} from '../mq/parking';
 import { HEADERS, type Topology, TRADE_PAID_ROUTING_KEY, topologyFor } from '../mq/topology';
 import { type CliContext, CliError, describeError, intParser, redactUrl, UsageError } from './context';
 import { emit, formatTable, withJson } from './output';
 
 /**
- * Parking-queue (dead-letter) tools: list with reasons, requeue one or all, purge.
+ * Parking-queue (dead-letter) tools: list with reasons, requeue one or all, purge. Reading goes through
+ * src/mq/parking.ts, which never loses a message (get unacked, then one nack(multiple, requeue)).
  *
- * Reading without losing: RabbitMQ has no "peek" for a quorum queue over AMQP 0-9-1, so `list` takes
- * every ready message with basic.get in manual-ack mode (the broker keeps each one, unacknowledged,
- * while we hold it), and then gives all of them back with ONE basic.nack(multiple, requeue). Nothing is
- * acked, so nothing can be lost: if the CLI dies half-way, the broker returns the messages itself when
- * the connection drops. Reading the whole queue (even with --limit, which only shortens the table)
- * keeps the order: the queue hands the returned messages out again in the order they were returned,
- * and there is no unread part of the queue for them to land behind.
- *
- * Each read is a delivery: the broker adds `x-delivery-count`, shown as READS. RabbitMQ 3.x and 4.3+
- * do not count a basic.nack requeue toward a quorum queue's delivery limit; 4.0-4.2 count every
- * acquisition against the default limit of 20, so there give the parking queue a policy with a higher
- * `delivery-limit` (or a dead-letter target) before listing it dozens of times. `list` warns from 15 on.
+ * `list` warns once a message has been read 15+ times: RabbitMQ 4.0-4.2 count every read against a
+ * quorum queue's delivery limit (see src/mq/parking.ts).
  *
  * Requeue republishes on a confirm channel, mandatory, to the payment exchange with the message's
  * original routing key and headers (the signature kept; our attempt counter reset; the parking
@@ -26,9 +27,6 @@ import { emit, formatTable, withJson } from './output';
  * broker confirmed the copy and did not return it as unroutable. A crash in between leaves a duplicate,
  * never a loss; the consumer dedupes by message id.
  */
-
-/** How often an operator re-drove this message; kept across parkings. */
-export const REQUEUES_HEADER = 'x-payrecon-requeues';
 
 /** Headers of the parking step and of the broker's own dead-lettering/redelivery bookkeeping. */
 const STRIPPED_ON_REQUEUE = [
@@ -49,106 +47,8 @@ const STRIPPED_ON_REQUEUE = [
 ];
 
 const READS_WARNING = 15;
-const BODY_PREVIEW_CHARS = 4_096;
-
-export interface ParkedMessage {
-  /** 1 = the head of the parking queue. */
-  position: number;
-  messageId: string | null;
-  reason: string | null;
-  detail: string | null;
-  /** The consumer's attempts before it parked the message. */
-  attempts: number | null;
-  originalExchange: string | null;
-  originalRoutingKey: string | null;
-  parkedAt: string | null;
-  /** From the body when it is JSON with an `orderId`. */
-  orderId: string | null;
-  type: string | null;
-  requeues: number;
-  /** How many times the parking queue has handed this message out before (x-delivery-count). */
-  reads: number;
-  bodyBytes: number;
-  /** The body as UTF-8, cut at 4,096 characters. */
-  body: string;
-}
 
 type Headers = Record<string, unknown>;
-
-function headerText(headers: Headers, key: string): string | null {
-  const value = headers[key];
-  if (typeof value === 'string') return value;
-  if (Buffer.isBuffer(value)) return value.toString('utf8');
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  return null;
-}
-
-function headerNumber(headers: Headers, key: string): number | null {
-  const value = Number(headers[key]);
-  return headers[key] === undefined || !Number.isFinite(value) ? null : value;
-}
-
-/** The broker's record of a message it dead-lettered itself (e.g. the pay-success delivery limit). */
-function brokerDeath(headers: Headers): Record<string, unknown> | undefined {
-  const deaths = headers['x-death'];
-  return Array.isArray(deaths) && deaths.length > 0 && typeof deaths[0] === 'object'
-    ? (deaths[0] as Record<string, unknown>)
-    : undefined;
-}
-
-function timestampText(value: unknown): string | null {
-  if (value instanceof Date) return value.toISOString();
-  if (typeof value === 'number' && Number.isFinite(value)) {
-    // AMQP timestamps are seconds since the epoch.
-    return new Date(value < 1e12 ? value * 1000 : value).toISOString();
-  }
-  return null;
-}
-
-function orderIdOf(body: Buffer): string | null {
-  try {
-    const parsed: unknown = JSON.parse(body.toString('utf8'));
-    if (parsed && typeof parsed === 'object' && 'orderId' in parsed) {
-      const { orderId } = parsed as { orderId: unknown };
-      return typeof orderId === 'string' ? orderId : null;
-    }
-  } catch {
-    // not JSON: the NOT_JSON parking reason says so
-  }
-  return null;
-}
-
-export function describeParked(message: Message, position: number): ParkedMessage {
-  const headers: Headers = message.properties.headers ?? {};
-  const death = brokerDeath(headers);
-  const deathReason = death ? String(death.reason ?? 'unknown') : null;
-  const routingKeys = death?.['routing-keys'];
-  const body = message.content.toString('utf8');
-  return {
-    position,
-    messageId: typeof message.properties.messageId === 'string' ? message.properties.messageId : null,
-    reason:
-      headerText(headers, HEADERS.reason) ?? (deathReason ? `BROKER_${deathReason.toUpperCase()}` : null),
-    detail:
-      headerText(headers, HEADERS.detail) ??
-      (death
-        ? `dead-lettered by RabbitMQ from queue ${String(death.queue)} (${deathReason}, ${String(death.count ?? 1)}x)`
-        : null),
-    attempts: headerNumber(headers, HEADERS.attempts),
-    originalExchange:
-      headerText(headers, HEADERS.originalExchange) ?? (death ? String(death.exchange ?? '') : null),
-    originalRoutingKey:
-      headerText(headers, HEADERS.originalRoutingKey) ??
-      (Array.isArray(routingKeys) && routingKeys.length > 0 ? String(routingKeys[0]) : null),
-    parkedAt: headerText(headers, HEADERS.parkedAt) ?? timestampText(death?.time),
-    orderId: orderIdOf(message.content),
-    type: typeof message.properties.type === 'string' ? message.properties.type : null,
-    requeues: headerNumber(headers, REQUEUES_HEADER) ?? 0,
-    reads: headerNumber(headers, 'x-delivery-count') ?? 0,
-    bodyBytes: message.content.length,
-    body: body.length > BODY_PREVIEW_CHARS ? `${body.slice(0, BODY_PREVIEW_CHARS)}…` : body,
-  };
-}
 
 /** The headers a requeued copy carries. */
 export function requeueHeaders(headers: Headers): Headers {
@@ -159,96 +59,35 @@ export function requeueHeaders(headers: Headers): Headers {
   return next;
 }
 
-interface ParkingSession<C extends Channel> {
-  channel: C;
-  topology: Topology;
-  /** Ready messages when the session began: a scan never reads further, so copies re-parked meanwhile are not read again. */
-  ready: number;
-  held: GetMessage[];
-  settled: Set<GetMessage>;
-}
-
-/**
- * Opens a channel on the parking queue, runs `work`, then gives every held message that `work` did
- * not settle back to the queue with one nack(multiple, requeue) and closes the channel.
- */
-async function withParkingQueue<C extends Channel, T>(
+/** Runs `use` on the CLI's RabbitMQ connection and prefix; a missing queue names the prefix looked at. */
+async function onParkingQueue<T>(
   ctx: CliContext,
-  open: (connection: Awaited<ReturnType<CliContext['amqp']>>) => Promise<C>,
-  work: (session: ParkingSession<C>) => Promise<T>,
+  use: (connection: ChannelModel, topology: Topology) => Promise<T>,
 ): Promise<T> {
   const config = ctx.getConfig();
   const topology = topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY);
-  const connection = await ctx.amqp();
-  const channel = await open(connection);
-  let channelError: Error | undefined;
-  channel.on('error', (error: Error) => {
-    channelError = error;
-  });
-  let ready: number;
   try {
-    ({ messageCount: ready } = await channel.checkQueue(topology.parkingQueue));
+    return await use(await ctx.amqp(), topology);
   } catch (error) {
-    if ((error as { code?: number }).code === 404) {
+    if (error instanceof ParkingQueueMissingError) {
       throw new CliError(
-        `the parking queue "${topology.parkingQueue}" does not exist at ${redactUrl(config.AMQP_URL)} ` +
-          `(AMQP_PREFIX=${config.AMQP_PREFIX}): check AMQP_PREFIX, or declare the topology with: npx tsx src/mq/declare.ts`,
+        `${error.message} at ${redactUrl(config.AMQP_URL)} (AMQP_PREFIX=${config.AMQP_PREFIX}): ` +
+          'check AMQP_PREFIX, or declare the topology with: npx tsx src/mq/declare.ts',
       );
     }
-    throw new CliError(`cannot open the parking queue "${topology.parkingQueue}": ${describeError(error)}`);
-  }
-  const session: ParkingSession<C> = { channel, topology, ready, held: [], settled: new Set() };
-  try {
-    return await work(session);
-  } catch (error) {
-    if (channelError && !(error instanceof CliError)) {
-      throw new CliError(`RabbitMQ closed the channel: ${channelError.message}`);
-    }
     throw error;
-  } finally {
-    const unsettled = session.held.filter((message) => !session.settled.has(message));
-    const last = unsettled.at(-1);
-    if (last && !channelError) {
-      try {
-        // One nack for all: back in the queue, in their order; nothing acked, nothing lost.
-        channel.nack(last, true, true);
-      } catch {
-        // The channel is gone: the broker has returned the messages itself.
-      }
-    }
-    // A synchronous round trip before closing, so the broker has taken the acks and the nack.
-    await channel.checkQueue(topology.parkingQueue).catch(() => {});
-    await channel.close().catch(() => {});
   }
 }
 
-/** Takes up to `session.ready` messages from the head of the parking queue, holding them unacked. */
-async function takeReady<C extends Channel>(
-  session: ParkingSession<C>,
-  onMessage?: (message: GetMessage) => Promise<'stop' | undefined>,
-): Promise<void> {
-  for (let index = 0; index < session.ready; index++) {
-    const message = await session.channel.get(session.topology.parkingQueue, { noAck: false });
-    if (!message) return;
-    session.held.push(message);
-    if (onMessage && (await onMessage(message)) === 'stop') return;
-  }
-}
-
-export async function listParked(ctx: CliContext, limit?: number) {
-  return withParkingQueue(
-    ctx,
-    (connection) => connection.createChannel(),
-    async (session) => {
-      await takeReady(session);
-      const messages = session.held.map((message, index) => describeParked(message, index + 1));
-      return {
-        queue: session.topology.parkingQueue,
-        total: messages.length,
-        messages: limit === undefined ? messages : messages.slice(0, limit),
-      };
-    },
-  );
+export function listParked(ctx: CliContext, limit?: number) {
+  return onParkingQueue(ctx, async (connection, topology) => {
+    const messages = await readParked(connection, topology);
+    return {
+      queue: topology.parkingQueue,
+      total: messages.length,
+      messages: limit === undefined ? messages : messages.slice(0, limit),
+    };
+  });
 }
 
 export interface RequeueResult {
@@ -304,51 +143,57 @@ export async function requeueParked(
   ctx: CliContext,
   target: { messageId: string } | { all: true },
 ): Promise<RequeueResult> {
-  return withParkingQueue(
-    ctx,
-    (connection) => connection.createConfirmChannel(),
-    async (session) => {
-      const returned: { current: Message | undefined } = { current: undefined };
-      session.channel.on('return', (message: Message) => {
-        returned.current = message;
-      });
-      const result: RequeueResult = {
-        queue: session.topology.parkingQueue,
-        exchange: session.topology.paymentExchange,
-        requeued: [],
-        failed: [],
-      };
-      await takeReady(session, async (message) => {
-        const view = describeParked(message, 0);
-        if ('messageId' in target && view.messageId !== target.messageId) return undefined;
-        try {
-          const routingKey = await republish(session, message, returned);
-          result.requeued.push({
-            messageId: view.messageId,
-            routingKey,
-            orderId: view.orderId,
-            reason: view.reason,
-          });
-        } catch (error) {
-          result.failed.push({ messageId: view.messageId, error: describeError(error) });
-          // A closed channel returns everything it holds; stop before reading more.
-          if (!(error instanceof Error) || /closed/i.test(error.message)) return 'stop';
-        }
-        return undefined;
-      });
-      return result;
-    },
+  return onParkingQueue(ctx, (connection, topology) =>
+    withParkingQueue(
+      connection,
+      topology,
+      (channel) => channel.createConfirmChannel(),
+      async (session) => {
+        const returned: { current: Message | undefined } = { current: undefined };
+        session.channel.on('return', (message: Message) => {
+          returned.current = message;
+        });
+        const result: RequeueResult = {
+          queue: session.topology.parkingQueue,
+          exchange: session.topology.paymentExchange,
+          requeued: [],
+          failed: [],
+        };
+        await takeReady(session, async (message) => {
+          const view = describeParked(message, 0);
+          if ('messageId' in target && view.messageId !== target.messageId) return undefined;
+          try {
+            const routingKey = await republish(session, message, returned);
+            result.requeued.push({
+              messageId: view.messageId,
+              routingKey,
+              orderId: view.orderId,
+              reason: view.reason,
+            });
+          } catch (error) {
+            result.failed.push({ messageId: view.messageId, error: describeError(error) });
+            // A closed channel returns everything it holds; stop before reading more.
+            if (!(error instanceof Error) || /closed/i.test(error.message)) return 'stop';
+          }
+          return undefined;
+        });
+        return result;
+      },
+    ),
   );
 }
 
-export async function purgeParked(ctx: CliContext) {
-  return withParkingQueue(
-    ctx,
-    (connection) => connection.createChannel(),
-    async (session) => {
-      const { messageCount } = await session.channel.purgeQueue(session.topology.parkingQueue);
-      return { queue: session.topology.parkingQueue, purged: messageCount };
-    },
+export function purgeParked(ctx: CliContext) {
+  return onParkingQueue(ctx, (connection, topology) =>
+    withParkingQueue(
+      connection,
+      topology,
+      (channel) => channel.createChannel(),
+      async (session) => {
+        const { messageCount } = await session.channel.purgeQueue(topology.parkingQueue);
+        return { queue: topology.parkingQueue, purged: messageCount };
+      },
+    ),
   );
 }
 

@@ -1,4 +1,4 @@
-import { and, asc, desc, sql as dsql, eq, isNull, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, sql as dsql, eq, inArray, isNull, type SQL } from 'drizzle-orm';
 import type {
   DiscrepancyKind,
   OrderStatus,
@@ -241,4 +241,42 @@ export async function resolveDiscrepancy(
   if (updated) return { resolved: true, row: updated };
   const [existing] = await db.select().from(paymentDiscrepancies).where(eq(paymentDiscrepancies.id, id));
   return { resolved: false, row: existing };
+}
+
+// --- a batch of orders at once (the demo's summary, the chaos run's evidence) ----------------------------
+
+/** The orders with these ids, in no particular order. */
+export async function findOrders(db: Database, orderIds: string[]): Promise<OrderRow[]> {
+  return db.select().from(orders).where(inArray(orders.id, orderIds));
+}
+
+/** How many of these orders are in each status (a status none is in is absent). */
+export async function countOrdersByStatus(
+  db: Database,
+  orderIds: string[],
+): Promise<Partial<Record<OrderStatus, number>>> {
+  const rows = await db
+    .select({ status: orders.status, n: count() })
+    .from(orders)
+    .where(inArray(orders.id, orderIds))
+    .groupBy(orders.status);
+  return Object.fromEntries(rows.map((row) => [row.status, row.n]));
+}
+
+/** The payment events of these orders, oldest first. */
+export async function findPaymentEvents(db: Database, orderIds: string[]): Promise<PaymentEventRow[]> {
+  return db
+    .select()
+    .from(paymentEvents)
+    .where(inArray(paymentEvents.orderId, orderIds))
+    .orderBy(asc(paymentEvents.id));
+}
+
+/** The discrepancies of these orders, resolved or not, oldest first. */
+export async function findDiscrepancies(db: Database, orderIds: string[]): Promise<DiscrepancyRow[]> {
+  return db
+    .select()
+    .from(paymentDiscrepancies)
+    .where(inArray(paymentDiscrepancies.orderId, orderIds))
+    .orderBy(asc(paymentDiscrepancies.id));
 }

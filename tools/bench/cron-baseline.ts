@@ -58,7 +58,7 @@ export async function runCronBaseline(
         rate,
         durationMs: options.durationMs,
         payDelayMs: options.payDelayMs,
-        simulatorUrl: ctx.simulatorUrl,
+        simulator: ctx.simulator,
         watcher: ctx.watcher,
         createOrder: cronOrderFactory(ctx),
         drainTimeoutMs: 120_000,

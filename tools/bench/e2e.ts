@@ -104,7 +104,7 @@ export async function runE2E(
       rate,
       durationMs: options.durationMs,
       payDelayMs: options.payDelayMs,
-      simulatorUrl: ctx.simulatorUrl,
+      simulator: ctx.simulator,
       watcher: ctx.watcher,
       createOrder: payreconOrderFactory(ctx),
       drainTimeoutMs: 120_000,

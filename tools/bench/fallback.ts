@@ -1,3 +1,4 @@
+import { findPaymentEvents } from '../../src/db/orders';
 import type { BenchContext } from './lib/context';
 import { type BenchOrder, driveOrders } from './lib/drive';
 import type { LatencySummary } from './lib/hist';
@@ -35,14 +36,13 @@ export async function runFallback(ctx: BenchContext, options: FallbackOptions): 
     rate: options.rate,
     durationMs: (options.orders / options.rate) * 1000,
     payDelayMs: () => Math.random() * options.payDelayMaxMs,
-    simulatorUrl: ctx.simulatorUrl,
+    simulator: ctx.simulator,
     watcher: ctx.watcher,
     createOrder: options.createOrder,
     faults: { drop: true },
     drainTimeoutMs: options.drainTimeoutMs,
   });
-  const [row] = await ctx.sql<{ n: number }[]>`
-    select count(*)::int as n from payment_events where source = 'poll' and order_id = any(${result.orderIds})`;
+  const polls = (await findPaymentEvents(ctx.db, result.orderIds)).filter((e) => e.source === 'poll').length;
   const fallback: FallbackResult = {
     design: options.design,
     mechanism: options.mechanism,
@@ -50,7 +50,7 @@ export async function runFallback(ctx: BenchContext, options: FallbackOptions): 
     settled: result.settled,
     latency: result.latency,
     byPath: result.byPath,
-    providerQueriesPerOrder: Math.round(((row?.n ?? 0) / Math.max(1, result.orders)) * 100) / 100,
+    providerQueriesPerOrder: Math.round((polls / Math.max(1, result.orders)) * 100) / 100,
   };
   ctx.log(
     `  ${options.design} fallback: ${fallback.settled}/${fallback.orders} settled, p50 ${fallback.latency.p50} ms, max ${fallback.latency.max} ms, ${fallback.providerQueriesPerOrder} queries/order`,

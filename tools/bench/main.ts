@@ -219,14 +219,14 @@ async function main() {
     if (n > 0) log(`terminated ${n} workflows an earlier run left on ${queue}`);
   }
   const simulator = await startSimulatorProcess(config);
-  const withProvider = { ...config, PROVIDER_URL: simulator.url };
+  const withProvider = { ...config, PROVIDER_URL: simulator.client.url };
   const watcher = new SettlementWatcher(database.sql);
   const ctx: BenchContext = {
     config: withProvider,
     db: database.db,
     sql: database.sql,
     temporal,
-    simulatorUrl: simulator.url,
+    simulator: simulator.client,
     watcher,
     log,
   };

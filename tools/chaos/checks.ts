@@ -1,5 +1,7 @@
-import type { DiscrepancyKind, OrderStatus } from '../../src/domain/index';
-import { EXPECTATIONS, type FaultKind, type OrderPlan } from './plan';
+import type { DiscrepancyKind, OrderStatus } from '../../src/domain';
+import type { ParkedMessage as Parked } from '../../src/mq/parking';
+import { SCENARIOS, type ScenarioName } from '../scenarios';
+import type { OrderPlan } from './plan';
 
 /**
  * The chaos run's invariants, as pure functions over rows read at the end of the run: the orders and
@@ -45,11 +47,8 @@ export interface PublishedMessage {
   copies: number;
 }
 
-/** A message found in the parking queue; `reason` null when it carries none. */
-export interface ParkedMessage {
-  messageId: string | null;
-  reason: string | null;
-}
+/** A message found in the parking queue (src/mq/parking.ts); `reason` null when it carries none. */
+export type ParkedMessage = Pick<Parked, 'messageId' | 'reason'>;
 
 /** One transition activity (markOrderPaid, closeOrder, holdOrderForReview) as the history has it. */
 export interface TransitionEvidence {
@@ -153,7 +152,7 @@ export function checkFinalStates(
 
 /**
  * The run did what the plan says (so the other checks test the faults they claim to): each trade ends
- * as the expectation table says, every planned payment was made.
+ * as its scenario says (tools/scenarios.ts), every planned payment was made.
  */
 export function checkPlanCarriedOut(
   planned: PlannedOrder[],
@@ -165,7 +164,7 @@ export function checkPlanCarriedOut(
   for (const plan of planned) {
     const trade = trades.get(plan.orderId);
     const order = orders.get(plan.orderId);
-    const expected = EXPECTATIONS[plan.kind];
+    const expected = SCENARIOS[plan.kind];
     if (!trade || !order) continue; // reported by checkFinalStates
     const truth = providerTruth(trade, order.amount);
     if (trade.status !== expected.trade || ('status' in truth && truth.status !== expected.status)) {
@@ -183,7 +182,7 @@ export function checkSettledBy(planned: PlannedOrder[], orders: Map<string, Orde
   for (const plan of planned) {
     const order = orders.get(plan.orderId);
     if (!order || order.status === 'UNPAID') continue;
-    const allowed: string[] = EXPECTATIONS[plan.kind].settledBy;
+    const allowed: string[] = SCENARIOS[plan.kind].settledBy;
     if (!allowed.includes(order.settledBy ?? '-')) {
       violations.push(
         `${plan.orderId} (${plan.kind}): settled by ${order.settledBy}, allowed ${allowed.join('|')}`,
@@ -416,7 +415,7 @@ export function checkMessageRouting(
   const violations: string[] = [];
   for (const plan of planned) {
     if (unconfirmed.has(plan.orderId)) continue;
-    const fate = EXPECTATIONS[plan.kind].message;
+    const fate = SCENARIOS[plan.kind].message;
     const mine = byOrder.get(plan.orderId) ?? [];
     const recorded = new Set(mqEventsByOrder.get(plan.orderId) ?? []);
     const id = `${plan.orderId} (${plan.kind})`;
@@ -456,14 +455,14 @@ export function checkMessageRouting(
   });
 }
 
-/** The fault mix and how many orders of each kind ended as the expectation table says. */
+/** The fault mix and how many orders of each kind ended as their scenario says. */
 export function faultMixSummary(planned: PlannedOrder[], orders: Map<string, OrderRowLite>) {
-  const rows = new Map<FaultKind, { orders: number; asExpected: number }>();
+  const rows = new Map<ScenarioName, { orders: number; asExpected: number }>();
   for (const plan of planned) {
     const row = rows.get(plan.kind) ?? { orders: 0, asExpected: 0 };
     row.orders++;
-    if (orders.get(plan.orderId)?.status === EXPECTATIONS[plan.kind].status) row.asExpected++;
+    if (orders.get(plan.orderId)?.status === SCENARIOS[plan.kind].status) row.asExpected++;
     rows.set(plan.kind, row);
   }
-  return [...rows].map(([kind, row]) => ({ kind, ...row, expectation: EXPECTATIONS[kind] }));
+  return [...rows].map(([kind, row]) => ({ kind, ...row, expectation: SCENARIOS[kind] }));
 }

@@ -1,20 +1,20 @@
 import { execFile } from 'node:child_process';
-import net from 'node:net';
 import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import amqplib from 'amqplib';
-import type { Sql } from '../../src/db/client';
-import { type OrderStatus, orderWorkflowId } from '../../src/domain/index';
-import { declareAndPurge, HEADERS, topologyFor } from '../../src/mq/topology';
+import type { Database } from '../../src/db/client';
+import { findDiscrepancies, findOrders, findPaymentEvents } from '../../src/db/orders';
+import { orderWorkflowId } from '../../src/domain';
+import { declareAndPurge, topologyFor } from '../../src/mq/topology';
 import type { Config } from '../../src/platform/config';
 import { activityRuns } from '../../src/platform/history';
 import type { ServiceProcess } from '../service';
+import { findTrades } from '../simulator/trades';
 import type {
   DiscrepancyRowLite,
   EventRowLite,
   OrderRowLite,
-  ParkedMessage,
   TradeRowLite,
   TransitionEvidence,
   WorkflowEvidence,
@@ -38,51 +38,6 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-export class Simulator {
-  constructor(private readonly url: string) {}
-
-  async call(method: string, route: string, body?: unknown): Promise<{ status: number; json: unknown }> {
-    const response = await fetch(`${this.url}${route}`, {
-      method,
-      headers: { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(60_000),
-    });
-    const text = await response.text();
-    let json: unknown = text;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      // keep the text
-    }
-    return { status: response.status, json };
-  }
-
-  async waitUntilUp(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    while (Date.now() < until) {
-      try {
-        if ((await fetch(`${this.url}/health`)).ok) return;
-      } catch {
-        // not up yet
-      }
-      await sleep(250, signal);
-    }
-    throw new Error(`the payment simulator did not answer at ${this.url} within ${timeoutMs / 1000}s`);
-  }
-}
-
 /** Empties the chaos prefix's queues, so the run's accounting starts from nothing. */
 export async function resetQueues(config: Config): Promise<void> {
   await declareAndPurge(config.AMQP_URL, topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY));
@@ -104,33 +59,6 @@ export async function queueDepths(config: Config) {
       retry: retry?.messageCount ?? 0,
       parking: parking?.messageCount ?? 0,
     };
-  } finally {
-    await connection.close();
-  }
-}
-
-/** Reads every parked message without consuming it: get each (unacked), then requeue them all. */
-export async function readParked(config: Config): Promise<ParkedMessage[]> {
-  const topology = topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY);
-  const connection = await amqplib.connect(config.AMQP_URL);
-  try {
-    const channel = await connection.createChannel();
-    const parked: ParkedMessage[] = [];
-    for (;;) {
-      const message = await channel.get(topology.parkingQueue, { noAck: false });
-      if (!message) break;
-      const headers = message.properties.headers ?? {};
-      const own = headers[HEADERS.reason];
-      // Dead-lettered by the broker itself (delivery limit): the reason is in x-death.
-      const death = Array.isArray(headers['x-death']) ? headers['x-death'][0]?.reason : undefined;
-      parked.push({
-        messageId: message.properties.messageId ?? null,
-        reason: own ? String(own) : death ? `BROKER_${String(death).toUpperCase()}` : null,
-      });
-    }
-    await channel.nackAll(true);
-    await channel.close();
-    return parked;
   } finally {
     await connection.close();
   }
@@ -249,80 +177,44 @@ export async function rabbitmqctl(binary: string, args: string[]) {
   await run(binary, args, { timeout: 120_000 });
 }
 
-/** drizzle's postgres.js setup returns timestamps as text; plain postgres.js as Date. */
-export function toDate(value: Date | string | null): Date | null {
-  return value === null ? null : new Date(value);
-}
-
-export async function statusCounts(sql: Sql, ids: string[]) {
-  const rows = await sql<{ status: string; n: string }[]>`
-    select status, count(*)::text as n from orders where id = any(${ids}) group by status`;
-  return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)])) as Record<string, number>;
-}
-
 /**
  * The rows the checks read: payrecon's orders, events and discrepancies, and the simulator's own table
  * (provider.trades): the provider's truth, read where it is kept.
  */
-export async function readRows(sql: Sql, ids: string[]) {
-  const orderRows = await sql<
-    {
-      id: string;
-      amount: string;
-      status: OrderStatus;
-      settled_by: string | null;
-      trade_no: string | null;
-      paid_at: Date | string | null;
-      closed_at: Date | string | null;
-    }[]
-  >`select id, amount, status, settled_by, trade_no, paid_at, closed_at from orders where id = any(${ids})`;
+export async function readRows(db: Database, ids: string[]) {
   const orders = new Map<string, OrderRowLite>(
-    orderRows.map((r) => [
+    (await findOrders(db, ids)).map((r) => [
       r.id,
       {
         id: r.id,
-        amount: Number(r.amount),
+        amount: r.amount,
         status: r.status,
-        settledBy: r.settled_by,
-        tradeNo: r.trade_no,
-        paidAt: toDate(r.paid_at),
-        closedAt: toDate(r.closed_at),
+        settledBy: r.settledBy,
+        tradeNo: r.tradeNo,
+        paidAt: r.paidAt,
+        closedAt: r.closedAt,
       },
     ]),
   );
-  // The simulator's own table (provider.trades): the provider's truth, read where it is kept.
-  const tradeRows = await sql<
-    {
-      order_id: string;
-      trade_no: string;
-      status: string;
-      amount: string;
-      paid_amount: string | null;
-      paid_at: Date | string | null;
-      closed_at: Date | string | null;
-    }[]
-  >`select order_id, trade_no, status, amount, paid_amount, paid_at, closed_at from provider.trades where order_id = any(${ids})`;
   const trades = new Map<string, TradeRowLite>(
-    tradeRows.map((r) => [
-      r.order_id,
+    (await findTrades(db, ids)).map((r) => [
+      r.orderId,
       {
-        orderId: r.order_id,
-        tradeNo: r.trade_no,
+        orderId: r.orderId,
+        tradeNo: r.tradeNo,
         status: r.status,
-        amount: Number(r.amount),
-        paidAmount: r.paid_amount === null ? null : Number(r.paid_amount),
-        paidAt: toDate(r.paid_at),
-        closedAt: toDate(r.closed_at),
+        amount: r.amount,
+        paidAmount: r.paidAmount,
+        paidAt: r.paidAt,
+        closedAt: r.closedAt,
       },
     ]),
   );
-  const events = (
-    await sql<{ order_id: string; source: string; message_id: string | null }[]>`
-      select order_id, source, message_id from payment_events where order_id = any(${ids})`
-  ).map((r): EventRowLite => ({ orderId: r.order_id, source: r.source, messageId: r.message_id }));
-  const discrepancies = (
-    await sql<{ order_id: string; kind: string }[]>`
-      select order_id, kind from payment_discrepancies where order_id = any(${ids})`
-  ).map((r): DiscrepancyRowLite => ({ orderId: r.order_id, kind: r.kind }));
+  const events = (await findPaymentEvents(db, ids)).map(
+    (r): EventRowLite => ({ orderId: r.orderId, source: r.source, messageId: r.messageId }),
+  );
+  const discrepancies = (await findDiscrepancies(db, ids)).map(
+    (r): DiscrepancyRowLite => ({ orderId: r.orderId, kind: r.kind }),
+  );
   return { orders, trades, events, discrepancies };
 }

@@ -2,10 +2,16 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { createDatabase, redactUrl } from '../../src/db/client';
 import { migrateDatabase } from '../../src/db/migrate';
+import { countOrdersByStatus, findOrders, findPaymentEvents } from '../../src/db/orders';
+import { readParkedAt } from '../../src/mq/parking';
+import { topologyFor } from '../../src/mq/topology';
 import { createOrder } from '../../src/order/start';
 import { loadConfig } from '../../src/platform/config';
 import { connectTemporal } from '../../src/platform/temporal';
+import { freePort } from '../net';
+import { SCENARIOS } from '../scenarios';
 import { type ServiceProcess, startService } from '../service';
+import { type PaymentReply, type PayOptions, SimulatorClient, SimulatorHttpError } from '../simulator/client';
 import {
   type CheckResult,
   checkDiscrepancies,
@@ -23,17 +29,13 @@ import {
   type WorkflowEvidence,
 } from './checks';
 import {
-  freePort,
   mapLimit,
   queueDepths,
   rabbitmqctl,
-  readParked,
   readRows,
   resetQueues,
-  Simulator,
   sample,
   sleep,
-  statusCounts,
   terminateLeftovers,
   waitUntilServing,
   workflowEvidence,
@@ -167,7 +169,7 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
     `service started (simulator :${simulatorPort}, worker, consumer; logs ${path.relative(process.cwd(), options.logFile)})`,
   );
 
-  const simulator = new Simulator(config.PROVIDER_URL);
+  const simulator = new SimulatorClient(config.PROVIDER_URL, { timeoutMs: 60_000 });
   const published: PublishedMessage[] = [];
   const unconfirmed = new Set<string>();
   const disruptionRecords: DisruptionRecord[] = [];
@@ -198,12 +200,15 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
     const planned: PlannedOrder[] = [];
     let paysMade = 0;
     let paysResolved = 0;
-    const recordPay = (orderId: string, what: string, response: { status: number; json: unknown }) => {
-      const body = response.json as {
-        notification?: { messageId: string; outcome: string; copies: number };
-        trade?: { status: string };
-      };
-      if (response.status === 502 && body.trade?.status === 'TRADE_SUCCESS') {
+    const paid = (orderId: string, reply: PaymentReply) => {
+      paysMade++;
+      const { messageId, outcome, copies } = reply.notification;
+      if (outcome === 'published' && copies > 0) published.push({ orderId, messageId, copies });
+    };
+    const payFailed = (orderId: string, what: string, error: Error) => {
+      const trade =
+        error instanceof SimulatorHttpError ? (error.body.trade as { status?: string }) : undefined;
+      if (error instanceof SimulatorHttpError && error.status === 502 && trade?.status === 'TRADE_SUCCESS') {
         // The payment went through but the broker did not confirm its notification in time (the broker
         // restart): the provider's problem, not payrecon's. The message may still have reached the
         // broker; it then shows up among the ids the simulator did not report.
@@ -212,24 +217,14 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
         log(`  ${orderId}: ${what}: paid, notification not confirmed by the broker (HTTP 502)`);
         return;
       }
-      if (response.status !== 200 || !body.notification) {
-        driverErrors.push(
-          `${orderId}: ${what} answered HTTP ${response.status}: ${JSON.stringify(response.json).slice(0, 300)}`,
-        );
-        return;
-      }
-      paysMade++;
-      const { messageId, outcome, copies } = body.notification;
-      if (outcome === 'published' && copies > 0) published.push({ orderId, messageId, copies });
+      driverErrors.push(`${orderId}: ${what} failed: ${error.message}`);
     };
-    const pay = (orderId: string, body: unknown, what: string) => {
+    const pay = (orderId: string, options: PayOptions, what: string) => {
       simulator
-        .call('POST', `/trades/${orderId}/pay`, body)
+        .pay(orderId, options)
         .then(
-          (response) => recordPay(orderId, what, response),
-          (error: Error) => {
-            driverErrors.push(`${orderId}: ${what} failed: ${error.message}`);
-          },
+          (reply) => paid(orderId, reply),
+          (error: Error) => payFailed(orderId, what, error),
         )
         .finally(() => {
           paysResolved++;
@@ -317,15 +312,14 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
       while (watching && !stopped) {
         try {
           if (late.size > 0) {
-            const closed = await database.sql<{ id: string }[]>`
-              select id from orders where id = any(${[...late]}) and status = 'CLOSED'`;
-            for (const { id } of closed) {
+            for (const { id, status } of await findOrders(database.db, [...late])) {
+              if (status !== 'CLOSED') continue;
               late.delete(id);
               pay(id, { force: true, faults: {} }, 'pay after close');
             }
           }
-          counts = await statusCounts(
-            database.sql,
+          counts = await countOrdersByStatus(
+            database.db,
             planned.map((p) => p.orderId),
           );
         } catch (error) {
@@ -357,14 +351,14 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
               pollLadder: options.ladder,
             },
           );
-          const trade = await simulator.call('POST', '/trades', {
+          const trade = await simulator.openTrade({
             orderId: order.id,
             amount: order.amount,
             currency: order.currency,
           });
-          if (trade.status !== 201) throw new Error(`POST /trades answered HTTP ${trade.status}`);
+          if (!trade.created) throw new Error(`order ${order.id} already had trade ${trade.tradeNo}`);
           planned.push({ ...plan, orderId: order.id });
-          if (plan.kind === 'late') {
+          if (SCENARIOS[plan.kind].pays === 'after-close') {
             late.add(order.id);
             lateTotal++;
           }
@@ -394,7 +388,7 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
     try {
       for (;;) {
         signal?.throwIfAborted();
-        const settled = planned.length - ((await statusCounts(database.sql, ids)).UNPAID ?? 0);
+        const settled = planned.length - ((await countOrdersByStatus(database.db, ids)).UNPAID ?? 0);
         if (settled === planned.length && late.size === 0 && paysResolved >= expectedPays && disruptionsDone)
           break;
         if (Date.now() > settleDeadline) {
@@ -417,7 +411,7 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
     // --- drain: every workflow done, work and retry queues empty, every message accounted ------
     const drainStarted = Date.now();
     const expectParked = new Set(
-      planned.filter((p) => p.kind === 'corrupt' || p.kind === 'forge').map((p) => p.orderId),
+      planned.filter((p) => typeof SCENARIOS[p.kind].message === 'object').map((p) => p.orderId),
     );
     for (;;) {
       signal?.throwIfAborted();
@@ -426,10 +420,7 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
       );
       const depths = await queueDepths(config);
       const recorded = new Set(
-        (
-          await database.sql<{ message_id: string }[]>`
-            select message_id from payment_events where source = 'mq' and order_id = any(${ids})`
-        ).map((r) => r.message_id),
+        (await findPaymentEvents(database.db, ids)).filter((e) => e.source === 'mq').map((e) => e.messageId),
       );
       const unrecordedValid = published.filter(
         (m) => !expectParked.has(m.orderId) && !recorded.has(m.messageId),
@@ -460,8 +451,11 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
     const depths = await queueDepths(config);
     stopped = true;
     await service.stop();
-    const { orders, trades, events, discrepancies } = await readRows(database.sql, ids);
-    const parked = await readParked(config);
+    const { orders, trades, events, discrepancies } = await readRows(database.db, ids);
+    const parked = await readParkedAt(
+      config.AMQP_URL,
+      topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY),
+    );
     const historyOrders = sample(ids, options.historyLimit);
     const evidence = await mapLimit(historyOrders, 8, (id) =>
       workflowEvidence(temporal, id).catch(

@@ -2,65 +2,42 @@ import { type Command, InvalidArgumentError } from 'commander';
 import {
   type CliContext,
   CliError,
-  describeError,
+  type CliIo,
+  EXIT,
   intParser,
+  parseAmount,
+  parseCurrency,
   parseDuration,
   parseOrderId,
 } from '../../src/cli/context';
 import { cell, emit, formatFields, money, withJson } from '../../src/cli/output';
+import { createProgram, runMain, runProgram } from '../../src/cli/program';
+import { type PaymentReply, SimulatorClient, SimulatorHttpError } from './client';
+import type { TradeFaults } from './faults';
+import type { TradeView } from './routes';
 
-/** `pay`: the buyer pays at the payment simulator, which then notifies payrecon over RabbitMQ (or not). */
+/**
+ * The payment simulator's own small CLI (`npm run sim -- <command>`): what a buyer and the provider do,
+ * not what an operator of payrecon does. `pay` pays an order's trade, and its fault flags decide what
+ * happens to the notification; `trade open` and `trade show` open and read a trade. It talks to the
+ * simulator at PROVIDER_URL over its HTTP API (./client.ts). Exit codes as payrecon's CLI: 0 done,
+ * 1 failed (the simulator is down: its URL is named), 2 bad usage or input.
+ */
 
-const SIMULATOR_TIMEOUT_MS = 30_000;
 const MAX_DELAY_MS = 10 * 60_000;
 
-export interface SimulatorResponse {
-  status: number;
-  body: Record<string, unknown>;
-}
+const HELP = `
+The simulator is reached at PROVIDER_URL (default http://127.0.0.1:8090; start it with: npm run simulator).
 
-/** One call to the payment simulator's HTTP API; a simulator that is down is named in the error. */
-export async function simulatorRequest(
-  ctx: CliContext,
-  method: 'GET' | 'POST' | 'PUT' | 'PATCH',
-  path: string,
-  body?: unknown,
-): Promise<SimulatorResponse> {
-  const base = ctx.getConfig().PROVIDER_URL.replace(/\/$/, '');
-  let response: Response;
-  try {
-    response = await fetch(`${base}${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(SIMULATOR_TIMEOUT_MS),
-    });
-  } catch (error) {
-    const cause = (error as { cause?: unknown }).cause;
-    throw new CliError(
-      `the payment simulator is not reachable at ${base} (start it with: npm run simulator): ${describeError(cause ?? error)}`,
-    );
-  }
-  const text = await response.text();
-  let parsed: Record<string, unknown> = {};
-  try {
-    parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-  } catch {
-    parsed = { error: text.slice(0, 500) };
-  }
-  return { status: response.status, body: parsed };
-}
+Exit codes: 0 done, 1 the operation failed, 2 bad usage or input.
 
-export interface PayFaults {
-  drop?: boolean;
-  duplicate?: number;
-  delayMs?: number;
-  corrupt?: boolean | 'json' | 'schema';
-  forge?: boolean;
-  wrongAmount?: boolean | number;
-}
+Examples:
+  npm run sim -- pay ord_... --drop
+  npm run sim -- pay ord_... --duplicate 3 --json
+  npm run sim -- trade open ord_... --amount 9900 --currency CNY
+  npm run sim -- trade show ord_...`;
 
-interface PayOptions {
+interface PayFlags {
   drop?: boolean;
   duplicate?: number;
   delay?: number;
@@ -84,25 +61,80 @@ function parseDelay(raw: string): number {
   return value;
 }
 
-export function faultsFrom(options: PayOptions): PayFaults {
-  const faults: PayFaults = {};
-  if (options.drop) faults.drop = true;
-  if (options.duplicate !== undefined) faults.duplicate = options.duplicate;
-  if (options.delay !== undefined) faults.delayMs = options.delay;
-  if (options.corrupt !== undefined) faults.corrupt = options.corrupt === true ? 'json' : options.corrupt;
-  if (options.forge) faults.forge = true;
-  if (options.wrongAmount !== undefined) faults.wrongAmount = options.wrongAmount;
+/** The per-payment fault knobs the flags ask for. */
+export function faultsFrom(flags: PayFlags): TradeFaults {
+  const faults: TradeFaults = {};
+  if (flags.drop) faults.drop = true;
+  if (flags.duplicate !== undefined) faults.duplicate = flags.duplicate;
+  if (flags.delay !== undefined) faults.delayMs = flags.delay;
+  if (flags.corrupt !== undefined) faults.corrupt = flags.corrupt === true ? 'json' : flags.corrupt;
+  if (flags.forge) faults.forge = true;
+  if (flags.wrongAmount !== undefined) faults.wrongAmount = flags.wrongAmount;
   return faults;
 }
 
-export function registerPayCommand(program: Command, ctx: CliContext): void {
+function simulator(ctx: CliContext): SimulatorClient {
+  return new SimulatorClient(ctx.getConfig().PROVIDER_URL);
+}
+
+function noTrade(orderId: string): CliError {
+  return new CliError(
+    `the payment simulator has no trade for order ${orderId} (open one with: npm run sim -- trade open ${orderId} --amount <minor>)`,
+  );
+}
+
+/** A refusal of the simulator as the user should read it: bad input exits 2, the rest 1. */
+function refused(error: unknown, orderId: string): unknown {
+  if (!(error instanceof SimulatorHttpError)) return error;
+  if (error.status === 404) return noTrade(orderId);
+  const reason = cell(error.body.error ?? error.body);
+  if (error.status === 400) return new CliError(`the simulator refused the request: ${reason}`, EXIT.USAGE);
+  return new CliError(`the simulator answered HTTP ${error.status}: ${reason}`);
+}
+
+function describeTrade(trade: TradeView): Record<string, unknown> {
+  return {
+    order: trade.orderId,
+    trade: trade.tradeNo,
+    'trade status': trade.status,
+    amount: money(trade.totalAmount, trade.currency),
+    paid: trade.paidAt ? money(trade.amount, trade.currency) : null,
+    'paid at': trade.paidAt,
+    'closed at': trade.closedAt,
+  };
+}
+
+function describePayment(orderId: string, { trade, notification }: PaymentReply): string {
+  let what: string = notification.outcome;
+  if (notification.outcome === 'published' && notification.copies > 1) {
+    what = `published ${notification.copies} times`;
+  }
+  if (notification.outcome === 'scheduled') what = `scheduled in ${notification.delayMs} ms`;
+  const flags = [
+    notification.corrupt ? `corrupt (${notification.corrupt})` : null,
+    notification.forged ? 'forged signature' : null,
+  ].filter(Boolean);
+  return formatFields({
+    order: orderId,
+    trade: trade.tradeNo,
+    'trade status': trade.status,
+    paid: money(trade.amount, trade.currency),
+    'paid at': trade.paidAt,
+    notification: notification.messageId,
+    outcome: `${what}${flags.length > 0 ? `, ${flags.join(', ')}` : ''}`,
+  });
+}
+
+function registerPayCommand(program: Command, ctx: CliContext): void {
   withJson(
     program
       .command('pay')
-      .description(
-        'pay an order at the payment simulator; fault flags change what happens to its notification',
+      .description('the buyer pays the order; fault flags change what happens to its notification')
+      .argument(
+        '<orderId>',
+        "the order whose trade is paid (opened by payrecon's order create)",
+        parseOrderId,
       )
-      .argument('<orderId>', 'the order to pay (its trade was opened by `order create`)', parseOrderId)
       .option('--drop', 'publish no notification at all (only the polling fallback can find the payment)')
       .option(
         '--duplicate <n>',
@@ -122,44 +154,66 @@ export function registerPayCommand(program: Command, ctx: CliContext): void {
         intParser('--wrong-amount', 0, Number.MAX_SAFE_INTEGER),
       )
       .option('--force', 'pay even a closed trade (a payment racing the close)'),
-  ).action(async (orderId: string, options: PayOptions) => {
-    const faults = faultsFrom(options);
-    const path = `/trades/${encodeURIComponent(orderId)}/pay`;
-    const { status, body } = await simulatorRequest(ctx, 'POST', path, {
-      faults,
-      ...(options.force ? { force: true } : {}),
-    });
-    if (status === 404) {
-      throw new CliError(
-        `the payment simulator has no trade for order ${orderId} (orders made with \`payrecon order create\` get one)`,
-      );
-    }
-    if (status === 400) throw new CliError(`the simulator refused the payment: ${cell(body.error)}`, 2);
-    if (status >= 400) {
-      throw new CliError(`the simulator answered HTTP ${status}: ${cell(body.error ?? body)}`);
-    }
-    const trade = (body.trade ?? {}) as Record<string, unknown>;
-    const notification = (body.notification ?? {}) as Record<string, unknown>;
-    const result = { orderId, faults, trade, notification };
-    emit(ctx, options, result, () => {
-      const outcome = String(notification.outcome ?? 'unknown');
-      const copies = Number(notification.copies ?? 0);
-      let what = outcome;
-      if (outcome === 'published') what = `published${copies > 1 ? ` ${copies} times` : ''}`;
-      if (outcome === 'scheduled') what = `scheduled in ${Number(notification.delayMs ?? 0)} ms`;
-      const flags = [
-        notification.corrupt ? `corrupt (${String(notification.corrupt)})` : null,
-        notification.forged ? 'forged signature' : null,
-      ].filter(Boolean);
-      return formatFields({
-        order: orderId,
-        trade: trade.tradeNo,
-        'trade status': trade.status,
-        paid: money(trade.amount as number | null, trade.currency as string | null),
-        'paid at': trade.paidAt,
-        notification: notification.messageId,
-        outcome: `${what}${flags.length > 0 ? `, ${flags.join(', ')}` : ''}`,
+  ).action(async (orderId: string, flags: PayFlags) => {
+    const faults = faultsFrom(flags);
+    const reply = await simulator(ctx)
+      .pay(orderId, { faults, ...(flags.force ? { force: true } : {}) })
+      .catch((error: unknown) => {
+        throw refused(error, orderId);
       });
-    });
+    emit(ctx, flags, { orderId, faults, ...reply }, () => describePayment(orderId, reply));
   });
+}
+
+function registerTradeCommands(program: Command, ctx: CliContext): void {
+  const trade = program.command('trade').description("open or read an order's trade at the simulator");
+
+  withJson(
+    trade
+      .command('open')
+      .description("open the order's trade (idempotent for the same amount and currency)")
+      .argument('<orderId>', 'the order the trade is for', parseOrderId)
+      .requiredOption('--amount <minor>', 'what the order costs, in minor units (fen, cents)', parseAmount)
+      .option('--currency <code>', 'ISO 4217 currency', parseCurrency, 'CNY'),
+  ).action(async (orderId: string, options: { amount: number; currency: string; json?: boolean }) => {
+    const opened = await simulator(ctx)
+      .openTrade({ orderId, amount: options.amount, currency: options.currency })
+      .catch((error: unknown) => {
+        throw refused(error, orderId);
+      });
+    emit(ctx, options, opened, () =>
+      formatFields({ ...describeTrade(opened), opened: opened.created ? 'now' : 'before (unchanged)' }),
+    );
+  });
+
+  withJson(
+    trade
+      .command('show')
+      .description('the trade as the provider reports it')
+      .argument('<orderId>', 'the order whose trade to show', parseOrderId),
+  ).action(async (orderId: string, options: { json?: boolean }) => {
+    const found = await simulator(ctx).getTrade(orderId);
+    if (!found) throw noTrade(orderId);
+    emit(ctx, options, found, () => formatFields(describeTrade(found)));
+  });
+}
+
+export function buildSimulatorProgram(ctx: CliContext): Command {
+  const program = createProgram(
+    ctx,
+    'sim',
+    'the payment simulator: pay an order with notification faults, open and show trades',
+    HELP,
+  );
+  registerPayCommand(program, ctx);
+  registerTradeCommands(program, ctx);
+  return program;
+}
+
+export function runSimulatorCli(argv: string[], io: CliIo): Promise<number> {
+  return runProgram(buildSimulatorProgram, argv, io);
+}
+
+if (require.main === module) {
+  void runMain(runSimulatorCli);
 }

@@ -93,6 +93,12 @@ export async function getTrade(db: Database, orderId: string): Promise<Trade | n
   return row ? toTrade(row) : null;
 }
 
+/** The trades of these orders (the chaos checks read the provider's truth where it is kept). */
+export async function findTrades(db: Database, orderIds: string[]): Promise<Trade[]> {
+  const rows = await db.select().from(providerTrades).where(inArray(providerTrades.orderId, orderIds));
+  return rows.map(toTrade);
+}
+
 /**
  * Marks the trade paid (TRADE_SUCCESS) with what the buyer paid, if it is still waiting for payment.
  * `allowClosed` also pays a closed trade: a payment racing the close, which real providers do see.

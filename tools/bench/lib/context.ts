@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Database, Sql } from '../../../src/db/client';
 import type { Config } from '../../../src/platform/config';
+import type { SimulatorClient } from '../../simulator/client';
 import type { SettlementWatcher } from './paid-watch';
 
 /** What every phase of a bench run shares. */
@@ -10,7 +11,7 @@ export interface BenchContext {
   db: Database;
   sql: Sql;
   temporal: Client;
-  simulatorUrl: string;
+  simulator: SimulatorClient;
   watcher: SettlementWatcher;
   log: (line: string) => void;
 }

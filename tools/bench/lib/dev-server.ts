@@ -3,9 +3,9 @@ import { createWriteStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { freePort } from '../../net';
 import { sleep } from './env';
 import { LOG_DIR, onInterrupt, ROOT } from './procs';
-import { freePort } from './simulator';
 
 /** The `temporal` CLI: from PATH, else the project's .venv (scripts/setup.sh installs it there). */
 export function temporalCli(): string {

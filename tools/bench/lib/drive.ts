@@ -1,9 +1,9 @@
+import type { SimulatorClient } from '../../simulator/client';
 import type { TradeFaults } from '../../simulator/faults';
 import { sleep } from './env';
 import { LatencyHistogram, type LatencySummary } from './hist';
 import { type SettlementStats, type SettlementWatcher, summarize } from './paid-watch';
 import { openLoop } from './rate';
-import { createTrade, payTrade } from './simulator';
 
 export interface BenchOrder {
   id: string;
@@ -17,7 +17,7 @@ export interface DriveOptions {
   durationMs: number;
   /** How long after its creation a buyer pays (ms), fixed or drawn per order. */
   payDelayMs: number | (() => number);
-  simulatorUrl: string;
+  simulator: SimulatorClient;
   watcher: SettlementWatcher;
   /** Creates the order on the design under test (payrecon: row + workflow; the cron baseline: row only). */
   createOrder: (index: number) => Promise<BenchOrder>;
@@ -54,14 +54,14 @@ export async function driveOrders(options: DriveOptions): Promise<DriveResult> {
   const generator = await openLoop(options.rate, options.durationMs, async (index) => {
     const order = await options.createOrder(index);
     orderIds.push(order.id);
-    await createTrade(options.simulatorUrl, order);
+    await options.simulator.openTrade({ orderId: order.id, amount: order.amount, currency: order.currency });
     const delay = typeof options.payDelayMs === 'number' ? options.payDelayMs : options.payDelayMs();
     if (delay > 0) await sleep(delay);
     const sentAt = Date.now();
     firstSentAt = Math.min(firstSentAt, sentAt);
     sentAtById.set(order.id, sentAt);
     watcher.track(order.id, sentAt);
-    await payTrade(options.simulatorUrl, order.id, options.faults);
+    await options.simulator.pay(order.id, options.faults ? { faults: options.faults } : {});
     payRequest.recordMs(Date.now() - sentAt);
   });
   const settlements = await watcher.drain(options.drainTimeoutMs);
