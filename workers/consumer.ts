@@ -69,6 +69,43 @@ export async function processNotification(
   }
 }
 
+/** Well under the client's 64 KiB field-table buffer, which also holds payrecon's own headers. */
+const MAX_REPUBLISHED_HEADER_BYTES = 60 * 1024;
+
+/** An upper-bound guess of a header table's encoded size: what matters is telling 64 KiB from far less. */
+function estimatedTableBytes(headers: Record<string, unknown>): number {
+  let bytes = 4;
+  for (const [key, value] of Object.entries(headers)) {
+    bytes += 1 + Buffer.byteLength(key) + 9;
+    if (typeof value === 'string') bytes += Buffer.byteLength(value);
+    else if (Buffer.isBuffer(value)) bytes += value.length;
+    else if (value !== null && typeof value === 'object') bytes += Buffer.byteLength(safeJson(value));
+  }
+  return bytes;
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v)) ?? '';
+  } catch {
+    return '';
+  }
+}
+
+/** The headers payrecon reads itself (the signature, its own x-payrecon-*), when they are plain values. */
+function ownHeaders(headers: Record<string, unknown>): Record<string, string | number> {
+  const known = new Set<string>(Object.values(HEADERS));
+  return Object.fromEntries(
+    Object.entries(headers).filter(
+      (entry): entry is [string, string | number] =>
+        known.has(entry[0]) &&
+        ((typeof entry[1] === 'string' && entry[1].length <= 4096) || typeof entry[1] === 'number'),
+    ),
+  );
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
 function attemptsSoFar(message: ConsumeMessage): number {
   const raw = Number(message.properties.headers?.[HEADERS.attempts] ?? 0);
   return Number.isInteger(raw) && raw >= 0 ? raw : 0;
@@ -94,7 +131,6 @@ export function startPaymentConsumer(deps: PaymentConsumerDeps): PaymentConsumer
   const inFlight = new Set<Promise<void>>();
   // Bumped on every (re)connect: a delivery tag from an older channel must not be acked on the new one.
   let channelGeneration = 0;
-  let stopping = false;
 
   const connection = amqp.connect([config.AMQP_URL], {
     heartbeatIntervalInSeconds: 10,
@@ -119,22 +155,68 @@ export function startPaymentConsumer(deps: PaymentConsumerDeps): PaymentConsumer
     },
   });
 
-  // Setup failures (e.g. a queue declared elsewhere with other arguments) must be loud, not silent.
-  channel.on('error', (err: Error) =>
-    log.error({ err: err.message }, 'RabbitMQ channel error; retrying setup'),
-  );
+  // Setup failures (e.g. a queue declared elsewhere with other arguments) must be loud, not silent. A
+  // publish the client cannot encode also lands here (amqp-connection-manager emits it and the publish
+  // never settles on its own): remembered, so the publish's timeout can name the real cause.
+  let lastChannelError: { at: number; message: string } | null = null;
+  channel.on('error', (err: Error) => {
+    lastChannelError = { at: Date.now(), message: err.message };
+    log.error({ err: err.message }, 'RabbitMQ channel error');
+  });
 
-  const moveTo = async (
+  const publishCopy = async (
     message: ConsumeMessage,
     exchange: string,
     routingKey: string,
     headers: Record<string, unknown>,
   ) => {
-    await channel.publish(exchange, routingKey, message.content, {
-      persistent: true,
-      messageId: message.properties.messageId,
-      contentType: message.properties.contentType,
-      headers: { ...message.properties.headers, ...headers },
+    const started = Date.now();
+    try {
+      await channel.publish(exchange, routingKey, message.content, {
+        persistent: true,
+        messageId: message.properties.messageId,
+        contentType: message.properties.contentType,
+        headers,
+        timeout: config.CONSUMER_PUBLISH_TIMEOUT,
+      });
+    } catch (error) {
+      const cause = lastChannelError && lastChannelError.at >= started ? lastChannelError.message : null;
+      throw new Error(cause ? `${(error as Error).message}: ${cause}` : (error as Error).message);
+    }
+  };
+
+  /**
+   * Republishes a message (retry or park) with the consumer's headers added. Headers the client cannot
+   * send back (over the 64 KiB field table, or of a type it cannot encode) must not leave the message in
+   * flight: the copy then carries only the headers payrecon reads itself. Throws when even that fails.
+   */
+  const moveTo = async (
+    message: ConsumeMessage,
+    exchange: string,
+    routingKey: string,
+    ours: Record<string, unknown>,
+  ) => {
+    const original = message.properties.headers ?? {};
+    const tooLarge = estimatedTableBytes(original) > MAX_REPUBLISHED_HEADER_BYTES;
+    if (!tooLarge) {
+      try {
+        return await publishCopy(message, exchange, routingKey, { ...original, ...ours });
+      } catch (error) {
+        log.warn(
+          { messageId: message.properties.messageId, err: (error as Error).message },
+          "republishing with the message's own headers failed; sending it with payrecon's headers only",
+        );
+      }
+    } else {
+      log.warn(
+        { messageId: message.properties.messageId, headerBytes: estimatedTableBytes(original) },
+        "the message's headers are too large to republish; sending it with payrecon's headers only",
+      );
+    }
+    await publishCopy(message, exchange, routingKey, {
+      ...ownHeaders(original),
+      ...ours,
+      [HEADERS.droppedHeaders]: Object.keys(original).length - Object.keys(ownHeaders(original)).length,
     });
   };
 
@@ -196,12 +278,14 @@ export function startPaymentConsumer(deps: PaymentConsumerDeps): PaymentConsumer
         await settle(message, await processNotification(deps, message));
         if (generation === channelGeneration) channel.ack(message);
       } catch (error) {
-        // Moving the message failed (broker gone): leave it unacked; the broker redelivers it.
+        // Not even a copy with payrecon's own headers could be published. Never leave it in flight: the
+        // broker dead-letters a rejected message to the parking queue (x-death reason "rejected"). If the
+        // connection is gone the reject goes nowhere and the broker redelivers the message later.
         log.error(
           { messageId: message.properties.messageId, err: (error as Error).message },
-          'could not settle message',
+          'could not move the message; rejecting it to the dead-letter exchange (parking queue)',
         );
-        if (generation === channelGeneration && !stopping) channel.nack(message, false, true);
+        if (generation === channelGeneration) channel.nack(message, false, false);
       }
     })();
     inFlight.add(work);
@@ -216,9 +300,17 @@ export function startPaymentConsumer(deps: PaymentConsumerDeps): PaymentConsumer
     ready,
     stats,
     async close() {
-      stopping = true;
       await channel.cancelAll().catch(() => {});
-      await Promise.allSettled([...inFlight]);
+      // Bounded: each move has its publish timeout, but a delivery may still wait on Temporal or
+      // PostgreSQL. What is unfinished when the channel closes is redelivered to another consumer.
+      const finished = Promise.allSettled([...inFlight]);
+      const gaveUp = await Promise.race([
+        finished.then(() => false),
+        sleep(config.CONSUMER_CLOSE_TIMEOUT).then(() => true),
+      ]);
+      if (gaveUp) {
+        log.warn({ inFlight: inFlight.size }, 'stopping with messages in flight; the broker redelivers them');
+      }
       await channel.close();
       await connection.close();
     },

@@ -13,6 +13,8 @@ export const HEADERS = {
   originalExchange: 'x-payrecon-original-exchange',
   originalRoutingKey: 'x-payrecon-original-routing-key',
   parkedAt: 'x-payrecon-parked-at',
+  /** How many of the message's own headers were left off because they could not be republished. */
+  droppedHeaders: 'x-payrecon-dropped-headers',
 } as const;
 
 export interface Topology {

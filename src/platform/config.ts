@@ -72,6 +72,10 @@ export const configSchema = z.object({
   CONSUMER_PREFETCH: positiveInt.max(10_000).default(50),
   CONSUMER_MAX_ATTEMPTS: positiveInt.max(100).default(5),
   CONSUMER_RETRY_DELAY: duration.default(5_000),
+  /** How long the consumer waits for the broker to confirm a message it moved (retry, park). */
+  CONSUMER_PUBLISH_TIMEOUT: duration.default(5_000),
+  /** How long a stopping consumer waits for the messages in flight before it closes anyway. */
+  CONSUMER_CLOSE_TIMEOUT: duration.default(30_000),
   /** Shared secret of the HMAC-SHA256 signature on every payment notification. */
   NOTIFY_HMAC_SECRET: z
     .string()

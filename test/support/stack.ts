@@ -133,19 +133,33 @@ export async function startStack(baseConfig: Config, options: StackOptions = {})
     /** The in-process payment simulator, when started with `simulator`. */
     simulator,
     startConsumer,
-    /** Publishes a notification signed with the shared secret (or a wrong one), waiting for the broker's confirm. */
+    /**
+     * Publishes a notification signed with the shared secret (or a wrong one, or none), with any extra
+     * headers, waiting for the broker's confirm.
+     */
     async publish(
-      notification: PaymentNoticeBody | string,
-      opts: { secret?: string; messageId?: string; unsigned?: boolean } = {},
+      notification: PaymentNoticeBody | string | Buffer,
+      opts: {
+        secret?: string;
+        messageId?: string;
+        unsigned?: boolean;
+        headers?: Record<string, unknown>;
+      } = {},
     ) {
-      const body = Buffer.from(
-        typeof notification === 'string' ? notification : JSON.stringify(notification),
-      );
-      const headers = opts.unsigned
-        ? {}
-        : { [SIGNATURE_HEADER]: signBody(body, opts.secret ?? config.NOTIFY_HMAC_SECRET) };
+      const body = Buffer.isBuffer(notification)
+        ? notification
+        : Buffer.from(typeof notification === 'string' ? notification : JSON.stringify(notification));
+      const headers = {
+        ...opts.headers,
+        ...(opts.unsigned
+          ? {}
+          : { [SIGNATURE_HEADER]: signBody(body, opts.secret ?? config.NOTIFY_HMAC_SECRET) }),
+      };
       const messageId =
-        opts.messageId ?? (typeof notification === 'string' ? randomUUID() : notification.messageId);
+        opts.messageId ??
+        (typeof notification === 'string' || Buffer.isBuffer(notification)
+          ? randomUUID()
+          : notification.messageId);
       const channel = await rawChannel();
       channel.publish(topology.paymentExchange, TRADE_PAID_ROUTING_KEY, body, {
         persistent: true,
