@@ -9,5 +9,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // The public development secret is allowed in tests (workers refuse it in production mode).
+    env: { PAYRECON_ENV: 'development' },
   },
 });

@@ -5,6 +5,8 @@
 # Exit code: 0 every invariant holds, 1 a violation, 2 bad arguments.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# A developer machine: the public development secret is allowed unless one is set.
+export PAYRECON_ENV=${PAYRECON_ENV:-development}
 
 bash scripts/setup.sh
 bash scripts/temporal-dev.sh start

@@ -4,6 +4,8 @@
 # Arguments go to tools/demo.ts: npm run demo -- --orders 200 --exit
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# A developer machine: the public development secret is allowed unless one is set.
+export PAYRECON_ENV=${PAYRECON_ENV:-development}
 
 bash scripts/setup.sh
 bash scripts/temporal-dev.sh start

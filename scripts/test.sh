@@ -41,6 +41,7 @@ fi
 
 # --- test environment --------------------------------------------------------------------------------
 export DATABASE_URL=$TEST_DATABASE_URL
+export PAYRECON_ENV=development
 export AMQP_PREFIX=payrecon-test
 export TEMPORAL_TASK_QUEUE=payrecon-test
 export TEMPORAL_TEST_SERVER_PATH=$ROOT/.venv/bin/temporal-test-server

@@ -1,7 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/platform/config';
+import {
+  assertSecretsConfigured,
+  ConfigError,
+  DEVELOPMENT_HMAC_SECRET,
+  loadConfig,
+} from '../src/platform/config';
 import { formatDuration, ladderDelay } from '../workflows/ladder';
 
 describe('configuration from the environment', () => {
@@ -53,6 +58,31 @@ describe('configuration from the environment', () => {
     });
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/DATABASE_URL="nope": must be a URL/);
+  });
+});
+
+describe('the notification secret', () => {
+  const consumer = path.resolve(__dirname, '../workers/consumer.ts');
+  const tsx = path.resolve(__dirname, '../node_modules/.bin/tsx');
+
+  it('outside development, a consumer with the public development secret refuses to start and says why', () => {
+    const run = spawnSync(tsx, [consumer], {
+      env: { ...process.env, PAYRECON_ENV: 'production', NOTIFY_HMAC_SECRET: '' },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/NOTIFY_HMAC_SECRET is not set/);
+    // The message names the variable, never the secret itself.
+    expect(run.stderr).not.toContain(DEVELOPMENT_HMAC_SECRET);
+  });
+
+  it('is accepted in development, or when a secret of its own is set', () => {
+    expect(() => assertSecretsConfigured(loadConfig({ PAYRECON_ENV: 'development' }))).not.toThrow();
+    expect(() =>
+      assertSecretsConfigured(loadConfig({ NOTIFY_HMAC_SECRET: 'a-secret-of-our-own-32-bytes-long' })),
+    ).not.toThrow();
+    expect(() => assertSecretsConfigured(loadConfig({}))).toThrow(ConfigError);
   });
 });
 

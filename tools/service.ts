@@ -31,7 +31,8 @@ export function spawnServiceProcess(name: ServiceProcess, options: SpawnServiceO
     : [TSX, [SERVICE_PROCESSES[name]]];
   return spawn(command, args, {
     cwd: ROOT,
-    env: { ...process.env, ...options.env },
+    // A local stack with the simulator: the development secret is allowed unless the caller says otherwise.
+    env: { PAYRECON_ENV: 'development', ...process.env, ...options.env },
     stdio: ['ignore', options.stdio ?? 'inherit', options.stdio ?? 'inherit'],
   });
 }

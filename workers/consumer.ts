@@ -6,7 +6,7 @@ import { recordDiscrepancy } from '../src/db/orders';
 import { parsePaymentNotice, type RejectionReason } from '../src/mq/notification';
 import { declareTopology, HEADERS, topologyFor } from '../src/mq/topology';
 import { deliverPaymentNotice } from '../src/order/deliver-notice';
-import { type Config, loadConfig } from '../src/platform/config';
+import { assertSecretsConfigured, type Config, loadConfig } from '../src/platform/config';
 import { calling, ServiceCallError } from '../src/platform/errors';
 import { createLogger, type Logger } from '../src/platform/logger';
 import { noMetrics, type PayreconMetrics } from '../src/platform/metrics';
@@ -319,6 +319,7 @@ export function startPaymentConsumer(deps: PaymentConsumerDeps): PaymentConsumer
 
 async function main() {
   const config = loadConfig();
+  assertSecretsConfigured(config);
   const log = createLogger('consumer', config.LOG_LEVEL);
   const database = createDatabase(config.DATABASE_URL, { max: config.DATABASE_POOL_MAX });
   // Lazy: the consumer keeps running while Temporal is down; those messages go to delayed retry.

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { assertDatabaseReachable, createDatabase } from '../src/db/client';
-import { type Config, loadConfig } from '../src/platform/config';
+import { assertSecretsConfigured, type Config, loadConfig } from '../src/platform/config';
 import { createLogger } from '../src/platform/logger';
 import type { PaymentGateway } from '../src/provider/gateway';
 import { HttpPaymentGateway } from '../src/provider/http';
@@ -75,6 +75,7 @@ export async function createOrderWorker({
 
 async function main() {
   const config = loadConfig();
+  assertSecretsConfigured(config);
   const log = createLogger('worker', config.LOG_LEVEL);
   const { worker, run } = await createOrderWorker({ config, metricsAddress: config.WORKER_METRICS_ADDRESS });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

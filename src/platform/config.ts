@@ -47,6 +47,9 @@ const metricsAddress = (fallback: string) =>
     .default(fallback)
     .transform((raw) => (raw === 'off' ? undefined : raw));
 
+/** The secret every developer machine shares: public, so never accepted outside development. */
+export const DEVELOPMENT_HMAC_SECRET = 'local-dev-secret-change-me';
+
 /**
  * Every setting payrecon reads from the environment. Defaults point at the local services a developer
  * runs (README, "Configuration"); production sets them all explicitly.
@@ -76,11 +79,10 @@ export const configSchema = z.object({
   CONSUMER_PUBLISH_TIMEOUT: duration.default(5_000),
   /** How long a stopping consumer waits for the messages in flight before it closes anyway. */
   CONSUMER_CLOSE_TIMEOUT: duration.default(30_000),
+  /** development allows the development secret below; anything that runs for real leaves it at production. */
+  PAYRECON_ENV: z.enum(['development', 'production']).default('production'),
   /** Shared secret of the HMAC-SHA256 signature on every payment notification. */
-  NOTIFY_HMAC_SECRET: z
-    .string()
-    .min(16, 'must be at least 16 characters')
-    .default('local-dev-secret-change-me'),
+  NOTIFY_HMAC_SECRET: z.string().min(16, 'must be at least 16 characters').default(DEVELOPMENT_HMAC_SECRET),
   PROVIDER_URL: url(['http:', 'https:']).default('http://127.0.0.1:8090'),
   SIMULATOR_PORT: positiveInt.max(65_535).default(8090),
   POLL_LADDER: durationList.default([3_000, 30_000, 60_000, 120_000, 180_000, 300_000]),
@@ -127,6 +129,22 @@ export function parseEnv<S extends z.ZodObject>(
 /** payrecon's configuration from the environment, validated (see README, "Configuration"). */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return parseEnv(configSchema, env);
+}
+
+/**
+ * What a process that verifies notices checks before it starts: with the public development secret
+ * anyone could sign a "paid" notice, so outside PAYRECON_ENV=development it refuses to run.
+ */
+export function assertSecretsConfigured(config: Pick<Config, 'PAYRECON_ENV' | 'NOTIFY_HMAC_SECRET'>): void {
+  if (config.PAYRECON_ENV !== 'development' && usesDevelopmentSecret(config)) {
+    throw new ConfigError(
+      'NOTIFY_HMAC_SECRET is not set (the development default is public): set the secret shared with the payment service, or PAYRECON_ENV=development on a developer machine',
+    );
+  }
+}
+
+export function usesDevelopmentSecret(config: Pick<Config, 'NOTIFY_HMAC_SECRET'>): boolean {
+  return config.NOTIFY_HMAC_SECRET === DEVELOPMENT_HMAC_SECRET;
 }
 
 /** The Web UI page of one order's workflow. */

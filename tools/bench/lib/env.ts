@@ -3,6 +3,7 @@ import type { Sql } from '../../../src/db/client';
 import { migrateDatabase } from '../../../src/db/migrate';
 import { declareAndPurge, topologyFor } from '../../../src/mq/topology';
 import { type Config, loadConfig } from '../../../src/platform/config';
+import { migrateSimulatorSchema } from '../../simulator/db/migrate';
 
 /**
  * Where a benchmark run lives, away from dev, test and chaos data: its own database (payrecon_bench),
@@ -39,6 +40,7 @@ export function configEnv(config: Config, extra: Record<string, string> = {}): R
     CONSUMER_PREFETCH: String(config.CONSUMER_PREFETCH),
     CONSUMER_MAX_ATTEMPTS: String(config.CONSUMER_MAX_ATTEMPTS),
     CONSUMER_RETRY_DELAY: String(config.CONSUMER_RETRY_DELAY),
+    PAYRECON_ENV: config.PAYRECON_ENV,
     NOTIFY_HMAC_SECRET: config.NOTIFY_HMAC_SECRET,
     PROVIDER_URL: config.PROVIDER_URL,
     SIMULATOR_PORT: String(config.SIMULATOR_PORT),
@@ -52,9 +54,10 @@ export function configEnv(config: Config, extra: Record<string, string> = {}): R
   };
 }
 
-/** Creates and migrates the bench database and empties it: every run starts from zero rows. */
+/** Creates and migrates the bench database (payrecon's tables and the simulator's) and empties it: every run starts from zero rows. */
 export async function prepareDatabase(config: Config, sql: () => Sql): Promise<void> {
   await migrateDatabase(config.DATABASE_URL);
+  await migrateSimulatorSchema(config.DATABASE_URL);
   await sql()`truncate orders, payment_events, payment_discrepancies, provider.trades`;
 }
 
