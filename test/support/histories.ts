@@ -113,7 +113,7 @@ export class HistoryRecorder {
         `recorded ${this.written.size} histories (${files.length} files) into ${path.relative(process.cwd(), HISTORIES_DIR)}`,
         complete
           ? `removed ${stale.length} stale file(s)${stale.length ? `: ${stale.join(', ')}` : ''}`
-          : 'a subset of the tests ran: other fixtures kept as they were',
+          : 'not every test ran and passed: the other fixtures are kept as they were',
       ].join('; '),
     );
   }
