@@ -39,7 +39,9 @@ export function topologyFor(prefix: string, retryDelayMs: number): Topology {
     retryQueue: `${prefix}.pay-success.retry.${retryDelayMs}ms`,
     retryDelayMs,
     errorExchange: `${prefix}.payment-errors`,
-    parkingQueue: `${prefix}.pay-success.parking`,
+    // A classic queue (see declareTopology); the name changed with the type, since a queue's type
+    // cannot change: an older `<prefix>.pay-success.parking` quorum queue can be drained and deleted.
+    parkingQueue: `${prefix}.parked`,
   };
 }
 
@@ -76,9 +78,15 @@ export async function declareTopology(channel: Channel | ConfirmChannel, topolog
     },
   });
 
+  // The parking queue is read by operators over and over (`payrecon dlq list`: get, then requeue), so
+  // it must not count deliveries: a quorum queue does, and RabbitMQ 4 gives every quorum queue a delivery
+  // limit of 20, after which a message without a dead-letter target is dropped. A durable classic queue
+  // has no delivery limit on 3.x or 4.x and keeps persistent messages on disk (lazy on 3.x; classic
+  // queues v2 page to disk on their own on 3.12+ and 4.x, where x-queue-mode is ignored). Not replicated:
+  // on a cluster its messages wait for their node to come back (README, "RabbitMQ topology").
   await channel.assertQueue(topology.parkingQueue, {
     durable: true,
-    arguments: { 'x-queue-type': 'quorum' },
+    arguments: { 'x-queue-type': 'classic', 'x-queue-mode': 'lazy' },
   });
   await channel.bindQueue(topology.parkingQueue, topology.errorExchange, '');
 }
