@@ -1,5 +1,6 @@
-# payrecon's processes (worker, consumer, simulator, migrations), run from TypeScript source with tsx.
-# Built by docker-compose.yml; every service picks its command there.
+# payrecon's processes (worker, consumer, migrations) and the test rig's payment simulator (tools/simulator,
+# with its own migration), run from TypeScript source with tsx. Built by docker-compose.yml; every service
+# picks its command there; the default runs tools/service.ts (simulator, worker and consumer).
 FROM node:20-slim
 
 WORKDIR /app

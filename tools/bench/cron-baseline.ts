@@ -28,7 +28,7 @@ function cronOrderFactory(ctx: BenchContext) {
 }
 
 /**
- * The seeds' design without Temporal (bench/cron-service.ts, one process: consumer + 20 s scan) on the
+ * The seeds' design without Temporal (tools/bench/cron-service.ts, one process: consumer + 20 s scan) on the
  * same database, broker queue and simulator, at the same offered rates; then lost notifications, which
  * only its scan can find.
  */
@@ -54,12 +54,10 @@ export async function runCronBaseline(
       service.resetPeak();
       const cpuBefore = service.cpuSeconds();
       const meter = cpuMeter();
-      const result = await driveOrders({
+      const result = await driveOrders(ctx, {
         rate,
         durationMs: options.durationMs,
         payDelayMs: options.payDelayMs,
-        simulator: ctx.simulator,
-        watcher: ctx.watcher,
         createOrder: cronOrderFactory(ctx),
         drainTimeoutMs: 120_000,
       });

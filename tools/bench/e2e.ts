@@ -100,12 +100,10 @@ export async function runE2E(
     service.consumer.resetPeak();
     const cpuBefore = [service.worker.cpuSeconds(), service.consumer.cpuSeconds()];
     const meter = cpuMeter();
-    const result = await driveOrders({
+    const result = await driveOrders(ctx, {
       rate,
       durationMs: options.durationMs,
       payDelayMs: options.payDelayMs,
-      simulator: ctx.simulator,
-      watcher: ctx.watcher,
       createOrder: payreconOrderFactory(ctx),
       drainTimeoutMs: 120_000,
     });

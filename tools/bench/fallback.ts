@@ -32,12 +32,10 @@ export interface FallbackOptions {
  * the orders. Latency is payment sent → order PAID, as in the end-to-end runs.
  */
 export async function runFallback(ctx: BenchContext, options: FallbackOptions): Promise<FallbackResult> {
-  const result = await driveOrders({
+  const result = await driveOrders(ctx, {
     rate: options.rate,
     durationMs: (options.orders / options.rate) * 1000,
     payDelayMs: () => Math.random() * options.payDelayMaxMs,
-    simulator: ctx.simulator,
-    watcher: ctx.watcher,
     createOrder: options.createOrder,
     faults: { drop: true },
     drainTimeoutMs: options.drainTimeoutMs,

@@ -22,7 +22,7 @@ function venvCli(): string {
   return bin;
 }
 
-/** scripts/temporal-dev.sh's --sqlite-pragma values (WAL: see the tuning table in bench/README.md). */
+/** scripts/temporal-dev.sh's --sqlite-pragma values (WAL: see the tuning table in tools/bench/README.md). */
 export const DEV_SERVER_PRAGMAS = ['journal_mode=wal', 'synchronous=normal'];
 
 export interface DedicatedDevServer {

@@ -1,8 +1,8 @@
-import type { SimulatorClient } from '../../simulator/client';
 import type { TradeFaults } from '../../simulator/faults';
+import type { BenchContext } from './context';
 import { sleep } from './env';
 import { LatencyHistogram, type LatencySummary } from './hist';
-import { type SettlementStats, type SettlementWatcher, summarize } from './paid-watch';
+import { type SettlementStats, summarize } from './paid-watch';
 import { openLoop } from './rate';
 
 export interface BenchOrder {
@@ -17,8 +17,6 @@ export interface DriveOptions {
   durationMs: number;
   /** How long after its creation a buyer pays (ms), fixed or drawn per order. */
   payDelayMs: number | (() => number);
-  simulator: SimulatorClient;
-  watcher: SettlementWatcher;
   /** Creates the order on the design under test (payrecon: row + workflow; the cron baseline: row only). */
   createOrder: (index: number) => Promise<BenchOrder>;
   /** Per-payment fault knobs of the simulator, e.g. `{ drop: true }`. */
@@ -44,8 +42,11 @@ export const randomAmount = () => 100 * (1 + Math.floor(Math.random() * 500));
  * One offered rate: each arrival creates an order and its simulator trade, waits, then pays through
  * the simulator; the watcher measures payment sent → order settled in Postgres.
  */
-export async function driveOrders(options: DriveOptions): Promise<DriveResult> {
-  const { watcher } = options;
+export async function driveOrders(
+  ctx: Pick<BenchContext, 'simulator' | 'watcher'>,
+  options: DriveOptions,
+): Promise<DriveResult> {
+  const { simulator, watcher } = ctx;
   watcher.reset();
   const payRequest = new LatencyHistogram();
   const orderIds: string[] = [];
@@ -54,14 +55,14 @@ export async function driveOrders(options: DriveOptions): Promise<DriveResult> {
   const generator = await openLoop(options.rate, options.durationMs, async (index) => {
     const order = await options.createOrder(index);
     orderIds.push(order.id);
-    await options.simulator.openTrade({ orderId: order.id, amount: order.amount, currency: order.currency });
+    await simulator.openTrade({ orderId: order.id, amount: order.amount, currency: order.currency });
     const delay = typeof options.payDelayMs === 'number' ? options.payDelayMs : options.payDelayMs();
     if (delay > 0) await sleep(delay);
     const sentAt = Date.now();
     firstSentAt = Math.min(firstSentAt, sentAt);
     sentAtById.set(order.id, sentAt);
     watcher.track(order.id, sentAt);
-    await options.simulator.pay(order.id, options.faults ? { faults: options.faults } : {});
+    await simulator.pay(order.id, options.faults ? { faults: options.faults } : {});
     payRequest.recordMs(Date.now() - sentAt);
   });
   const settlements = await watcher.drain(options.drainTimeoutMs);
