@@ -1,5 +1,6 @@
 import ms from 'ms';
 import { z } from 'zod';
+import { describeEnvValue } from './redact';
 
 /** A duration such as `30s`, `5m` or a plain number of milliseconds. */
 const duration = z.string().transform((raw, ctx) => {
@@ -119,7 +120,7 @@ export function parseEnv<S extends z.ZodObject>(
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => {
       const name = String(issue.path[0] ?? '');
-      return `  ${name}=${JSON.stringify(env[name])}: ${issue.message}`;
+      return `  ${name}=${describeEnvValue(name, env[name])}: ${issue.message}`;
     });
     throw new ConfigError(`invalid ${what} in the environment:\n${lines.join('\n')}`);
   }

@@ -8,3 +8,16 @@ export function redactUrl(raw: string): string {
     return '(unparseable URL)';
   }
 }
+
+/** Variables whose values are secrets: never printed, only their length. */
+const SECRET_NAME = /SECRET|PASSWORD|TOKEN|KEY/i;
+
+/**
+ * How an environment variable's value may appear in an error message: a secret by its length only, and
+ * any `//user:password@` (a URL, even one too broken to parse) with its password hidden.
+ */
+export function describeEnvValue(name: string, value: string | undefined): string {
+  if (value === undefined) return '(unset)';
+  if (SECRET_NAME.test(name)) return `(hidden, ${value.length} characters)`;
+  return JSON.stringify(value.replace(/(\/\/[^/:@\s]*:)[^@/\s]*@/g, '$1***@'));
+}
