@@ -190,7 +190,11 @@ describe('payment simulator: notifications', () => {
     if (!message) throw new Error('no notification in the queue');
     expect(message.properties.messageId).toBe(paid.json.notification.messageId);
     expect(message.properties.deliveryMode).toBe(2);
-    const parsed = parsePaymentNotice(message.content, message.properties.headers?.[SIGNATURE_HEADER], secret);
+    const parsed = parsePaymentNotice(
+      message.content,
+      message.properties.headers?.[SIGNATURE_HEADER],
+      secret,
+    );
     expect(parsed).toEqual({
       ok: true,
       notice: {

@@ -18,9 +18,6 @@ import { emit, formatTable, withJson } from './output';
  * Parking-queue (dead-letter) tools: list with reasons, requeue one or all, purge. Reading goes through
  * src/mq/parking.ts, which never loses a message (get unacked, then one nack(multiple, requeue)).
  *
- * `list` warns once a message has been read 15+ times: RabbitMQ 4.0-4.2 count every read against a
- * quorum queue's delivery limit (see src/mq/parking.ts).
- *
  * Requeue republishes on a confirm channel, mandatory, to the payment exchange with the message's
  * original routing key and headers (the signature kept; our attempt counter reset; the parking
  * reason and the broker's death/delivery headers removed), and acks the parked copy only after the
@@ -45,8 +42,6 @@ const STRIPPED_ON_REQUEUE = [
   'x-last-death-queue',
   'x-last-death-reason',
 ];
-
-const READS_WARNING = 15;
 
 type Headers = Record<string, unknown>;
 
@@ -215,12 +210,6 @@ export function registerDlqCommands(program: Command, ctx: CliContext): void {
       ),
   ).action(async (options: { limit?: number; json?: boolean }) => {
     const listing = await listParked(ctx, options.limit);
-    const worn = listing.messages.filter((message) => message.reads >= READS_WARNING);
-    if (worn.length > 0) {
-      ctx.warn(
-        `${worn.length} message(s) have been read ${READS_WARNING}+ times; on RabbitMQ 4.0-4.2 a quorum queue drops a message after 20 deliveries unless a policy raises delivery-limit`,
-      );
-    }
     emit(ctx, options, listing, () => {
       const table = formatTable(
         listing.messages,
@@ -233,7 +222,6 @@ export function registerDlqCommands(program: Command, ctx: CliContext): void {
           { header: 'PARKED AT', value: (m) => m.parkedAt },
           { header: 'ORDER', value: (m) => m.orderId, max: 36 },
           { header: 'REQUEUES', value: (m) => m.requeues, align: 'right' },
-          { header: 'READS', value: (m) => m.reads, align: 'right' },
           { header: 'DETAIL', value: (m) => m.detail, max: 70 },
         ],
         `parking queue ${listing.queue} is empty`,

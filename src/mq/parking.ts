@@ -13,10 +13,8 @@ import { HEADERS, type Topology } from './topology';
  * the order: the queue hands the returned messages out again in the order they were returned, and
  * there is no unread part of the queue for them to land behind.
  *
- * Each read is a delivery: the broker adds `x-delivery-count` (`reads`). RabbitMQ 3.x and 4.3+ do not
- * count a basic.nack requeue toward a quorum queue's delivery limit; 4.0-4.2 count every acquisition
- * against the default limit of 20, so there give the parking queue a policy with a higher
- * `delivery-limit` (or a dead-letter target) before reading it dozens of times.
+ * Each read is a delivery, which is why the parking queue is a classic queue (src/mq/topology.ts): it
+ * counts no deliveries, so no delivery limit can drop a message however often it is read.
  */
 
 /** How often an operator re-drove this message; kept across parkings. */
@@ -43,8 +41,6 @@ export interface ParkedMessage {
   orderId: string | null;
   type: string | null;
   requeues: number;
-  /** How many times the parking queue has handed this message out before (x-delivery-count). */
-  reads: number;
   bodyBytes: number;
   /** The body as UTF-8, cut at 4,096 characters. */
   body: string;
@@ -121,7 +117,6 @@ export function describeParked(message: Message, position: number): ParkedMessag
     orderId: orderIdOf(message.content),
     type: typeof message.properties.type === 'string' ? message.properties.type : null,
     requeues: headerNumber(headers, REQUEUES_HEADER) ?? 0,
-    reads: headerNumber(headers, 'x-delivery-count') ?? 0,
     bodyBytes: message.content.length,
     body: body.length > BODY_PREVIEW_CHARS ? `${body.slice(0, BODY_PREVIEW_CHARS)}…` : body,
   };
