@@ -46,9 +46,12 @@ export interface OrderPlan {
 
 /** Exact counts per kind for n orders: the mix's shares rounded by largest remainder, the rest clean. */
 export function faultCounts(n: number): Partial<Record<ScenarioName, number>> {
-  const exact = Object.entries(FAULT_MIX).map(([kind, share]) => ({ kind, value: share * n }));
+  const exact = (Object.entries(FAULT_MIX) as [ScenarioName, number][]).map(([kind, share]) => ({
+    kind,
+    value: share * n,
+  }));
   const counts: Partial<Record<ScenarioName, number>> = { clean: 0 };
-  for (const { kind, value } of exact) counts[kind as ScenarioName] = Math.floor(value);
+  for (const { kind, value } of exact) counts[kind] = Math.floor(value);
   const target = Math.round(exact.reduce((sum, { value }) => sum + value, 0));
   let assigned = exact.reduce((sum, { value }) => sum + Math.floor(value), 0);
   const byRemainder = [...exact].sort(
@@ -56,7 +59,7 @@ export function faultCounts(n: number): Partial<Record<ScenarioName, number>> {
   );
   for (const { kind } of byRemainder) {
     if (assigned >= target) break;
-    counts[kind as ScenarioName] = (counts[kind as ScenarioName] ?? 0) + 1;
+    counts[kind] = (counts[kind] ?? 0) + 1;
     assigned++;
   }
   counts.clean = n - assigned;

@@ -207,8 +207,10 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
     };
     const payFailed = (orderId: string, what: string, error: Error) => {
       const trade =
-        error instanceof SimulatorHttpError ? (error.body.trade as { status?: string }) : undefined;
-      if (error instanceof SimulatorHttpError && error.status === 502 && trade?.status === 'TRADE_SUCCESS') {
+        error instanceof SimulatorHttpError && error.status === 502
+          ? (error.body.trade as { status?: string } | undefined)
+          : undefined;
+      if (trade?.status === 'TRADE_SUCCESS') {
         // The payment went through but the broker did not confirm its notification in time (the broker
         // restart): the provider's problem, not payrecon's. The message may still have reached the
         // broker; it then shows up among the ids the simulator did not report.
@@ -410,6 +412,7 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
 
     // --- drain: every workflow done, work and retry queues empty, every message accounted ------
     const drainStarted = Date.now();
+    // Orders whose scenario parks its message (message fate `{ parked: [...] }`).
     const expectParked = new Set(
       planned.filter((p) => typeof SCENARIOS[p.kind].message === 'object').map((p) => p.orderId),
     );

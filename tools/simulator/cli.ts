@@ -62,7 +62,7 @@ function parseDelay(raw: string): number {
 }
 
 /** The per-payment fault knobs the flags ask for. */
-export function faultsFrom(flags: PayFlags): TradeFaults {
+function faultsFrom(flags: PayFlags): TradeFaults {
   const faults: TradeFaults = {};
   if (flags.drop) faults.drop = true;
   if (flags.duplicate !== undefined) faults.duplicate = flags.duplicate;
