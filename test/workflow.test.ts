@@ -22,7 +22,7 @@ import {
   paymentNoticeSignal,
 } from '../workflows/order';
 import { OrderIdKey, PaymentStatusKey, SettledByKey } from '../workflows/search-attributes';
-import { testConfig } from './support/env';
+import { eventually, testConfig } from './support/env';
 import { fetchChain, HistoryRecorder, type RecordedScenario } from './support/histories';
 import { paidNotice } from './support/notice';
 import { ScriptedGateway } from './support/scripted-gateway';
@@ -130,6 +130,8 @@ async function startOrder(
     amount: AMOUNT,
     currency: 'CNY',
     payDeadline: new Date((await env.currentTimeMs()) + PAY_WINDOW_MS),
+    // The trade payrecon opened at the (scripted) provider: a notice naming another one is checked.
+    providerTradeNo: `SIM-${orderId}`,
   });
   gateway.script(orderId, { amount: AMOUNT, ...script });
   const input = { ...orderWorkflowInput(row, config, { pollLadder: DEFAULT_LADDER }), ...extra };
@@ -286,19 +288,89 @@ describe('order workflow (time-skipping)', () => {
 
   scenario(
     'amount-mismatch-mq',
-    'never pays on an amount mismatch: NEEDS_REVIEW and one AMOUNT_MISMATCH discrepancy',
+    'never pays on an amount mismatch: the provider confirms the wrong amount, NEEDS_REVIEW, one AMOUNT_MISMATCH',
     async () => {
-      const { orderId, handle } = await startOrder();
+      // The buyer really paid one fen short: the notice says so, and so does the provider when asked.
+      const { orderId, handle } = await startOrder({ paidFromQuery: 1, paidAmount: AMOUNT - 1 });
       await handle.signal(paymentNoticeSignal, notice(orderId, { amount: AMOUNT - 1 }));
       expect(await handle.result()).toMatchObject({
         status: 'NEEDS_REVIEW',
+        settledBy: null,
+        pollAttempts: 0,
         discrepancies: ['AMOUNT_MISMATCH'],
       });
+      // A notice whose amount differs is checked with the provider before it changes anything.
+      expect(gateway.queryCount(orderId)).toBe(1);
       expect(await orderRow(orderId)).toMatchObject({ status: 'NEEDS_REVIEW', paidAt: null });
       expect(await discrepancies(orderId)).toEqual([{ kind: 'AMOUNT_MISMATCH' }]);
       const { typedSearchAttributes } = await handle.describe();
       expect(typedSearchAttributes.get(PaymentStatusKey)).toBe('NEEDS_REVIEW');
       expect(typedSearchAttributes.get(OrderIdKey)).toBe(orderId);
+      return handle;
+    },
+  );
+
+  scenario(
+    'notice-contradicts-provider',
+    'a signed notice naming an invented trade changes nothing: the provider says unpaid, NOTICE_CONTRADICTS_PROVIDER',
+    async () => {
+      // The provider's trade is paid only from the 3rd query on: the notice's check is the 1st.
+      const { orderId, handle } = await startOrder({ paidFromQuery: 3 });
+      await handle.signal(paymentNoticeSignal, notice(orderId, { tradeNo: 'INVENTED-0001' }));
+      const checked = await eventually('the notice checked', async () => {
+        const state = await handle.query(orderStateQuery);
+        return state.discrepancies.length > 0 ? state : undefined;
+      });
+      expect(checked).toMatchObject({
+        phase: 'AWAITING_PAYMENT',
+        discrepancies: ['NOTICE_CONTRADICTS_PROVIDER'],
+      });
+      expect(await orderRow(orderId)).toMatchObject({ status: 'UNPAID', tradeNo: null });
+      // The ladder still finds the real payment, and the order is paid with the provider's trade.
+      expect(await handle.result()).toMatchObject({
+        status: 'PAID',
+        settledBy: 'poll',
+        discrepancies: ['NOTICE_CONTRADICTS_PROVIDER'],
+      });
+      expect(await orderRow(orderId)).toMatchObject({ status: 'PAID', tradeNo: `SIM-${orderId}` });
+      expect(await discrepancies(orderId)).toEqual([{ kind: 'NOTICE_CONTRADICTS_PROVIDER' }]);
+      return handle;
+    },
+  );
+
+  scenario(
+    'notice-verified-always',
+    'with verifyNotices always, even a matching notice is checked with the provider before the order is paid',
+    async () => {
+      const { orderId, handle } = await startOrder({ paidFromQuery: 1 }, { verifyNotices: 'always' });
+      await handle.signal(paymentNoticeSignal, notice(orderId));
+      expect(await handle.result()).toMatchObject({
+        status: 'PAID',
+        settledBy: 'mq',
+        pollAttempts: 0,
+        discrepancies: [],
+      });
+      expect(gateway.queryCount(orderId)).toBe(1);
+      expect((await events(orderId)).map((e) => e.source)).toEqual(['mq', 'poll']);
+      return handle;
+    },
+  );
+
+  scenario(
+    'provider-reply-unreadable',
+    'an answer the provider gives that cannot be read is not retried, and the order is held, not closed on a guess',
+    async () => {
+      const { orderId, handle } = await startOrder({ unreadable: true });
+      await handle.signal(cancelOrderSignal);
+      expect(await handle.result()).toMatchObject({
+        status: 'NEEDS_REVIEW',
+        discrepancies: ['PROVIDER_REPLY_INVALID'],
+      });
+      // Non-retryable: one query, no retries, and no close of a trade whose state is unknown.
+      expect(gateway.queryCount(orderId)).toBe(1);
+      expect(gateway.closes).not.toContain(orderId);
+      expect(await orderRow(orderId)).toMatchObject({ status: 'NEEDS_REVIEW' });
+      expect(await discrepancies(orderId)).toEqual([{ kind: 'PROVIDER_REPLY_INVALID' }]);
       return handle;
     },
   );

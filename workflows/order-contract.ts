@@ -52,6 +52,10 @@ export interface OrderWorkflowInput {
   /** ISO instant after which an unpaid order is closed. */
   payDeadline: string;
   pollLadder: PollLadder;
+  /** The trade payrecon opened at the provider; a paid notice that names another is checked first. */
+  tradeNo?: string;
+  /** always: every paid notice is checked with a trade query; default: only one that differs. */
+  verifyNotices?: 'always' | 'on-mismatch';
   /** Continue as new past this many history events (default 2,000). */
   historyLimit?: number;
   /** Set only by continue-as-new. */

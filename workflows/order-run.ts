@@ -24,8 +24,8 @@ export class OrderRun {
   readonly inbox: PaymentNotice[];
   cancelReason: string | null;
   restartLadder = false;
-  /** The trade that paid the order, once one did: a later notice of another trade is a second payment. */
-  paidTradeNo: string | null = null;
+  /** The trade the order settled on (paid, or held for review with): a later notice of another is flagged. */
+  orderTradeNo: string | null = null;
 
   constructor(readonly input: OrderWorkflowInput) {
     const { carried } = input;

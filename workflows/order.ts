@@ -1,16 +1,7 @@
-import { allHandlersFinished, condition, continueAsNew, log, setHandler } from '@temporalio/workflow';
-import {
-  type DiscrepancyKind,
-  discrepancyForPaidFact,
-  isPaidTradeStatus,
-  judgePaidFact,
-  type OrderStatus,
-  type PaymentNotice,
-  type SettledBy,
-  type TradeSnapshot,
-} from '../src/domain';
+import { allHandlersFinished, condition, continueAsNew, setHandler } from '@temporalio/workflow';
+import { isPaidTradeStatus, type OrderStatus, type PaymentNotice, type SettledBy } from '../src/domain';
 import { formatDuration, ladderDelay } from './ladder';
-import { db, finalCheck, ladderCheck } from './order-activities';
+import { db, finalCheck } from './order-activities';
 import {
   cancelOrderSignal,
   type OrderWorkflowInput,
@@ -20,6 +11,14 @@ import {
   paymentNoticeSignal,
 } from './order-contract';
 import { OrderRun } from './order-run';
+import {
+  applyPaidFact,
+  applyPaidNotice,
+  askProvider,
+  holdForReview,
+  recordContradiction,
+  recordProviderAnswer,
+} from './order-settle';
 
 export * from './order-contract';
 
@@ -74,7 +73,7 @@ async function applyNotices(run: OrderRun): Promise<OrderStatus | null> {
       [notice],
     );
     if (!isPaidTradeStatus(notice.status)) continue;
-    const outcome = await applyPaidFact(run, notice, notice.source);
+    const outcome = await applyPaidNotice(run, notice);
     if (outcome !== 'UNPAID') return outcome;
   }
   return null;
@@ -102,19 +101,8 @@ async function waitForNoticeOrNextCheck(run: OrderRun): Promise<boolean> {
 /** One rung of the ladder. A provider that is down only costs this check. */
 async function checkOnLadder(run: OrderRun): Promise<OrderStatus | null> {
   run.state.pollAttempts++;
-  let snapshot: TradeSnapshot;
-  try {
-    snapshot = await ladderCheck.queryTrade.executeWithOptions(
-      { summary: `check #${run.state.pollAttempts}: query trade status` },
-      [run.orderId],
-    );
-  } catch (error) {
-    run.notePoll(null, error);
-    log.warn('trade status query failed; the next ladder step retries', { error: String(error) });
-    return null;
-  }
-  await recordProviderAnswer(run, snapshot);
-  if (!isPaidTradeStatus(snapshot.status)) return null;
+  const snapshot = await askProvider(run, `check #${run.state.pollAttempts}: query trade status`);
+  if (!snapshot || !isPaidTradeStatus(snapshot.status)) return null;
   const outcome = await applyPaidFact(run, snapshot, 'poll');
   return outcome === 'UNPAID' ? null : outcome;
 }
@@ -155,75 +143,6 @@ async function closeAfterFinalCheck(
   ]);
   if (result.status === 'CLOSED') run.state.settledBy = result.settledBy;
   return result.status ?? 'CLOSED';
-}
-
-async function recordProviderAnswer(run: OrderRun, snapshot: TradeSnapshot): Promise<void> {
-  await db.recordTradeSnapshot.executeWithOptions({ summary: `record provider answer ${snapshot.status}` }, [
-    snapshot,
-  ]);
-  run.notePoll(snapshot);
-}
-
-/**
- * The decision both paths share (src/domain): a paid fact pays the order if the money matches and holds
- * it for review if not; one the conditional update refuses is recorded as the discrepancy it is.
- */
-async function applyPaidFact(
-  run: OrderRun,
-  fact: Pick<TradeSnapshot, 'tradeNo' | 'amount' | 'currency' | 'paidAt'>,
-  settledBy: SettledBy,
-): Promise<OrderStatus> {
-  if (judgePaidFact(run.input, fact) === 'AMOUNT_MISMATCH') {
-    return holdForReview(run, fact.tradeNo, settledBy, 'AMOUNT_MISMATCH', {
-      expected: { amount: run.input.amount, currency: run.input.currency },
-      reported: { amount: fact.amount, currency: fact.currency },
-      tradeNo: fact.tradeNo,
-      source: settledBy,
-    });
-  }
-  const paid = await db.markOrderPaid.executeWithOptions({ summary: `mark order paid (${settledBy})` }, [
-    {
-      orderId: run.orderId,
-      tradeNo: fact.tradeNo ?? 'UNKNOWN',
-      paidAt: fact.paidAt ?? new Date(Date.now()).toISOString(),
-      settledBy,
-    },
-  ]);
-  if (paid.status === 'PAID') {
-    run.state.settledBy = paid.settledBy;
-    run.paidTradeNo = paid.tradeNo;
-  }
-  if (!paid.changed) await recordContradiction(run, paid.status, { ...fact, source: settledBy });
-  return paid.status ?? 'UNPAID';
-}
-
-async function holdForReview(
-  run: OrderRun,
-  tradeNo: string | null,
-  settledBy: SettledBy,
-  kind: DiscrepancyKind,
-  details: Record<string, unknown>,
-): Promise<OrderStatus> {
-  const held = await db.holdOrderForReview.executeWithOptions(
-    { summary: `${kind.toLowerCase().replaceAll('_', ' ')}: hold order for review` },
-    [{ orderId: run.orderId, tradeNo, settledBy, kind, details }],
-  );
-  if (held.status === 'NEEDS_REVIEW') run.noteDiscrepancy(kind);
-  return held.status ?? 'NEEDS_REVIEW';
-}
-
-/** A paid fact the order can no longer take (closed, or paid by another trade) becomes a discrepancy. */
-async function recordContradiction(
-  run: OrderRun,
-  status: OrderStatus | null,
-  fact: { tradeNo: string | null; amount: number | null; source: SettledBy; messageId?: string },
-): Promise<void> {
-  const kind = discrepancyForPaidFact({ status, tradeNo: run.paidTradeNo }, fact);
-  if (!kind) return;
-  const { tradeNo, amount, source, messageId } = fact;
-  const details = { tradeNo, amount, source, messageId, paidTradeNo: run.paidTradeNo };
-  await db.recordDiscrepancy({ orderId: run.orderId, kind, details });
-  run.noteDiscrepancy(kind);
 }
 
 /** The end: notices that came while settling are recorded (and contradictions flagged), then the result. */

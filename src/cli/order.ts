@@ -40,27 +40,13 @@ export function orderJson(row: OrderRow) {
     payDeadline: isoOrNull(row.payDeadline),
     paidAt: isoOrNull(row.paidAt),
     tradeNo: row.tradeNo,
+    providerTradeNo: row.providerTradeNo,
     settledBy: row.settledBy,
     closedAt: isoOrNull(row.closedAt),
     closeReason: row.closeReason,
     createdAt: isoOrNull(row.createdAt),
     updatedAt: isoOrNull(row.updatedAt),
   };
-}
-
-/**
- * Opens the order's trade at the payment provider (the gateway the worker uses). A provider that is down
- * does not undo the order: the order and its workflow exist, and its polls see "no such trade yet".
- */
-async function openTrade(ctx: CliContext, row: OrderRow) {
-  try {
-    const trade = await ctx
-      .provider()
-      .openTrade({ orderId: row.id, amount: row.amount, currency: row.currency });
-    return { trade, tradeError: null };
-  } catch (error) {
-    return { trade: null, tradeError: describeError(error) };
-  }
 }
 
 export function registerOrderCommands(program: Command, ctx: CliContext): void {
@@ -108,8 +94,9 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
         : undefined;
     let created: Awaited<ReturnType<typeof createOrder>>;
     try {
+      // The trade is opened through the gateway the worker uses; its number goes into the order row.
       created = await createOrder(
-        { db, client, config },
+        { db, client, config, gateway: options.trade ? ctx.provider() : undefined },
         {
           orderId: options.id,
           amount: options.amount,
@@ -121,13 +108,10 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
     } catch (error) {
       throw new CliError(`creating the order failed: ${describeError(error)}`);
     }
-    const { order: row, workflowId } = created;
-    const { trade, tradeError } = options.trade
-      ? await openTrade(ctx, row)
-      : { trade: null, tradeError: null };
+    const { order: row, workflowId, trade, tradeError } = created;
     if (tradeError) {
       ctx.warn(
-        `the order and its workflow were created, but its trade was not opened at the payment provider: ${tradeError}`,
+        `the order and its workflow were created, but its trade was not opened at the payment provider (its notices are checked on the amount only): ${tradeError}`,
       );
     }
     const webUi = workflowUiLink(config, workflowId);
@@ -178,6 +162,7 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
           'pay deadline': row.payDeadline,
           'settled by': row.settledBy,
           'trade no': row.tradeNo,
+          'opened trade': row.providerTradeNo,
           'paid at': row.paidAt,
           'closed at': row.closedAt,
           'close reason': row.closeReason,

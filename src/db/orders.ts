@@ -27,6 +27,8 @@ export interface NewOrder {
   amount: number;
   currency: string;
   payDeadline: Date;
+  /** The trade payrecon opened at the provider for it, if it opened one. */
+  providerTradeNo?: string | null;
 }
 
 export async function insertOrder(db: Database, order: NewOrder): Promise<OrderRow> {

@@ -27,7 +27,13 @@ export const orders = pgTable(
       .default('UNPAID'),
     payDeadline: timestamp('pay_deadline', tz).notNull(),
     paidAt: timestamp('paid_at', tz),
+    /** The trade that paid (or was held for review with) the order. */
     tradeNo: text('trade_no'),
+    /**
+     * The trade payrecon opened at the provider for this order, when it opened one: a paid notice that
+     * names another trade is checked with the provider before it changes anything.
+     */
+    providerTradeNo: text('provider_trade_no'),
     settledBy: text('settled_by', { enum: ['mq', 'poll', 'manual'] }),
     closedAt: timestamp('closed_at', tz),
     closeReason: text('close_reason'),

@@ -1,4 +1,5 @@
 import type { OrderStatus } from './order';
+import { isPaidTradeStatus, type TradeSnapshot } from './trade';
 
 /** Facts that contradict an order's state: one row per order and kind, for an operator. Pure. */
 export const DISCREPANCY_KINDS = [
@@ -11,6 +12,10 @@ export const DISCREPANCY_KINDS = [
   'ORPHAN_NOTICE',
   /** The provider's answer at the final check could not be read (unknown status, malformed body). */
   'PROVIDER_REPLY_INVALID',
+  /** A signed paid notice the provider's own answer contradicts (not paid, another trade or amount). */
+  'NOTICE_CONTRADICTS_PROVIDER',
+  /** A trade other than the one under review paid an order held for review. */
+  'PAID_DURING_REVIEW',
 ] as const;
 export type DiscrepancyKind = (typeof DISCREPANCY_KINDS)[number];
 
@@ -45,10 +50,45 @@ export function discrepancyForPaidFact(
       return 'PAID_AFTER_CLOSE';
     case 'PAID':
       return order.tradeNo !== fact.tradeNo ? 'DUPLICATE_PAYMENT' : null;
+    case 'NEEDS_REVIEW':
+      return order.tradeNo !== fact.tradeNo ? 'PAID_DURING_REVIEW' : null;
     case 'UNPAID':
       // Only an operator's terminate/reset ends a workflow before its order settles.
       return 'ORPHAN_NOTICE';
     default:
       return null;
   }
+}
+
+/** The fields of a paid notice a check compares. */
+export interface NoticeClaim {
+  tradeNo: string;
+  amount: number;
+  currency: string;
+}
+
+/**
+ * Where a signed paid notice differs from what payrecon knows of its order: the trade payrecon opened
+ * (when it opened one) and the money due. Any difference means the notice is checked with the provider
+ * before it changes anything; the signature only proves who sent it, not that the buyer paid.
+ */
+export function noticeMismatches(
+  order: { tradeNo?: string | null; amount: number; currency: string },
+  notice: NoticeClaim,
+): string[] {
+  const fields: string[] = [];
+  if (order.tradeNo && notice.tradeNo !== order.tradeNo) fields.push('tradeNo');
+  if (notice.amount !== order.amount) fields.push('amount');
+  if (notice.currency !== order.currency) fields.push('currency');
+  return fields;
+}
+
+/** Where the provider's answer contradicts a paid notice: the trade is not paid, or not as claimed. */
+export function noticeContradictions(provider: TradeSnapshot, notice: NoticeClaim): string[] {
+  if (!isPaidTradeStatus(provider.status)) return ['status'];
+  const fields: string[] = [];
+  if (provider.tradeNo !== notice.tradeNo) fields.push('tradeNo');
+  if (provider.amount !== notice.amount) fields.push('amount');
+  if (provider.currency !== notice.currency) fields.push('currency');
+  return fields;
 }

@@ -4,12 +4,13 @@ import { type OrderWorkflowInput, orderWorkflow } from '../../workflows/order';
 import { OrderIdKey, PaymentStatusKey } from '../../workflows/search-attributes';
 import type { Database } from '../db/client';
 import { insertOrder, type OrderRow } from '../db/orders';
-import { orderWorkflowId } from '../domain';
+import { orderWorkflowId, type TradeSnapshot } from '../domain';
 import type { Config } from '../platform/config';
+import type { PaymentGateway } from '../provider/gateway';
 
 export type LadderConfig = Pick<
   Config,
-  'POLL_LADDER' | 'POLL_REPEAT' | 'PAY_DEADLINE' | 'TEMPORAL_TASK_QUEUE'
+  'POLL_LADDER' | 'POLL_REPEAT' | 'PAY_DEADLINE' | 'TEMPORAL_TASK_QUEUE' | 'VERIFY_PAID_NOTICES'
 >;
 
 export function newOrderId(): string {
@@ -18,7 +19,7 @@ export function newOrderId(): string {
 
 /** The workflow's input for an order row; the consumer uses it too, to start a workflow a notice beat. */
 export function orderWorkflowInput(
-  row: Pick<OrderRow, 'id' | 'amount' | 'currency' | 'payDeadline'>,
+  row: Pick<OrderRow, 'id' | 'amount' | 'currency' | 'payDeadline' | 'providerTradeNo'>,
   config: LadderConfig,
   overrides: { pollLadder?: OrderWorkflowInput['pollLadder'] } = {},
 ): OrderWorkflowInput {
@@ -28,6 +29,8 @@ export function orderWorkflowInput(
     currency: row.currency,
     payDeadline: row.payDeadline.toISOString(),
     pollLadder: overrides.pollLadder ?? { stepsMs: config.POLL_LADDER, repeatMs: config.POLL_REPEAT },
+    ...(row.providerTradeNo ? { tradeNo: row.providerTradeNo } : {}),
+    ...(config.VERIFY_PAID_NOTICES === 'always' ? { verifyNotices: 'always' as const } : {}),
   };
 }
 
@@ -59,24 +62,40 @@ export interface CreateOrderRequest {
   pollLadder?: OrderWorkflowInput['pollLadder'];
 }
 
-/** Creates the order row, then its workflow. Returns the row and the workflow id. */
+/**
+ * Opens the order's trade at the provider (given a gateway), creates the order row with the trade's
+ * number, then starts its workflow. A provider that is down does not stop the order: it is created
+ * without a trade number (`tradeError` says why), and its notices are then checked on the money only.
+ */
 export async function createOrder(
-  deps: { db: Database; client: Client; config: LadderConfig },
+  deps: { db: Database; client: Client; config: LadderConfig; gateway?: PaymentGateway },
   request: CreateOrderRequest,
 ) {
   if (!Number.isSafeInteger(request.amount) || request.amount <= 0) {
     throw new Error(`amount must be a positive whole number of minor units, got ${request.amount}`);
   }
+  const id = request.orderId ?? newOrderId();
+  const currency = request.currency ?? 'CNY';
+  let trade: TradeSnapshot | null = null;
+  let tradeError: string | null = null;
+  if (deps.gateway) {
+    try {
+      trade = await deps.gateway.openTrade({ orderId: id, amount: request.amount, currency });
+    } catch (error) {
+      tradeError = error instanceof Error ? error.message : String(error);
+    }
+  }
   const row = await insertOrder(deps.db, {
-    id: request.orderId ?? newOrderId(),
+    id,
     amount: request.amount,
-    currency: request.currency ?? 'CNY',
+    currency,
     payDeadline: new Date(Date.now() + (request.payWithinMs ?? deps.config.PAY_DEADLINE)),
+    providerTradeNo: trade?.tradeNo ?? null,
   });
   const input = orderWorkflowInput(row, deps.config, { pollLadder: request.pollLadder });
   const handle = await deps.client.workflow.start(
     orderWorkflow,
     orderWorkflowStartOptions(input, deps.config.TEMPORAL_TASK_QUEUE),
   );
-  return { order: row, workflowId: handle.workflowId };
+  return { order: row, workflowId: handle.workflowId, trade, tradeError };
 }

@@ -89,6 +89,11 @@ export const configSchema = z.object({
   POLL_LADDER: durationList.default([3_000, 30_000, 60_000, 120_000, 180_000, 300_000]),
   POLL_REPEAT: duration.default(300_000),
   PAY_DEADLINE: duration.default(30 * 60_000),
+  /**
+   * on-mismatch: a paid notice is checked with a trade query when its trade, amount or currency differ
+   * from what payrecon knows; always: every paid notice is (one more provider query per paid order).
+   */
+  VERIFY_PAID_NOTICES: z.enum(['on-mismatch', 'always']).default('on-mismatch'),
   /** host:port of the worker's Prometheus endpoint (Temporal SDK and payrecon metrics), or `off`. */
   WORKER_METRICS_ADDRESS: metricsAddress('127.0.0.1:9464'),
   /** host:port of the consumer's Prometheus endpoint, or `off`. */

@@ -36,6 +36,9 @@ export const RECORDED_SCENARIOS = [
   'provider-outage-then-back',
   'payment-initiated-restarts-ladder',
   'continue-as-new-duplicate-flood',
+  'notice-contradicts-provider',
+  'notice-verified-always',
+  'provider-reply-unreadable',
 ] as const;
 export type RecordedScenario = (typeof RECORDED_SCENARIOS)[number];
 

@@ -1,5 +1,10 @@
 import type { TradeLookupStatus, TradeSnapshot } from '../../src/domain';
-import { type PaymentGateway, ProviderUnavailableError, type TradeRequest } from '../../src/provider/gateway';
+import {
+  type PaymentGateway,
+  ProviderReplyError,
+  ProviderUnavailableError,
+  type TradeRequest,
+} from '../../src/provider/gateway';
 
 /**
  * A payment provider whose answers a workflow test scripts in advance: "paid from the 3rd query on",
@@ -27,6 +32,8 @@ export class ScriptedGateway implements PaymentGateway {
     if (script.downForCalls && call <= script.downForCalls) {
       throw new ProviderUnavailableError(`scripted outage (call ${call})`);
     }
+    if (script.unreadable)
+      throw new ProviderReplyError('scripted answer: unknown trade status "TRADE_PENDING"');
     const paid = script.paidFromQuery !== undefined && call >= script.paidFromQuery;
     return this.snapshot(orderId, script, paid ? 'TRADE_SUCCESS' : (script.unpaidStatus ?? 'WAIT_BUYER_PAY'));
   }
@@ -68,6 +75,8 @@ export interface TradeScript {
   downForCalls?: number;
   /** Closing reveals the buyer paid at that moment. */
   paidAtClose?: boolean;
+  /** Every query gets an answer payrecon cannot read (an unknown trade status). */
+  unreadable?: boolean;
   /** Runs while the close is in flight, before the provider answers (a notice racing the close). */
   duringClose?: () => Promise<void>;
   unpaidStatus?: TradeLookupStatus;

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import {
+  discrepancyForPaidFact,
+  judgePaidFact,
+  noticeContradictions,
+  noticeMismatches,
+  type TradeSnapshot,
+} from '../src/domain';
+
+/** The payment rules the workflow and the ended-workflow path share, one place each (src/domain). */
+describe('paid-fact rules', () => {
+  const order = { amount: 9_900, currency: 'CNY' };
+
+  it('pays on matching money, holds for review on any difference', () => {
+    expect(judgePaidFact(order, { amount: 9_900, currency: 'CNY' })).toBe('PAY');
+    expect(judgePaidFact(order, { amount: 9_899, currency: 'CNY' })).toBe('AMOUNT_MISMATCH');
+    expect(judgePaidFact(order, { amount: 9_900, currency: 'USD' })).toBe('AMOUNT_MISMATCH');
+    expect(judgePaidFact(order, { amount: null, currency: null })).toBe('AMOUNT_MISMATCH');
+  });
+
+  it('names the discrepancy a paid fact raises against an order it can no longer pay', () => {
+    const fact = { tradeNo: 'T2' };
+    expect(discrepancyForPaidFact({ status: 'CLOSED', tradeNo: null }, fact)).toBe('PAID_AFTER_CLOSE');
+    expect(discrepancyForPaidFact({ status: 'PAID', tradeNo: 'T1' }, fact)).toBe('DUPLICATE_PAYMENT');
+    expect(discrepancyForPaidFact({ status: 'PAID', tradeNo: 'T2' }, fact)).toBeNull();
+    expect(discrepancyForPaidFact({ status: 'NEEDS_REVIEW', tradeNo: 'T1' }, fact)).toBe(
+      'PAID_DURING_REVIEW',
+    );
+    expect(discrepancyForPaidFact({ status: 'NEEDS_REVIEW', tradeNo: 'T2' }, fact)).toBeNull();
+    expect(discrepancyForPaidFact({ status: 'UNPAID', tradeNo: null }, fact)).toBe('ORPHAN_NOTICE');
+  });
+
+  it('a notice is checked when it names another trade than the one opened, or other money', () => {
+    const claim = { tradeNo: 'T1', amount: 9_900, currency: 'CNY' };
+    expect(noticeMismatches({ ...order, tradeNo: 'T1' }, claim)).toEqual([]);
+    expect(noticeMismatches({ ...order }, claim)).toEqual([]);
+    expect(noticeMismatches({ ...order, tradeNo: 'T0' }, { ...claim, amount: 1, currency: 'USD' })).toEqual([
+      'tradeNo',
+      'amount',
+      'currency',
+    ]);
+  });
+
+  it('the provider contradicts a notice when its trade is unpaid, or paid otherwise than claimed', () => {
+    const claim = { tradeNo: 'T1', amount: 9_900, currency: 'CNY' };
+    const paid: TradeSnapshot = {
+      orderId: 'o',
+      status: 'TRADE_SUCCESS',
+      tradeNo: 'T1',
+      amount: 9_900,
+      currency: 'CNY',
+      paidAt: null,
+    };
+    expect(noticeContradictions(paid, claim)).toEqual([]);
+    expect(noticeContradictions({ ...paid, status: 'TRADE_FINISHED' }, claim)).toEqual([]);
+    expect(noticeContradictions({ ...paid, status: 'WAIT_BUYER_PAY' }, claim)).toEqual(['status']);
+    expect(noticeContradictions({ ...paid, status: 'NOT_FOUND' }, claim)).toEqual(['status']);
+    expect(noticeContradictions({ ...paid, tradeNo: 'T9', amount: 1 }, claim)).toEqual(['tradeNo', 'amount']);
+  });
+});
