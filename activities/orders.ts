@@ -64,6 +64,16 @@ export function createOrderActivities(db: Database, metrics: PayreconMetrics) {
       return counted(input.settledBy, result);
     },
 
+    /** An operator's decision on an order held for review (conditional on NEEDS_REVIEW). */
+    async resolveReview(input: {
+      orderId: string;
+      outcome: 'PAID' | 'CLOSED';
+      note: string;
+      tradeNo?: string;
+    }): Promise<TransitionResult> {
+      return counted('manual', await orders.resolveReview(db, input));
+    },
+
     async recordDiscrepancy(input: {
       orderId: string;
       kind: DiscrepancyKind;

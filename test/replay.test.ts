@@ -32,6 +32,8 @@ const CLOSES_THE_TRADE = [
   'cancel-unpaid',
   'paid-after-close-running',
   'paid-after-close-ended',
+  // An operator's CLOSED decision on an order held for review closes the trade too.
+  'review-resolved-closed',
 ];
 
 const { EventType } = temporal.api.enums.v1;

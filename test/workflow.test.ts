@@ -10,6 +10,7 @@ import { createDatabase } from '../src/db/client';
 import { findOrder, insertOrder } from '../src/db/orders';
 import type { PaymentNotice } from '../src/domain';
 import { handleNoticeForEndedWorkflow } from '../src/order/late-notice';
+import { reviewWorkflowId } from '../src/order/review';
 import { orderWorkflowInput, orderWorkflowStartOptions } from '../src/order/start';
 import { activityTypes } from '../src/platform/history';
 import { installWorkerRuntime } from '../workers/runtime';
@@ -21,6 +22,7 @@ import {
   paymentInitiatedSignal,
   paymentNoticeSignal,
 } from '../workflows/order';
+import { orderReviewWorkflow } from '../workflows/review';
 import { OrderIdKey, PaymentStatusKey, SettledByKey } from '../workflows/search-attributes';
 import { eventually, testConfig } from './support/env';
 import { fetchChain, HistoryRecorder, type RecordedScenario } from './support/histories';
@@ -372,6 +374,29 @@ describe('order workflow (time-skipping)', () => {
       expect(await orderRow(orderId)).toMatchObject({ status: 'NEEDS_REVIEW' });
       expect(await discrepancies(orderId)).toEqual([{ kind: 'PROVIDER_REPLY_INVALID' }]);
       return handle;
+    },
+  );
+
+  scenario(
+    'review-resolved-closed',
+    'an operator closes an order held for review: one conditional update, then the trade is closed',
+    async () => {
+      const { orderId, handle } = await startOrder({ paidFromQuery: 1, paidAmount: AMOUNT + 1 });
+      expect(await handle.result()).toMatchObject({ status: 'NEEDS_REVIEW' });
+      const review = await env.client.workflow.start(orderReviewWorkflow, {
+        workflowId: reviewWorkflowId(orderId),
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        args: [{ orderId, outcome: 'CLOSED', note: 'refunded' }],
+      });
+      expect(await review.result()).toEqual({ orderId, changed: true, status: 'CLOSED' });
+      expect(await orderRow(orderId)).toMatchObject({
+        status: 'CLOSED',
+        settledBy: 'manual',
+        closeReason: 'refunded',
+      });
+      expect(gateway.closes).toContain(orderId);
+      expect(await activityCount(review, 'resolveReview')).toBe(1);
+      return review;
     },
   );
 

@@ -1,2 +1,3 @@
 // The worker bundles this file: it must only export workflows (and their signal/query definitions).
 export * from './order';
+export * from './review';

@@ -1,4 +1,4 @@
-import { and, asc, count, desc, sql as dsql, eq, inArray, isNull, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, sql as dsql, eq, inArray, isNotNull, isNull, type SQL } from 'drizzle-orm';
 import type {
   DiscrepancyKind,
   OrderStatus,
@@ -149,6 +149,52 @@ export async function holdOrderForReview(
       await recordDiscrepancy(tx, { orderId: input.orderId, kind: input.kind, details: input.details });
     }
     return result;
+  });
+}
+
+/**
+ * An operator's decision on an order held for review, as one conditional update (`WHERE status =
+ * 'NEEDS_REVIEW'`): PAID with the trade under review (or the one the operator names), or CLOSED with
+ * the operator's note as the reason. The order's open discrepancies are resolved with the same note in
+ * the same transaction. Changes nothing when the order is not in review or PAID has no trade to name.
+ */
+export async function resolveReview(
+  db: Database,
+  input: { orderId: string; outcome: 'PAID' | 'CLOSED'; note: string; tradeNo?: string },
+): Promise<TransitionResult> {
+  return db.transaction(async (tx) => {
+    const inReview = and(eq(orders.id, input.orderId), eq(orders.status, 'NEEDS_REVIEW'));
+    const updated =
+      input.outcome === 'PAID'
+        ? await tx
+            .update(orders)
+            .set({
+              status: 'PAID',
+              tradeNo: input.tradeNo ? input.tradeNo : dsql`${orders.tradeNo}`,
+              paidAt: dsql`coalesce(${orders.paidAt}, now())`,
+              settledBy: 'manual',
+              updatedAt: dsql`now()`,
+            })
+            .where(and(inReview, input.tradeNo ? undefined : isNotNull(orders.tradeNo)))
+            .returning(transitionColumns)
+        : await tx
+            .update(orders)
+            .set({
+              status: 'CLOSED',
+              closedAt: dsql`now()`,
+              closeReason: input.note,
+              settledBy: 'manual',
+              updatedAt: dsql`now()`,
+            })
+            .where(inReview)
+            .returning(transitionColumns);
+    if (updated.length > 0) {
+      await tx
+        .update(paymentDiscrepancies)
+        .set({ resolvedAt: dsql`now()`, resolution: `review resolved ${input.outcome}: ${input.note}` })
+        .where(and(eq(paymentDiscrepancies.orderId, input.orderId), isNull(paymentDiscrepancies.resolvedAt)));
+    }
+    return transitionResult(tx, input.orderId, updated);
   });
 }
 

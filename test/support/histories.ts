@@ -39,6 +39,7 @@ export const RECORDED_SCENARIOS = [
   'notice-contradicts-provider',
   'notice-verified-always',
   'provider-reply-unreadable',
+  'review-resolved-closed',
 ] as const;
 export type RecordedScenario = (typeof RECORDED_SCENARIOS)[number];
 
