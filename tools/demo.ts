@@ -8,8 +8,9 @@ import { countOrdersByStatus, findDiscrepancies, findOrders } from '../src/db/or
 import { readParkedAt } from '../src/mq/parking';
 import { topologyFor } from '../src/mq/topology';
 import { createOrder } from '../src/order/start';
-import { type Config, loadConfig, workflowUiLink } from '../src/platform/config';
+import { type Config, loadConfig, usesDevelopmentSecret, workflowUiLink } from '../src/platform/config';
 import { connectTemporal } from '../src/platform/temporal';
+import { HttpPaymentGateway } from '../src/provider/http';
 import { faultDealer, SCENARIOS, type ScenarioName } from './scenarios';
 import { startService } from './service';
 import { SimulatorClient } from './simulator/client';
@@ -91,6 +92,18 @@ async function main() {
     return;
   }
   const config = loadConfig();
+  if (usesDevelopmentSecret(config)) {
+    // Loud on purpose: the same secret anywhere else lets anyone sign a "paid" notice.
+    console.warn(
+      [
+        '',
+        '!!! WARNING: NOTIFY_HMAC_SECRET is the public development secret. Anyone who knows it can sign a',
+        '!!! "paid" notice. Fine for this demo on your machine; a deploy sets its own secret and runs with',
+        '!!! PAYRECON_ENV=production, where the worker and the consumer refuse to start without one.',
+        '',
+      ].join('\n'),
+    );
+  }
   const database = createDatabase(config.DATABASE_URL, { max: 5 });
   await assertDatabaseReachable(database.sql, config.DATABASE_URL);
   const temporal = await connectTemporal(config);
@@ -109,6 +122,7 @@ async function main() {
   }
   const simulator = new SimulatorClient(config.PROVIDER_URL);
   await simulator.waitUntilUp(30_000);
+  const gateway = new HttpPaymentGateway({ baseUrl: config.PROVIDER_URL });
 
   // A short ladder and deadline, so the batch ends in about a minute.
   const pollLadder = { stepsMs: [2_000, 4_000, 6_000], repeatMs: 6_000 };
@@ -116,11 +130,12 @@ async function main() {
   const dealFaults = faultDealer(Math.random);
   const orders: { id: string; scenario: ScenarioName; faults: TradeFaults | null; workflowId: string }[] = [];
   for (const scenario of planScenarios(cli.orders)) {
-    const { order, workflowId } = await createOrder(
-      { db: database.db, client: temporal, config },
+    // As a shop does it: payrecon opens the trade at the provider and keeps its number.
+    const { order, workflowId, tradeError } = await createOrder(
+      { db: database.db, client: temporal, config, gateway },
       { amount: 100 * (1 + Math.floor(Math.random() * 500)), currency: 'CNY', payWithinMs, pollLadder },
     );
-    await simulator.openTrade({ orderId: order.id, amount: order.amount, currency: order.currency });
+    if (tradeError) throw new Error(`the simulator did not open the trade of ${order.id}: ${tradeError}`);
     orders.push({ id: order.id, scenario, faults: dealFaults(scenario), workflowId });
   }
   console.log(

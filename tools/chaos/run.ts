@@ -8,6 +8,7 @@ import { topologyFor } from '../../src/mq/topology';
 import { createOrder } from '../../src/order/start';
 import { loadConfig } from '../../src/platform/config';
 import { connectTemporal } from '../../src/platform/temporal';
+import { HttpPaymentGateway } from '../../src/provider/http';
 import { freePort } from '../net';
 import { SCENARIOS } from '../scenarios';
 import { type ServiceProcess, startService } from '../service';
@@ -170,6 +171,7 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
   );
 
   const simulator = new SimulatorClient(config.PROVIDER_URL, { timeoutMs: 60_000 });
+  const gateway = new HttpPaymentGateway({ baseUrl: config.PROVIDER_URL, timeoutMs: 60_000 });
   const published: PublishedMessage[] = [];
   const unconfirmed = new Set<string>();
   const disruptionRecords: DisruptionRecord[] = [];
@@ -344,8 +346,9 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
       while (inFlight.size >= 4) await Promise.race(inFlight);
       const creating = (async () => {
         try {
-          const { order } = await createOrder(
-            { db: database.db, client: temporal, config },
+          // payrecon opens the trade at the provider, as a shop does, and keeps its number.
+          const { order, trade, tradeError } = await createOrder(
+            { db: database.db, client: temporal, config, gateway },
             {
               amount: plan.amount,
               currency: 'CNY',
@@ -353,12 +356,7 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
               pollLadder: options.ladder,
             },
           );
-          const trade = await simulator.openTrade({
-            orderId: order.id,
-            amount: order.amount,
-            currency: order.currency,
-          });
-          if (!trade.created) throw new Error(`order ${order.id} already had trade ${trade.tradeNo}`);
+          if (!trade) throw new Error(`the simulator did not open the trade of ${order.id}: ${tradeError}`);
           planned.push({ ...plan, orderId: order.id });
           if (SCENARIOS[plan.kind].pays === 'after-close') {
             late.add(order.id);
