@@ -5,7 +5,7 @@ import { HEADERS, type Topology } from './topology';
  * The one reader of the parking queue (the operator CLI's `dlq`, the demo's summary and the chaos
  * checks all use it).
  *
- * Reading without losing: RabbitMQ has no "peek" for a quorum queue over AMQP 0-9-1, so a reader takes
+ * Reading without losing: RabbitMQ has no "peek" over AMQP 0-9-1, so a reader takes
  * every ready message with basic.get in manual-ack mode (the broker keeps each one, unacknowledged,
  * while we hold it), and then gives all of them back with ONE basic.nack(multiple, requeue). Nothing is
  * acked unless the caller settles a message itself, so nothing can be lost: if the reader dies
