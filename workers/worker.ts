@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { assertDatabaseReachable, createDatabase } from '../src/db/client';
@@ -7,6 +6,7 @@ import { createLogger } from '../src/platform/logger';
 import type { PaymentGateway } from '../src/provider/gateway';
 import { HttpPaymentGateway } from '../src/provider/http';
 import { installWorkerRuntime } from './runtime';
+import { workflowCode } from './workflow-bundle';
 
 export interface OrderWorkerOptions {
   config: Config;
@@ -48,8 +48,8 @@ export async function createOrderWorker({
     connection: connection ?? ownConnection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    // A folder, not require.resolve: under vitest and tsx the entry is workflows/index.ts.
-    workflowsPath: path.resolve(__dirname, '../workflows'),
+    // dist/workflow-bundle.js when built (npm run build), else workflows/ bundled now (tsx, vitest).
+    ...workflowCode(),
     activities: createActivities({
       db: database.db,
       gateway: gateway ?? new HttpPaymentGateway({ baseUrl: config.PROVIDER_URL }),
@@ -89,6 +89,7 @@ async function main() {
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       address: config.TEMPORAL_ADDRESS,
       metrics: config.WORKER_METRICS_ADDRESS,
+      workflows: 'workflowBundle' in workflowCode() ? 'prebuilt bundle' : 'bundled at start',
     },
     'worker started',
   );

@@ -1,16 +1,19 @@
 import type { Client } from '@temporalio/client';
-import amqplib, { type ChannelModel } from 'amqplib';
+import type { ChannelModel } from 'amqplib';
 import { InvalidArgumentError } from 'commander';
 import ms from 'ms';
-import { assertDatabaseReachable, createDatabase, type Database, redactUrl, type Sql } from '../db/client';
+import type { Database, Sql } from '../db/client';
 import { type Config, ConfigError, loadConfig } from '../platform/config';
-import { connectTemporal } from '../platform/temporal';
+import { redactUrl } from '../platform/redact';
 import type { PaymentGateway } from '../provider/gateway';
 import { HttpPaymentGateway } from '../provider/http';
 
 /**
  * What every command shares: exit codes, errors that carry one, the configuration, lazily opened
  * connections to the services (each named in the error when it is down), and argument parsers.
+ *
+ * The client libraries (Temporal, drizzle and postgres, amqplib) are imported when a command first asks
+ * for a connection, never at start-up: `payrecon --help` must not load them (test/build.test.ts).
  */
 
 /** 0: done. 1: the operation failed (a service is down, no such order, ...). 2: bad usage or input. */
@@ -73,6 +76,7 @@ export class CliContext {
   db(): Promise<{ db: Database; sql: Sql }> {
     this.database ??= (async () => {
       const config = this.getConfig();
+      const { assertDatabaseReachable, createDatabase } = await import('../db/client');
       const database = createDatabase(config.DATABASE_URL, { max: 2 });
       this.closers.push(() => database.close());
       try {
@@ -88,6 +92,7 @@ export class CliContext {
   temporal(): Promise<Client> {
     this.temporalClient ??= (async () => {
       try {
+        const { connectTemporal } = await import('../platform/temporal');
         const client = await connectTemporal(this.getConfig());
         this.closers.push(() => client.connection.close());
         return client;
@@ -108,6 +113,7 @@ export class CliContext {
   amqp(): Promise<ChannelModel> {
     this.amqpConnection ??= (async () => {
       const config = this.getConfig();
+      const amqplib = await import('amqplib');
       let connection: ChannelModel;
       try {
         connection = await amqplib.connect(config.AMQP_URL, { timeout: 5_000 });

@@ -35,14 +35,14 @@ export type ProgramRunner = (argv: string[], io: CliIo) => Promise<number>;
 
 /** Runs one command line (without the node and script arguments); resolves with the exit code. */
 export async function runProgram(
-  build: (ctx: CliContext) => Command,
+  build: (ctx: CliContext) => Command | Promise<Command>,
   argv: string[],
   io: CliIo,
 ): Promise<number> {
   const ctx = new CliContext(io);
   let name = 'payrecon';
   try {
-    const program = build(ctx);
+    const program = await build(ctx);
     name = program.name();
     await program.parseAsync(argv, { from: 'user' });
     return EXIT.OK;
