@@ -6,3 +6,5 @@ export const OrderIdKey = defineSearchAttributeKey('OrderId', SearchAttributeTyp
 export const PaymentStatusKey = defineSearchAttributeKey('PaymentStatus', SearchAttributeType.KEYWORD);
 /** mq, poll or manual, once settled. */
 export const SettledByKey = defineSearchAttributeKey('SettledBy', SearchAttributeType.KEYWORD);
+/** A merchant notification's delivery: PENDING, DELIVERED, EXHAUSTED, ENDPOINT_DISABLED or NO_ENDPOINT. */
+export const DeliveryStatusKey = defineSearchAttributeKey('DeliveryStatus', SearchAttributeType.KEYWORD);
