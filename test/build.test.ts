@@ -7,14 +7,11 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CliContext } from '../src/cli/context';
 import { buildProgram, COMMAND_GROUPS } from '../src/cli/main';
-import { createDatabase } from '../src/db/client';
-import { orderWorkflowId } from '../src/domain';
 import type { Config } from '../src/platform/config';
-import { connectTemporal } from '../src/platform/temporal';
 import { freePort } from '../tools/net';
 import { SimulatorClient } from '../tools/simulator/client';
 import { type RunningSimulator, startSimulator } from '../tools/simulator/server';
-import { type CliRun, cliEnv, spawnCli } from './support/cli';
+import { type CliRun, cliEnv, removeOrdersAt, spawnCli } from './support/cli';
 import { deleteTopology, eventually, testConfig } from './support/env';
 
 /**
@@ -194,22 +191,7 @@ describe('dist/: the worker, the consumer and the CLI as the image runs them', (
   afterAll(async () => {
     await stop(worker);
     await stop(consumer);
-    if (orders.length > 0) {
-      const temporal = await connectTemporal(config);
-      for (const id of orders) {
-        await temporal.workflow
-          .getHandle(orderWorkflowId(id))
-          .terminate('test cleanup')
-          .catch(() => {});
-      }
-      await temporal.connection.close();
-      const { sql, close } = createDatabase(config.DATABASE_URL, { max: 1 });
-      await sql`delete from payment_events where order_id = any(${orders})`;
-      await sql`delete from payment_discrepancies where order_id = any(${orders})`;
-      await sql`delete from provider.trades where order_id = any(${orders})`;
-      await sql`delete from orders where id = any(${orders})`;
-      await close();
-    }
+    if (config) await removeOrdersAt(config, orders);
     await simulator?.close();
     if (config) await deleteTopology(config).catch(() => {});
   });

@@ -19,7 +19,7 @@ export interface SpawnServiceOptions {
   /**
    * Run the file as one node process with tsx's loader (`node --import tsx file`) instead of the `tsx`
    * CLI, which runs it in a child node process and only forwards catchable signals: a SIGKILL of the
-   * `tsx` wrapper would leave the service itself running. The chaos run sets this to kill for real.
+   * `tsx` wrapper would leave the service itself running. The chaos run and `npm start` set this.
    */
   singleProcess?: boolean;
 }
@@ -42,7 +42,7 @@ export interface RunningService {
   children: Map<ServiceProcess, ChildProcess>;
   /**
    * Resolves when any process exits on its own, with its name and code. Exits caused by stop(), kill()
-   * and restart() do not count.
+   * and restart() do not count. Under `supervise` that process is also restarted.
    */
   firstExit: Promise<{ name: ServiceProcess; code: number | null }>;
   /**
@@ -68,29 +68,97 @@ function terminate(child: ChildProcess): Promise<void> {
   return exited(child).finally(() => clearTimeout(force));
 }
 
+export interface SuperviseOptions {
+  /** The delay before the first restart in a row; each further one doubles it. Default 1 s. */
+  initialDelayMs?: number;
+  /** The longest delay. Default 30 s. */
+  maxDelayMs?: number;
+  /** A process that ran at least this long before it exited starts the backoff over. Default 60 s. */
+  resetAfterMs?: number;
+  /** Where the restart lines go. Default: stderr. */
+  log?: (line: string) => void;
+}
+
+/**
+ * The delay before restarting a process that exited after running `ranMs`, when the restart before it
+ * waited `previousDelayMs` (undefined: none yet): 1 s, 2 s, 4 s ... up to 30 s, and 1 s again once a
+ * process has run for a while.
+ */
+export function nextRestartDelay(
+  previousDelayMs: number | undefined,
+  ranMs: number,
+  { initialDelayMs = 1_000, maxDelayMs = 30_000, resetAfterMs = 60_000 }: SuperviseOptions = {},
+): number {
+  if (previousDelayMs === undefined || ranMs >= resetAfterMs) return Math.min(initialDelayMs, maxDelayMs);
+  return Math.min(previousDelayMs * 2, maxDelayMs);
+}
+
+function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(1))} s`;
+}
+
 /**
  * Starts simulator, worker and consumer as separate processes (as they run in production: each can
  * crash and restart alone). Their JSON logs go to `stdio` (inherit, or a file descriptor).
+ *
+ * With `supervise`, a process that exits on its own (a crash, a kill from outside) is restarted after a
+ * backoff (nextRestartDelay), with a line naming it, its pid, its exit code or signal and the delay; the
+ * others keep running. Without it (the demo, the chaos run, which restarts processes itself), nothing is
+ * restarted and `firstExit` tells the caller.
  */
 export function startService(
-  options: SpawnServiceOptions & { only?: ServiceProcess[] } = {},
+  options: SpawnServiceOptions & { only?: ServiceProcess[]; supervise?: boolean | SuperviseOptions } = {},
 ): RunningService {
   const children = new Map<ServiceProcess, ChildProcess>();
   const expectedExits = new WeakSet<ChildProcess>();
+  const supervise = options.supervise === true ? {} : options.supervise || undefined;
+  const log = supervise?.log ?? ((line: string) => console.error(line));
+  /** Per process under supervision: the delay of its last restart, and the restart waiting to happen. */
+  const backoff = new Map<ServiceProcess, { delayMs?: number; restarts: number; timer?: NodeJS.Timeout }>();
   let stopping = false;
   let reportExit: (exit: { name: ServiceProcess; code: number | null }) => void = () => {};
   const firstExit = new Promise<{ name: ServiceProcess; code: number | null }>((resolve) => {
     reportExit = resolve;
   });
+  const cancelRestart = (name: ServiceProcess) => {
+    const state = backoff.get(name);
+    if (state?.timer) clearTimeout(state.timer);
+    if (state) state.timer = undefined;
+  };
+  const scheduleRestart = (
+    name: ServiceProcess,
+    child: ChildProcess,
+    ranMs: number,
+    settings: SuperviseOptions,
+  ) => {
+    const state = backoff.get(name) ?? { restarts: 0 };
+    backoff.set(name, state);
+    state.delayMs = nextRestartDelay(state.delayMs, ranMs, settings);
+    const how = child.signalCode ? `was killed by ${child.signalCode}` : `exited with code ${child.exitCode}`;
+    log(
+      `payrecon: ${name} (pid ${child.pid}) ${how} after ${seconds(ranMs)}; restarting it in ${seconds(state.delayMs)}`,
+    );
+    state.timer = setTimeout(() => {
+      state.timer = undefined;
+      if (stopping) return;
+      state.restarts++;
+      const next = launch(name);
+      log(`payrecon: ${name} restarted (pid ${next.pid}, restart ${state.restarts})`);
+    }, state.delayMs);
+  };
   const launch = (name: ServiceProcess) => {
     const child = spawnServiceProcess(name, options);
+    const startedAt = Date.now();
     children.set(name, child);
-    child.once('exit', (code) => {
-      if (!stopping && !expectedExits.has(child)) reportExit({ name, code });
+    child.once('exit', () => {
+      if (stopping || expectedExits.has(child)) return;
+      reportExit({ name, code: child.exitCode });
+      if (supervise) scheduleRestart(name, child, Date.now() - startedAt, supervise);
     });
     return child;
   };
   const kill = async (name: ServiceProcess, signal: NodeJS.Signals = 'SIGTERM') => {
+    cancelRestart(name);
     const child = children.get(name);
     if (!child) return;
     expectedExits.add(child);
@@ -110,17 +178,23 @@ export function startService(
     },
     async stop() {
       stopping = true;
+      for (const name of backoff.keys()) cancelRestart(name);
       await Promise.all([...children.values()].map(terminate));
     },
   };
 }
 
+/**
+ * `npm start`: the local stack, supervised. Each process runs as one node process (tsx's loader), so the
+ * pid in the log is the service itself: `kill -9 <pid>` kills it for real, and it comes back.
+ */
 async function main() {
   // Fail here, once, with every bad variable named, rather than in three children.
   const config = loadConfig();
-  const service = startService();
+  const service = startService({ singleProcess: true, supervise: true });
+  const pids = [...service.children].map(([name, child]) => `${name} (pid ${child.pid})`).join(', ');
   console.error(
-    `payrecon: simulator, worker and consumer started (task queue ${config.TEMPORAL_TASK_QUEUE}); Ctrl-C stops them`,
+    `payrecon: ${pids} started (task queue ${config.TEMPORAL_TASK_QUEUE}); a process that exits is restarted with backoff; Ctrl-C stops them`,
   );
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, async () => {
@@ -128,10 +202,6 @@ async function main() {
       process.exit(0);
     });
   }
-  const { name, code } = await service.firstExit;
-  console.error(`payrecon: ${name} exited with code ${code}; stopping the others`);
-  await service.stop();
-  process.exit(code || 1);
 }
 
 if (require.main === module) {

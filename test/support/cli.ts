@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
 import type { ProgramRunner } from '../../src/cli/program';
+import { createDatabase } from '../../src/db/client';
 import { orderWorkflowId } from '../../src/domain';
 import type { Config } from '../../src/platform/config';
+import { connectTemporal } from '../../src/platform/temporal';
 import type { Stack } from './stack';
 
 /** Running a command-line program (payrecon's CLI, the simulator's) the way the CLI tests do. */
@@ -67,7 +69,10 @@ export function spawnCli(command: string, args: string[], env: NodeJS.ProcessEnv
 }
 
 /** Removes what a test file's orders left: their workflows terminated, their rows and trades deleted. */
-export async function removeOrders(stack: Stack | undefined, ids: string[]): Promise<void> {
+export async function removeOrders(
+  stack: Pick<Stack, 'temporal' | 'sql'> | undefined,
+  ids: string[],
+): Promise<void> {
   if (!stack || ids.length === 0) return;
   for (const id of ids) {
     await stack.temporal.workflow
@@ -79,4 +84,17 @@ export async function removeOrders(stack: Stack | undefined, ids: string[]): Pro
   await stack.sql`delete from payment_discrepancies where order_id = any(${ids})`;
   await stack.sql`delete from provider.trades where order_id = any(${ids})`;
   await stack.sql`delete from orders where id = any(${ids})`;
+}
+
+/** removeOrders for a test without a stack (its processes run apart): its own connections to `config`. */
+export async function removeOrdersAt(config: Config, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  const temporal = await connectTemporal(config);
+  const database = createDatabase(config.DATABASE_URL, { max: 1 });
+  try {
+    await removeOrders({ temporal, sql: database.sql }, ids);
+  } finally {
+    await temporal.connection.close();
+    await database.close();
+  }
 }
