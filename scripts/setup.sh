@@ -44,13 +44,16 @@ if [[ ! -d node_modules || ! -f $NPM_STAMP || package-lock.json -nt $NPM_STAMP ]
   elif grep -q 'can only install packages when your package.json and package-lock.json' "$npm_log"; then
     # A registry that serves only this platform's builds (404 for e.g. @biomejs/cli-darwin-arm64) leaves
     # those optional packages out of the lock file, and npm ci then calls the lock out of sync. npm install
-    # installs from the same lock; it only rewrites the lock when package.json really changed.
+    # installs from the same lock; it only rewrites the lock when package.json really changed. Then
+    # scripts/complete-lock.sh adds the other platforms' entries again, so npm ci (the Dockerfile, CI on
+    # another machine) accepts the lock next time.
     grep '^npm error Missing:' "$npm_log" | head -n 3 >&2 || true
     warn "npm ci refused package-lock.json (above); installing with npm install instead"
     lock_before=$(cksum <package-lock.json)
     npm install --no-audit --no-fund
+    bash scripts/complete-lock.sh
     [[ $(cksum <package-lock.json) == "$lock_before" ]] ||
-      warn "npm install updated package-lock.json: it was out of sync with package.json; commit the new one"
+      warn "package-lock.json changed: it was out of sync with package.json; commit the new one"
   else
     cat "$npm_log" >&2
     rm -f "$npm_log"
