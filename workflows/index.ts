@@ -1,3 +1,4 @@
 // The worker bundles this file: it must only export workflows (and their signal/query definitions).
+export * from './notification';
 export * from './order';
 export * from './review';

@@ -21,3 +21,11 @@ export function formatDuration(ms: number): string {
   const parts = [h ? `${h}h` : '', m ? `${m}m` : '', s ? `${s}s` : ''].filter(Boolean);
   return parts.length ? parts.join('') : `${ms}ms`;
 }
+
+/** The merchant notification ladders: the waits after each failed attempt, in ms. */
+export const DELIVERY_LADDERS = {
+  /** 3s, 30s, 60s, 120s, 180s, 300s: seven attempts in all, the last ~11.5 minutes after the first. */
+  stepwise: [3_000, 30_000, 60_000, 120_000, 180_000, 300_000],
+  /** 5·(2^n−1) s after failed attempt n: 5s, 15s, 35s, 75s: five attempts in all. */
+  exponential: [1, 2, 3, 4].map((n) => 5_000 * (2 ** n - 1)),
+} as const satisfies Record<string, readonly number[]>;

@@ -1,5 +1,5 @@
 import { ActivityFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { DiscrepancyKind, PaymentNotice, TradeSnapshot } from '../src/domain';
+import type { DiscrepancyKind, MerchantEventRef, PaymentNotice, TradeSnapshot } from '../src/domain';
 import type {
   CarriedState,
   OrderPhase,
@@ -26,6 +26,8 @@ export class OrderRun {
   restartLadder = false;
   /** The trade the order settled on (paid, or held for review with): a later notice of another is flagged. */
   orderTradeNo: string | null = null;
+  /** The merchant event of the order's final transition, delivered once the workflow settles. */
+  merchantEvent: MerchantEventRef | null = null;
 
   constructor(readonly input: OrderWorkflowInput) {
     const { carried } = input;

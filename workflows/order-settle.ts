@@ -100,6 +100,7 @@ export async function applyPaidFact(
     },
   ]);
   if (paid.status === 'PAID') run.state.settledBy = paid.settledBy;
+  run.merchantEvent = paid.event;
   run.orderTradeNo = paid.tradeNo;
   if (!paid.changed) await recordContradiction(run, paid.status, { ...fact, source: settledBy });
   return paid.status ?? 'UNPAID';
@@ -118,6 +119,7 @@ export async function holdForReview(
   );
   if (held.status === 'NEEDS_REVIEW') run.noteDiscrepancy(kind);
   run.orderTradeNo = held.tradeNo;
+  run.merchantEvent = held.event;
   return held.status ?? 'NEEDS_REVIEW';
 }
 

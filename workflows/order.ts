@@ -1,6 +1,7 @@
 import { allHandlersFinished, condition, continueAsNew, setHandler } from '@temporalio/workflow';
 import { isPaidTradeStatus, type OrderStatus, type PaymentNotice, type SettledBy } from '../src/domain';
 import { formatDuration, ladderDelay } from './ladder';
+import { notifyMerchant } from './notify-merchant';
 import { db, finalCheck } from './order-activities';
 import {
   cancelOrderSignal,
@@ -142,6 +143,7 @@ async function closeAfterFinalCheck(
     { orderId: run.orderId, reason, settledBy: closedBy },
   ]);
   if (result.status === 'CLOSED') run.state.settledBy = result.settledBy;
+  run.merchantEvent = result.event;
   return result.status ?? 'CLOSED';
 }
 
@@ -152,6 +154,7 @@ async function finish(run: OrderRun, status: OrderStatus): Promise<OrderWorkflow
     await db.recordPaymentNotice(notice);
     if (isPaidTradeStatus(notice.status)) await recordContradiction(run, status, notice);
   }
+  if (run.merchantEvent) await notifyMerchant(run.orderId, run.merchantEvent);
   await condition(allHandlersFinished);
   return run.end(status === 'UNPAID' ? 'NEEDS_REVIEW' : status);
 }

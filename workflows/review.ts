@@ -1,4 +1,5 @@
 import type { OrderStatus } from '../src/domain';
+import { notifyMerchant } from './notify-merchant';
 import { db, finalCheck } from './order-activities';
 
 /** What an operator decided about an order held for review (`payrecon review resolve`). */
@@ -31,6 +32,7 @@ export async function orderReviewWorkflow(input: ReviewInput): Promise<ReviewRes
     { summary: `operator resolves review: ${input.outcome}` },
     [input],
   );
+  if (result.event) await notifyMerchant(input.orderId, result.event);
   if (result.changed && input.outcome === 'CLOSED') {
     // A trade paid in the meantime stays paid at the provider: the answer is recorded for the operator.
     const closed = await finalCheck.closeTrade.executeWithOptions(

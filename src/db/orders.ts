@@ -1,6 +1,7 @@
 import { and, asc, count, desc, sql as dsql, eq, inArray, isNotNull, isNull, type SQL } from 'drizzle-orm';
 import type {
   DiscrepancyKind,
+  MerchantEventRef,
   OrderStatus,
   PaymentNotice,
   SettledBy,
@@ -8,7 +9,7 @@ import type {
   TransitionResult,
 } from '../domain';
 import type { Database } from './client';
-import { orders, paymentDiscrepancies, paymentEvents } from './schema';
+import { merchantEvents, orders, paymentDiscrepancies, paymentEvents } from './schema';
 
 /**
  * Every query payrecon runs on its orders, payment events and discrepancies. A status only changes
@@ -19,8 +20,10 @@ import { orders, paymentDiscrepancies, paymentEvents } from './schema';
 export type OrderRow = typeof orders.$inferSelect;
 export type PaymentEventRow = typeof paymentEvents.$inferSelect;
 export type DiscrepancyRow = typeof paymentDiscrepancies.$inferSelect;
+/** One transaction in the database. */
+type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
 /** The database or one transaction in it. */
-type Queryable = Database | Parameters<Parameters<Database['transaction']>[0]>[0];
+type Queryable = Database | Transaction;
 
 export interface NewOrder {
   id: string;
@@ -29,6 +32,8 @@ export interface NewOrder {
   payDeadline: Date;
   /** The trade payrecon opened at the provider for it, if it opened one. */
   providerTradeNo?: string | null;
+  /** Where its result notifications go. */
+  notifyEndpointId?: string | null;
 }
 
 export async function insertOrder(db: Database, order: NewOrder): Promise<OrderRow> {
@@ -56,23 +61,85 @@ export async function listOrders(
 
 // --- conditional transitions -------------------------------------------------------------------------
 
-const transitionColumns = { status: orders.status, settledBy: orders.settledBy, tradeNo: orders.tradeNo };
-
-/** What an UPDATE ... RETURNING found, or, when it changed nothing, the row as it is. */
+/**
+ * What an UPDATE ... RETURNING found, with the merchant event of that transition written in the same
+ * transaction; or, when it changed nothing, the row as it is and the event of its current status (a
+ * re-run after a lost reply must still hand its event to the workflow that starts the delivery).
+ */
 async function transitionResult(
-  db: Queryable,
+  tx: Transaction,
   orderId: string,
-  updated: { status: OrderStatus; settledBy: SettledBy | null; tradeNo: string | null }[],
+  updated: OrderRow[],
 ): Promise<TransitionResult> {
   const [row] = updated;
-  if (row) return { changed: true, ...row };
-  const current = await findOrder(db, orderId);
+  if (row) {
+    const event = await insertMerchantEvent(tx, row);
+    return { changed: true, status: row.status, settledBy: row.settledBy, tradeNo: row.tradeNo, event };
+  }
+  const current = await findOrder(tx, orderId);
+  const type = current ? merchantEventType(current.status) : null;
+  const [event] = type
+    ? await tx
+        .select({
+          id: merchantEvents.id,
+          sequence: merchantEvents.sequence,
+          endpointId: merchantEvents.endpointId,
+        })
+        .from(merchantEvents)
+        .where(and(eq(merchantEvents.orderId, orderId), eq(merchantEvents.type, type)))
+        .orderBy(desc(merchantEvents.sequence))
+        .limit(1)
+    : [];
   return {
     changed: false,
     status: current?.status ?? null,
     settledBy: current?.settledBy ?? null,
     tradeNo: current?.tradeNo ?? null,
+    event: event ?? null,
   };
+}
+
+/** The event a final status produces for the merchant (order.paid, order.closed, order.needs_review). */
+export function merchantEventType(status: OrderStatus): string | null {
+  return status === 'UNPAID' ? null : `order.${status.toLowerCase()}`;
+}
+
+/** The next event of the order, numbered after its last: the UPDATE before it holds the order's row lock. */
+async function insertMerchantEvent(tx: Transaction, row: OrderRow): Promise<MerchantEventRef | null> {
+  const type = merchantEventType(row.status);
+  if (!type) return null;
+  const [last] = await tx
+    .select({ sequence: merchantEvents.sequence })
+    .from(merchantEvents)
+    .where(eq(merchantEvents.orderId, row.id))
+    .orderBy(desc(merchantEvents.sequence))
+    .limit(1);
+  const sequence = (last?.sequence ?? 0) + 1;
+  const id = `evt_${row.id}_${sequence}`;
+  await tx.insert(merchantEvents).values({
+    id,
+    orderId: row.id,
+    sequence,
+    type,
+    endpointId: row.notifyEndpointId,
+    status: row.notifyEndpointId ? 'PENDING' : 'NO_ENDPOINT',
+    payload: {
+      id,
+      type,
+      sequence,
+      orderId: row.id,
+      status: row.status,
+      amount: row.amount,
+      currency: row.currency,
+      tradeNo: row.tradeNo,
+      settledBy: row.settledBy,
+      paidAt: row.paidAt?.toISOString() ?? null,
+      closedAt: row.closedAt?.toISOString() ?? null,
+      closeReason: row.closeReason,
+      occurredAt: row.updatedAt.toISOString(),
+    },
+  });
+  return { id, sequence, endpointId: row.notifyEndpointId };
 }
 
 const stillUnpaid = (orderId: string) => and(eq(orders.id, orderId), eq(orders.status, 'UNPAID'));
@@ -85,18 +152,20 @@ export async function markOrderPaid(
   db: Database,
   input: { orderId: string; tradeNo: string; paidAt: Date; settledBy: SettledBy },
 ): Promise<TransitionResult> {
-  const updated = await db
-    .update(orders)
-    .set({
-      status: 'PAID',
-      tradeNo: input.tradeNo,
-      paidAt: input.paidAt,
-      settledBy: input.settledBy,
-      updatedAt: dsql`now()`,
-    })
-    .where(stillUnpaid(input.orderId))
-    .returning(transitionColumns);
-  return transitionResult(db, input.orderId, updated);
+  return db.transaction(async (tx) => {
+    const updated = await tx
+      .update(orders)
+      .set({
+        status: 'PAID',
+        tradeNo: input.tradeNo,
+        paidAt: input.paidAt,
+        settledBy: input.settledBy,
+        updatedAt: dsql`now()`,
+      })
+      .where(stillUnpaid(input.orderId))
+      .returning();
+    return transitionResult(tx, input.orderId, updated);
+  });
 }
 
 /** Conditional close: an order that some path already paid is never closed. */
@@ -104,18 +173,20 @@ export async function closeOrder(
   db: Database,
   input: { orderId: string; reason: string; settledBy: SettledBy },
 ): Promise<TransitionResult> {
-  const updated = await db
-    .update(orders)
-    .set({
-      status: 'CLOSED',
-      closedAt: dsql`now()`,
-      closeReason: input.reason,
-      settledBy: input.settledBy,
-      updatedAt: dsql`now()`,
-    })
-    .where(stillUnpaid(input.orderId))
-    .returning(transitionColumns);
-  return transitionResult(db, input.orderId, updated);
+  return db.transaction(async (tx) => {
+    const updated = await tx
+      .update(orders)
+      .set({
+        status: 'CLOSED',
+        closedAt: dsql`now()`,
+        closeReason: input.reason,
+        settledBy: input.settledBy,
+        updatedAt: dsql`now()`,
+      })
+      .where(stillUnpaid(input.orderId))
+      .returning();
+    return transitionResult(tx, input.orderId, updated);
+  });
 }
 
 /**
@@ -143,7 +214,7 @@ export async function holdOrderForReview(
         updatedAt: dsql`now()`,
       })
       .where(stillUnpaid(input.orderId))
-      .returning(transitionColumns);
+      .returning();
     const result = await transitionResult(tx, input.orderId, updated);
     if (result.status === 'NEEDS_REVIEW') {
       await recordDiscrepancy(tx, { orderId: input.orderId, kind: input.kind, details: input.details });
@@ -176,7 +247,7 @@ export async function resolveReview(
               updatedAt: dsql`now()`,
             })
             .where(and(inReview, input.tradeNo ? undefined : isNotNull(orders.tradeNo)))
-            .returning(transitionColumns)
+            .returning()
         : await tx
             .update(orders)
             .set({
@@ -187,7 +258,7 @@ export async function resolveReview(
               updatedAt: dsql`now()`,
             })
             .where(inReview)
-            .returning(transitionColumns);
+            .returning();
     if (updated.length > 0) {
       await tx
         .update(paymentDiscrepancies)

@@ -5,6 +5,7 @@ import {
   char,
   check,
   index,
+  integer,
   jsonb,
   pgTable,
   text,
@@ -34,6 +35,8 @@ export const orders = pgTable(
      * names another trade is checked with the provider before it changes anything.
      */
     providerTradeNo: text('provider_trade_no'),
+    /** Where the order's result notifications go (merchant_endpoints.id); none: recorded, not sent. */
+    notifyEndpointId: text('notify_endpoint_id'),
     settledBy: text('settled_by', { enum: ['mq', 'poll', 'manual'] }),
     closedAt: timestamp('closed_at', tz),
     closeReason: text('close_reason'),
@@ -88,4 +91,78 @@ export const paymentDiscrepancies = pgTable(
     resolution: text('resolution'),
   },
   (t) => [uniqueIndex('payment_discrepancies_order_kind_key').on(t.orderId, t.kind)],
+);
+
+/** Where a merchant wants to hear about its orders' results, and how hard to try. */
+export const merchantEndpoints = pgTable(
+  'merchant_endpoints',
+  {
+    id: text('id').primaryKey(),
+    url: text('url').notNull(),
+    /** Standard Webhooks secrets (`whsec_...`); several during a rotation, each signs every attempt. */
+    secrets: jsonb('secrets').$type<string[]>().notNull(),
+    /** stepwise: 3s, 30s, 60s, 120s, 180s, 300s between attempts; exponential: 5·(2^n−1) s, 5 attempts. */
+    ladder: text('ladder', { enum: ['stepwise', 'exponential'] })
+      .notNull()
+      .default('stepwise'),
+    attemptTimeoutMs: integer('attempt_timeout_ms').notNull().default(5_000),
+    status: text('status', { enum: ['ENABLED', 'DISABLED'] })
+      .notNull()
+      .default('ENABLED'),
+    disabledReason: text('disabled_reason'),
+    createdAt: timestamp('created_at', tz).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
+  },
+  (t) => [
+    check('merchant_endpoints_timeout_positive', sql`${t.attemptTimeoutMs} > 0`),
+    check('merchant_endpoints_status_known', sql`${t.status} in ('ENABLED','DISABLED')`),
+  ],
+);
+
+/**
+ * One row per final transition of an order, written in the same transaction as the conditional update:
+ * never lost, never emitted for a transition that did not happen. `sequence` orders an order's events.
+ */
+export const merchantEvents = pgTable(
+  'merchant_events',
+  {
+    /** `evt_<orderId>_<sequence>`: also the `webhook-id`, the same on every attempt. */
+    id: text('id').primaryKey(),
+    orderId: text('order_id').notNull(),
+    sequence: integer('sequence').notNull(),
+    /** order.paid, order.closed, order.needs_review. */
+    type: text('type').notNull(),
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    endpointId: text('endpoint_id'),
+    status: text('status', {
+      enum: ['PENDING', 'DELIVERED', 'EXHAUSTED', 'NO_ENDPOINT', 'ENDPOINT_DISABLED'],
+    })
+      .notNull()
+      .default('PENDING'),
+    createdAt: timestamp('created_at', tz).notNull().defaultNow(),
+    deliveredAt: timestamp('delivered_at', tz),
+    exhaustedAt: timestamp('exhausted_at', tz),
+    updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('merchant_events_order_sequence_key').on(t.orderId, t.sequence),
+    index('merchant_events_status_idx').on(t.status, t.createdAt),
+  ],
+);
+
+/** Every attempt to deliver an event: what an operator opens when a merchant says "we never got it". */
+export const notificationAttempts = pgTable(
+  'notification_attempts',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    eventId: text('event_id').notNull(),
+    attempt: integer('attempt').notNull(),
+    startedAt: timestamp('started_at', tz).notNull(),
+    durationMs: integer('duration_ms').notNull(),
+    httpStatus: integer('http_status'),
+    /** Set when the attempt failed: TIMEOUT, CONNECTION_REFUSED, BAD_BODY, HTTP_STATUS, NETWORK. */
+    errorKind: text('error_kind'),
+    responsePrefix: text('response_prefix'),
+  },
+  (t) => [uniqueIndex('notification_attempts_event_attempt_key').on(t.eventId, t.attempt)],
 );

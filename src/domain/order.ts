@@ -25,4 +25,15 @@ export interface TransitionResult {
   settledBy: SettledBy | null;
   /** The trade that paid (or was held for) the order, once one did. */
   tradeNo: string | null;
+  /** The merchant event this transition wrote (also on a re-run that found its own earlier update). */
+  event: MerchantEventRef | null;
+}
+
+/** A merchant event as the workflow that starts its delivery needs it. */
+export interface MerchantEventRef {
+  /** `evt_<orderId>_<sequence>`: the `webhook-id` of every attempt. */
+  id: string;
+  sequence: number;
+  /** Where it goes; null: the order names no endpoint, the event is only recorded. */
+  endpointId: string | null;
 }

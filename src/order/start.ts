@@ -10,7 +10,12 @@ import type { PaymentGateway } from '../provider/gateway';
 
 export type LadderConfig = Pick<
   Config,
-  'POLL_LADDER' | 'POLL_REPEAT' | 'PAY_DEADLINE' | 'TEMPORAL_TASK_QUEUE' | 'VERIFY_PAID_NOTICES'
+  | 'POLL_LADDER'
+  | 'POLL_REPEAT'
+  | 'PAY_DEADLINE'
+  | 'TEMPORAL_TASK_QUEUE'
+  | 'VERIFY_PAID_NOTICES'
+  | 'MERCHANT_DEFAULT_ENDPOINT'
 >;
 
 export function newOrderId(): string {
@@ -60,6 +65,8 @@ export interface CreateOrderRequest {
   /** Milliseconds from now; default PAY_DEADLINE. */
   payWithinMs?: number;
   pollLadder?: OrderWorkflowInput['pollLadder'];
+  /** Where its result notifications go (merchant_endpoints.id); default MERCHANT_DEFAULT_ENDPOINT. */
+  notifyEndpointId?: string;
 }
 
 /**
@@ -91,6 +98,7 @@ export async function createOrder(
     currency,
     payDeadline: new Date(Date.now() + (request.payWithinMs ?? deps.config.PAY_DEADLINE)),
     providerTradeNo: trade?.tradeNo ?? null,
+    notifyEndpointId: request.notifyEndpointId ?? deps.config.MERCHANT_DEFAULT_ENDPOINT ?? null,
   });
   const input = orderWorkflowInput(row, deps.config, { pollLadder: request.pollLadder });
   const handle = await deps.client.workflow.start(

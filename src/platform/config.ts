@@ -94,6 +94,8 @@ export const configSchema = z.object({
    * from what payrecon knows; always: every paid notice is (one more provider query per paid order).
    */
   VERIFY_PAID_NOTICES: z.enum(['on-mismatch', 'always']).default('on-mismatch'),
+  /** The merchant endpoint (merchant_endpoints.id) of orders created without one; unset: none. */
+  MERCHANT_DEFAULT_ENDPOINT: z.string().min(1).optional(),
   /** host:port of the worker's Prometheus endpoint (Temporal SDK and payrecon metrics), or `off`. */
   WORKER_METRICS_ADDRESS: metricsAddress('127.0.0.1:9464'),
   /** host:port of the consumer's Prometheus endpoint, or `off`. */

@@ -11,6 +11,8 @@ export interface PayreconMetrics {
   poll(result: 'answered' | 'failed'): void;
   settled(path: SettledBy, status: OrderStatus): void;
   discrepancy(kind: DiscrepancyKind): void;
+  /** A merchant notification's delivery ended: DELIVERED, EXHAUSTED, ENDPOINT_DISABLED. */
+  merchantNotification(status: string): void;
 }
 
 export const noMetrics: PayreconMetrics = {
@@ -19,6 +21,7 @@ export const noMetrics: PayreconMetrics = {
   poll() {},
   settled() {},
   discrepancy() {},
+  merchantNotification() {},
 };
 
 export function createMetrics(meter: MetricMeter): PayreconMetrics {
@@ -35,11 +38,17 @@ export function createMetrics(meter: MetricMeter): PayreconMetrics {
   const polls = meter.createCounter('payrecon_provider_polls', '', 'trade status queries to the provider');
   const settlements = meter.createCounter('payrecon_settlements', '', 'orders that reached a final state');
   const discrepancies = meter.createCounter('payrecon_discrepancies', '', 'new payment discrepancies');
+  const notifications = meter.createCounter(
+    'payrecon_merchant_notifications',
+    '',
+    'merchant notification deliveries that ended, by status',
+  );
   return {
     notificationReceived: (outcome) => received.add(1, { outcome }),
     notificationParked: (reason) => parked.add(1, { reason }),
     poll: (result) => polls.add(1, { result }),
     settled: (path, status) => settlements.add(1, { path, status }),
     discrepancy: (kind) => discrepancies.add(1, { kind }),
+    merchantNotification: (status) => notifications.add(1, { status }),
   };
 }
