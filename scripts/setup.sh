@@ -136,13 +136,14 @@ say "PostgreSQL and RabbitMQ are reachable"
 # --- database migrations and RabbitMQ topology ------------------------------------------------------
 # The four steps are independent: run them at once, then print each one's output in order. A database
 # gets payrecon's migrations (src/db/migrate.ts, drizzle/), then the payment simulator's own schema
-# (tools/simulator/db/migrate.ts, tools/simulator/drizzle/: provider.trades).
+# (tools/simulator/db/migrate.ts, tools/simulator/drizzle/: provider.trades) and the merchant simulator's
+# (tools/merchant/db/migrate.ts, tools/merchant/drizzle/: merchant.deliveries).
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 pids=()
-{ "$TSX" src/db/migrate.ts "$DEV_DATABASE_URL" && "$TSX" tools/simulator/db/migrate.ts "$DEV_DATABASE_URL"; } >"$logs/0" 2>&1 &
+{ "$TSX" src/db/migrate.ts "$DEV_DATABASE_URL" && "$TSX" tools/simulator/db/migrate.ts "$DEV_DATABASE_URL" && "$TSX" tools/merchant/db/migrate.ts "$DEV_DATABASE_URL"; } >"$logs/0" 2>&1 &
 pids+=($!)
-{ "$TSX" src/db/migrate.ts "$TEST_DATABASE_URL" && "$TSX" tools/simulator/db/migrate.ts "$TEST_DATABASE_URL"; } >"$logs/1" 2>&1 &
+{ "$TSX" src/db/migrate.ts "$TEST_DATABASE_URL" && "$TSX" tools/simulator/db/migrate.ts "$TEST_DATABASE_URL" && "$TSX" tools/merchant/db/migrate.ts "$TEST_DATABASE_URL"; } >"$logs/1" 2>&1 &
 pids+=($!)
 AMQP_URL=$AMQP_URL AMQP_PREFIX=$DEV_AMQP_PREFIX "$TSX" src/mq/declare.ts >"$logs/2" 2>&1 &
 pids+=($!)
