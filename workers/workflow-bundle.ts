@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
 
 /**
  * The workflow code a worker runs. `npm run build` compiles the shipped code to dist/ and then runs this
@@ -25,12 +26,10 @@ export function workflowCode(): WorkflowCode {
 }
 
 async function main() {
-  // From source the bundle would land in the project root and be picked up by nothing but confusion.
+  // From source it would bundle workflows/*.ts into the project root, where no worker looks for it.
   if (path.extname(__filename) !== '.js') {
     throw new Error('run the compiled file (npm run build), not the source');
   }
-  // Imported here: the worker process itself needs no bundler when the bundle exists.
-  const { bundleWorkflowCode } = await import('@temporalio/worker');
   const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
   await writeFile(WORKFLOW_BUNDLE_PATH, code);
   console.log(`workflow bundle written (${Math.round(code.length / 1024)} KiB)`);
