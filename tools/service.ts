@@ -1,13 +1,18 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { loadConfig } from '../src/platform/config';
+import { loadMerchantConfig } from './merchant/config';
 
 const ROOT = path.resolve(__dirname, '..');
 const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 
-/** The processes that make up payrecon, plus the payment simulator standing in for the provider. */
+/**
+ * The processes that make up payrecon, plus the payment simulator standing in for the provider and the
+ * merchant simulator standing in for the shops payrecon notifies (tools/merchant, MERCHANT_PORT 8091).
+ */
 export const SERVICE_PROCESSES = {
   simulator: 'tools/simulator/server.ts',
+  merchant: 'tools/merchant/server.ts',
   worker: 'workers/worker.ts',
   consumer: 'workers/consumer.ts',
 } as const;
@@ -98,8 +103,9 @@ function seconds(ms: number): string {
 }
 
 /**
- * Starts simulator, worker and consumer as separate processes (as they run in production: each can
- * crash and restart alone). Their JSON logs go to `stdio` (inherit, or a file descriptor).
+ * Starts simulator, merchant simulator, worker and consumer as separate processes (as they run in
+ * production: each can crash and restart alone). Their JSON logs go to `stdio` (inherit, or a file
+ * descriptor).
  *
  * With `supervise`, a process that exits on its own (a crash, a kill from outside) is restarted after a
  * backoff (nextRestartDelay), with a line naming it, its pid, its exit code or signal and the delay; the
@@ -189,8 +195,9 @@ export function startService(
  * pid in the log is the service itself: `kill -9 <pid>` kills it for real, and it comes back.
  */
 async function main() {
-  // Fail here, once, with every bad variable named, rather than in three children.
+  // Fail here, once, with every bad variable named, rather than in each child.
   const config = loadConfig();
+  loadMerchantConfig();
   const service = startService({ singleProcess: true, supervise: true });
   const pids = [...service.children].map(([name, child]) => `${name} (pid ${child.pid})`).join(', ');
   console.error(
