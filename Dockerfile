@@ -34,11 +34,12 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 FROM ${NODE_IMAGE} AS runtime
 WORKDIR /app
 ENV NODE_ENV=production \
-    NPM_CONFIG_UPDATE_NOTIFIER=false \
-    PATH=/app/bin:$PATH
+    NPM_CONFIG_UPDATE_NOTIFIER=false
 COPY --from=production-dependencies /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
+# The operator CLI on PATH: `docker compose run --rm worker payrecon order list`.
+RUN ln -s /app/bin/payrecon.js /usr/local/bin/payrecon
 COPY --from=build /app/dist ./dist
 USER node
 # Metrics listen on 127.0.0.1:9464 (worker) and :9465 (consumer) by default: to scrape them from another
