@@ -25,7 +25,7 @@ import {
 import { orderReviewWorkflow } from '../workflows/review';
 import { OrderIdKey, PaymentStatusKey, SettledByKey } from '../workflows/search-attributes';
 import { eventually, testConfig } from './support/env';
-import { fetchChain, HistoryRecorder, type RecordedScenario } from './support/histories';
+import { fetchChain, HistoryRecorder, ORDER_SCENARIOS, type RecordedScenario } from './support/histories';
 import { paidNotice } from './support/notice';
 import { ScriptedGateway } from './support/scripted-gateway';
 
@@ -72,7 +72,7 @@ function withLostReplies(activities: Activities): Activities {
   };
 }
 
-const histories = new HistoryRecorder();
+const histories = new HistoryRecorder(ORDER_SCENARIOS);
 let env: TestWorkflowEnvironment;
 let worker: Worker;
 let workerRun: Promise<void>;

@@ -18,7 +18,8 @@ export const HISTORIES_DIR = path.resolve(__dirname, '../fixtures/histories');
  * fixture name. A test records under one of these names; the replay test expects exactly these
  * scenarios in HISTORIES_DIR.
  */
-export const RECORDED_SCENARIOS = [
+/** The order workflow's scenarios (test/workflow.test.ts). */
+export const ORDER_SCENARIOS = [
   'paid-mq-before-first-poll',
   'paid-mq-db-replies-lost',
   'paid-poll-step-1',
@@ -41,6 +42,19 @@ export const RECORDED_SCENARIOS = [
   'provider-reply-unreadable',
   'review-resolved-closed',
 ] as const;
+/** The merchant notification workflow's scenarios (test/notification.test.ts). */
+export const DELIVERY_SCENARIOS = [
+  'delivery-first-success',
+  'delivery-stepwise-exhausted',
+  'delivery-exponential-failures',
+  'delivery-gone',
+  'delivery-retry-after',
+  'delivery-waits-for-previous',
+  'delivery-worker-restart',
+] as const;
+
+/** Every scenario whose history is a replay fixture. */
+export const RECORDED_SCENARIOS = [...ORDER_SCENARIOS, ...DELIVERY_SCENARIOS] as const;
 export type RecordedScenario = (typeof RECORDED_SCENARIOS)[number];
 
 /** `<scenario>.json`, or `<scenario>.run<N>.json` for each run of a chain that continued as new. */
@@ -81,6 +95,9 @@ export class HistoryRecorder {
   readonly enabled = process.env.RECORD_HISTORIES === '1';
   private readonly written = new Map<RecordedScenario, string[]>();
 
+  /** `scenarios`: the ones this test file records (each file keeps its own list complete). */
+  constructor(private readonly scenarios: readonly RecordedScenario[]) {}
+
   /** Replaces the scenario's fixture files with every run of the handle's workflow. */
   async record(scenario: RecordedScenario, handle: WorkflowHandle): Promise<void> {
     if (!this.enabled) return;
@@ -106,10 +123,17 @@ export class HistoryRecorder {
     const complete = tests.every((test) => test.mode === 'run' && test.result?.state === 'pass');
     let stale: string[] = [];
     if (complete) {
-      const missing = RECORDED_SCENARIOS.filter((scenario) => !this.written.has(scenario));
+      const missing = this.scenarios.filter((scenario) => !this.written.has(scenario));
       if (missing.length > 0) throw new Error(`no test recorded the histories ${missing.join(', ')}`);
+      // Stale: a fixture of this file's scenarios it did not write now, or of no scenario at all.
       const current = new Set([...this.written.values()].flat());
-      stale = await this.remove((name) => name.endsWith('.json') && !current.has(name));
+      const known = new Set<string>(RECORDED_SCENARIOS);
+      const mine = new Set<string>(this.scenarios);
+      stale = await this.remove((name) => {
+        const scenario = FIXTURE_FILE.exec(name)?.groups?.scenario;
+        if (!name.endsWith('.json') || current.has(name)) return false;
+        return !scenario || !known.has(scenario) || mine.has(scenario);
+      });
     }
     const files = [...this.written.values()].flat();
     console.log(
