@@ -261,3 +261,14 @@ export function parseIsoInstant(raw: string): string {
 }
 
 export { redactUrl };
+
+/** An http(s) URL, checked before anything is stored. */
+export function parseNotifyUrl(raw: string): string {
+  try {
+    const url = new URL(raw);
+    if (url.protocol === 'http:' || url.protocol === 'https:') return url.toString();
+  } catch {
+    // fall through
+  }
+  throw new InvalidArgumentError('expected an http:// or https:// URL');
+}

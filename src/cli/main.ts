@@ -82,6 +82,12 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
     description: 'settle an order held for review (NEEDS_REVIEW) as PAID or CLOSED, through its workflow',
     load: async () => (await import('./review')).registerReviewCommands,
   },
+  {
+    name: 'notifications',
+    description:
+      "merchant result notifications: list, show attempts, redeliver, recover; the merchants' endpoints",
+    load: async () => (await import('./notifications')).registerNotificationCommands,
+  },
   // A new command group: one more entry here (name, term if it takes arguments, description, load).
 ];
 

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { createEndpoint, findEndpoint, findEndpointByUrl } from '../db/merchant';
 import { findOrder, listDiscrepancies, listOrders, listPaymentEvents, type OrderRow } from '../db/orders';
 import { ORDER_STATUSES, type OrderStatus, orderWorkflowId } from '../domain';
 import { createOrder } from '../order/start';
@@ -13,6 +14,7 @@ import {
   parseCurrency,
   parseDuration,
   parseDurationList,
+  parseNotifyUrl,
   parseOrderId,
 } from './context';
 import { emit, formatFields, formatTable, isoOrNull, money, withJson } from './output';
@@ -21,6 +23,8 @@ import { formatState, readWorkflow, type WorkflowView } from './query';
 /** `order create | show | list`. */
 
 interface CreateOptions {
+  notifyUrl?: string;
+  notifyEndpoint?: string;
   amount: number;
   currency: string;
   payWithin?: number;
@@ -41,12 +45,34 @@ export function orderJson(row: OrderRow) {
     paidAt: isoOrNull(row.paidAt),
     tradeNo: row.tradeNo,
     providerTradeNo: row.providerTradeNo,
+    notifyEndpointId: row.notifyEndpointId,
     settledBy: row.settledBy,
     closedAt: isoOrNull(row.closedAt),
     closeReason: row.closeReason,
     createdAt: isoOrNull(row.createdAt),
     updatedAt: isoOrNull(row.updatedAt),
   };
+}
+
+/** The endpoint an order's notifications go to: named, or found (else added) for a URL. */
+async function notifyEndpointFor(
+  ctx: CliContext,
+  options: Pick<CreateOptions, 'notifyEndpoint' | 'notifyUrl'>,
+): Promise<{ id: string; newSecrets?: string[] } | null> {
+  const { db } = await ctx.db();
+  if (options.notifyEndpoint) {
+    const endpoint = await findEndpoint(db, options.notifyEndpoint);
+    if (!endpoint)
+      throw new CliError(
+        `no endpoint ${options.notifyEndpoint} (see: payrecon notifications endpoints list)`,
+      );
+    return { id: endpoint.id };
+  }
+  if (!options.notifyUrl) return null;
+  const existing = await findEndpointByUrl(db, options.notifyUrl);
+  if (existing) return { id: existing.id };
+  const added = await createEndpoint(db, { url: options.notifyUrl });
+  return { id: added.id, newSecrets: added.secrets };
 }
 
 export function registerOrderCommands(program: Command, ctx: CliContext): void {
@@ -76,7 +102,16 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
       )
       .option('--repeat <duration>', 'poll interval after the ladder (default: POLL_REPEAT)', parseDuration)
       .option('--id <orderId>', 'the order id (default: a new ord_... id)', parseOrderId)
-      .option('--no-trade', 'do not open the trade at the provider (the shop opens it elsewhere)'),
+      .option('--no-trade', 'do not open the trade at the provider (the shop opens it elsewhere)')
+      .option(
+        '--notify-endpoint <id>',
+        'send its result notifications to this merchant endpoint (default: MERCHANT_DEFAULT_ENDPOINT)',
+      )
+      .option(
+        '--notify-url <url>',
+        'send them to this URL (an endpoint is added for it unless one exists)',
+        parseNotifyUrl,
+      ),
   ).action(async (options: CreateOptions) => {
     const config = ctx.getConfig();
     // Both services first: a Temporal server that is down must not leave an order row without a workflow.
@@ -85,6 +120,10 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
     if (options.id && (await findOrder(db, options.id))) {
       throw new CliError(`order ${options.id} already exists (see: payrecon order show ${options.id})`);
     }
+    if (options.notifyEndpoint && options.notifyUrl) {
+      throw new CliError('--notify-endpoint and --notify-url: give one of them', 2);
+    }
+    const notify = await notifyEndpointFor(ctx, options);
     const pollLadder =
       options.ladder || options.repeat
         ? {
@@ -103,6 +142,7 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
           currency: options.currency,
           payWithinMs: options.payWithin,
           pollLadder,
+          ...(notify ? { notifyEndpointId: notify.id } : {}),
         },
       );
     } catch (error) {
@@ -115,7 +155,14 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
       );
     }
     const webUi = workflowUiLink(config, workflowId);
-    const result = { order: orderJson(row), workflowId, webUi, trade, tradeError };
+    const result = {
+      order: orderJson(row),
+      workflowId,
+      webUi,
+      trade,
+      tradeError,
+      ...(notify?.newSecrets ? { notifyEndpoint: { id: notify.id, secrets: notify.newSecrets } } : {}),
+    };
     emit(ctx, options, result, () =>
       formatFields({
         order: row.id,
@@ -129,6 +176,8 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
           : options.trade
             ? 'not opened (see the warning)'
             : 'not opened (--no-trade)',
+        'notify endpoint': row.notifyEndpointId,
+        ...(notify?.newSecrets ? { 'new endpoint secret, shown once': notify.newSecrets.join(' ') } : {}),
       }),
     );
   });

@@ -1,0 +1,143 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../src/cli/main';
+import { setEventStatus } from '../src/db/merchant';
+import { orderWorkflowId } from '../src/domain';
+import { checkDeliveries, type MerchantClient, startMerchant } from '../tools/merchant/client';
+import type { RunningMerchantSimulator } from '../tools/merchant/server';
+import { notificationWorkflowId } from '../workflows/notify-merchant';
+import { inProcessCli } from './support/cli';
+import { deleteTopology, eventually, testConfig } from './support/env';
+import { type Stack, startStack } from './support/stack';
+
+/**
+ * Merchant notifications end to end on the real dev server, Postgres, RabbitMQ, the payment simulator
+ * and the merchant simulator, driven through the operator CLI: an endpoint is added, an order names it,
+ * its payment produces exactly one event, the merchant sees it signed, and an operator lists, shows,
+ * redelivers, recovers and disables.
+ */
+describe('payrecon notifications (CLI, real services)', () => {
+  const config = testConfig('notify-cli');
+  let stack: Stack;
+  let merchant: { simulator: RunningMerchantSimulator; client: MerchantClient };
+  const { cli, cliJson } = inProcessCli(runCli, () => stack.config);
+
+  beforeAll(async () => {
+    stack = await startStack(config, { simulator: true });
+    merchant = await startMerchant({ config: stack.config });
+  });
+  afterAll(async () => {
+    await merchant?.simulator.close();
+    await stack?.stop();
+    await deleteTopology(config);
+  });
+
+  /** An endpoint at the merchant simulator, its secret known to both sides. */
+  const addEndpoint = async (merchantId: string) => {
+    const added = await cliJson<{ endpoint: { id: string }; secrets: string[] }>([
+      'notifications',
+      'endpoints',
+      'add',
+      '--url',
+      merchant.simulator.hookUrl(merchantId),
+      '--ladder',
+      'exponential',
+    ]);
+    await merchant.client.setSecrets(merchantId, added.secrets);
+    return added.endpoint.id;
+  };
+
+  /** An order naming the endpoint, paid by an operator's notice of its own trade. */
+  const paidOrder = async (endpointId: string) => {
+    const created = await cliJson<{
+      order: { id: string; notifyEndpointId: string };
+      trade: { tradeNo: string };
+    }>(['order', 'create', '--amount', '1500', '--ladder', '1h', '--notify-endpoint', endpointId]);
+    expect(created.order.notifyEndpointId).toBe(endpointId);
+    const orderId = created.order.id;
+    await cliJson(['signal', 'notify', orderId, '--trade-no', created.trade.tradeNo, '--amount', '1500']);
+    await stack.temporal.workflow.getHandle(orderWorkflowId(orderId)).result();
+    return orderId;
+  };
+
+  const events = (orderId: string) =>
+    cliJson<{ events: { id: string; type: string; status: string; attempts: number; sequence: number }[] }>([
+      'notifications',
+      'list',
+      '--order',
+      orderId,
+    ]);
+
+  it('a paid order produces one order.paid event; the merchant gets it signed; list and show say so', async () => {
+    const endpointId = await addEndpoint('shop-a');
+    const orderId = await paidOrder(endpointId);
+    const [event, ...more] = (await events(orderId)).events;
+    expect(more).toHaveLength(0);
+    expect(event).toMatchObject({ type: 'order.paid', sequence: 1 });
+    const id = event?.id ?? '';
+    await stack.temporal.workflow.getHandle(notificationWorkflowId(id)).result();
+    const seen = await merchant.client.deliveries({ orderId });
+    expect(checkDeliveries(seen, { webhookIds: [id] })).toEqual({ ok: true, problems: [] });
+    expect(seen.every((d) => d.signatureValid && d.webhookId === id)).toBe(true);
+
+    const shown = await cliJson<{
+      event: { status: string };
+      attempts: { attempt: number; httpStatus: number }[];
+    }>(['notifications', 'show', id]);
+    expect(shown.event.status).toBe('DELIVERED');
+    expect(shown.attempts).toEqual([expect.objectContaining({ attempt: 1, httpStatus: 200 })]);
+  });
+
+  it('redeliver sends the same event again with the same id; recover re-drives EXHAUSTED ones', async () => {
+    const endpointId = await addEndpoint('shop-b');
+    const orderId = await paidOrder(endpointId);
+    const id = (await events(orderId)).events[0]?.id ?? '';
+    await stack.temporal.workflow.getHandle(notificationWorkflowId(id)).result();
+
+    expect((await cli(['notifications', 'redeliver', id])).code).toBe(0);
+    await stack.temporal.workflow.getHandle(notificationWorkflowId(id)).result();
+    await eventually('two deliveries', async () =>
+      (await merchant.client.deliveries({ orderId })).length === 2 ? true : undefined,
+    );
+
+    // As if its ladder had run out during a merchant outage: recover --since picks it up.
+    await setEventStatus(stack.db, id, 'EXHAUSTED');
+    const since = new Date(Date.now() - 60_000).toISOString();
+    const recovered = await cliJson<{ redelivered: string[] }>([
+      'notifications',
+      'recover',
+      '--since',
+      since,
+    ]);
+    expect(recovered.redelivered).toContain(id);
+    await stack.temporal.workflow.getHandle(notificationWorkflowId(id)).result();
+    const seen = await merchant.client.deliveries({ orderId });
+    expect(seen).toHaveLength(3);
+    expect(new Set(seen.map((d) => d.webhookId))).toEqual(new Set([id]));
+    expect((await events(orderId)).events[0]).toMatchObject({ status: 'DELIVERED', attempts: 3 });
+  });
+
+  it('a disabled endpoint is not sent to; endpoints list shows why; bad input exits 2', async () => {
+    const endpointId = await addEndpoint('shop-c');
+    expect((await cli(['notifications', 'endpoints', 'disable', endpointId])).code).toBe(0);
+    const listed = await cliJson<{ endpoints: { id: string; status: string; disabledReason: string }[] }>([
+      'notifications',
+      'endpoints',
+      'list',
+    ]);
+    expect(listed.endpoints.find((e) => e.id === endpointId)).toMatchObject({
+      status: 'DISABLED',
+      disabledReason: 'disabled by an operator',
+    });
+    const orderId = await paidOrder(endpointId);
+    const id = (await events(orderId)).events[0]?.id ?? '';
+    await stack.temporal.workflow.getHandle(notificationWorkflowId(id)).result();
+    expect((await events(orderId)).events[0]).toMatchObject({ status: 'ENDPOINT_DISABLED', attempts: 0 });
+    expect(await merchant.client.deliveries({ orderId })).toHaveLength(0);
+    expect((await cli(['notifications', 'endpoints', 'enable', endpointId])).code).toBe(0);
+
+    expect((await cli(['notifications', 'endpoints', 'add', '--url', 'ftp://x'])).code).toBe(2);
+    expect((await cli(['notifications', 'list', '--status', 'LOST'])).code).toBe(2);
+    expect((await cli(['notifications', 'show', 'evt_nope_1'])).code).toBe(1);
+    expect((await cli(['order', 'create', '--amount', '5', '--notify-endpoint', 'ep_nope'])).code).toBe(1);
+  });
+});
