@@ -3,7 +3,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
 import Table from 'cli-table3';
-import { assertDatabaseReachable, createDatabase } from '../src/db/client';
+import { assertDatabaseReachable, createDatabase, type Database } from '../src/db/client';
+import { createEndpoint, listEvents } from '../src/db/merchant';
 import { countOrdersByStatus, findDiscrepancies, findOrders } from '../src/db/orders';
 import { readParkedAt } from '../src/mq/parking';
 import { topologyFor } from '../src/mq/topology';
@@ -11,6 +12,7 @@ import { createOrder } from '../src/order/start';
 import { type Config, loadConfig, usesDevelopmentSecret, workflowUiLink } from '../src/platform/config';
 import { connectTemporal } from '../src/platform/temporal';
 import { HttpPaymentGateway } from '../src/provider/http';
+import { MerchantClient, type OrderFaults } from './merchant/client';
 import { faultDealer, SCENARIOS, type ScenarioName } from './scenarios';
 import { startService } from './service';
 import { SimulatorClient } from './simulator/client';
@@ -85,6 +87,77 @@ function tally(keys: string[]): Record<string, number> {
   return counts;
 }
 
+interface DemoMerchant {
+  name: string;
+  endpointId: string;
+  /** Sets this merchant's behaviour for an order at the merchant simulator. */
+  prepareOrder(orderId: string): Promise<void>;
+}
+
+/**
+ * Three shops at the merchant simulator: one that answers at once, one that flaps (fails the first two
+ * deliveries of every order), one that is busy at first (503, Retry-After). Every event must still be
+ * delivered in the end. The exponential ladder (5 s, 15 s, ...) keeps the demo short.
+ */
+async function demoMerchants(db: Database): Promise<DemoMerchant[]> {
+  const client = new MerchantClient();
+  await client.waitUntilUp(30_000);
+  const shops: { name: string; faults: OrderFaults }[] = [
+    { name: 'steady', faults: {} },
+    { name: 'flapping', faults: { failFirst: 2 } },
+    { name: 'busy-first', faults: { failFirst: 1, status: 503, retryAfterSeconds: 2 } },
+  ];
+  return Promise.all(
+    shops.map(async ({ name, faults }) => {
+      const endpoint = await createEndpoint(db, {
+        url: client.hookUrl(`demo-${name}`),
+        ladder: 'exponential',
+      });
+      await client.setSecrets(`demo-${name}`, endpoint.secrets);
+      return {
+        name,
+        endpointId: endpoint.id,
+        prepareOrder: async (orderId: string) => {
+          if (Object.keys(faults).length > 0) await client.setOrderFaults(orderId, faults);
+        },
+      };
+    }),
+  );
+}
+
+/** Waits (up to 90 s) for every event to end, then: per merchant, events delivered, after how many attempts. */
+async function merchantNotificationTable(db: Database, merchants: DemoMerchant[], orderIds: string[]) {
+  const until = Date.now() + 90_000;
+  let events = await listEventsOfOrders(db, orderIds);
+  while (events.some((e) => e.status === 'PENDING') && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    events = await listEventsOfOrders(db, orderIds);
+  }
+  const table = new Table({
+    head: ['merchant notifications', 'events', 'delivered', 'after attempts (max)', 'exhausted', 'pending'],
+  });
+  for (const merchant of merchants) {
+    const mine = events.filter((e) => e.endpointId === merchant.endpointId);
+    const delivered = mine.filter((e) => e.status === 'DELIVERED');
+    const attempts = delivered.map((e) => e.attempts);
+    table.push([
+      merchant.name,
+      mine.length,
+      delivered.length,
+      attempts.length
+        ? `${(attempts.reduce((a, b) => a + b, 0) / attempts.length).toFixed(1)} (${Math.max(...attempts)})`
+        : '-',
+      mine.filter((e) => e.status === 'EXHAUSTED').length,
+      mine.filter((e) => e.status === 'PENDING').length,
+    ]);
+  }
+  return table;
+}
+
+function listEventsOfOrders(db: Database, orderIds: string[]) {
+  return listEvents(db, { orderIds, limit: 100_000 });
+}
+
 async function main() {
   const cli = parseCli(process.argv.slice(2));
   if (cli.help) {
@@ -123,6 +196,7 @@ async function main() {
   const simulator = new SimulatorClient(config.PROVIDER_URL);
   await simulator.waitUntilUp(30_000);
   const gateway = new HttpPaymentGateway({ baseUrl: config.PROVIDER_URL });
+  const merchants = await demoMerchants(database.db);
 
   // A short ladder and deadline, so the batch ends in about a minute.
   const pollLadder = { stepsMs: [2_000, 4_000, 6_000], repeatMs: 6_000 };
@@ -131,10 +205,18 @@ async function main() {
   const orders: { id: string; scenario: ScenarioName; faults: TradeFaults | null; workflowId: string }[] = [];
   for (const scenario of planScenarios(cli.orders)) {
     // As a shop does it: payrecon opens the trade at the provider and keeps its number.
+    const merchant = merchants[orders.length % merchants.length] as DemoMerchant;
     const { order, workflowId, tradeError } = await createOrder(
       { db: database.db, client: temporal, config, gateway },
-      { amount: 100 * (1 + Math.floor(Math.random() * 500)), currency: 'CNY', payWithinMs, pollLadder },
+      {
+        amount: 100 * (1 + Math.floor(Math.random() * 500)),
+        currency: 'CNY',
+        payWithinMs,
+        pollLadder,
+        notifyEndpointId: merchant.endpointId,
+      },
     );
+    await merchant.prepareOrder(order.id);
     if (tradeError) throw new Error(`the simulator did not open the trade of ${order.id}: ${tradeError}`);
     orders.push({ id: order.id, scenario, faults: dealFaults(scenario), workflowId });
   }
@@ -195,9 +277,10 @@ async function main() {
   for (const [kind, n] of Object.entries(kinds).sort()) discrepancies.push([kind, n]);
   const parked = new Table({ head: ['in the parking queue, by reason', 'messages'] });
   for (const [reason, n] of Object.entries(await parkedByReason(config)).sort()) parked.push([reason, n]);
+  const notifications = await merchantNotificationTable(database.db, merchants, ids);
 
   console.log(
-    `\n${outcome.toString()}\n${scenarios.toString()}\n${discrepancies.toString()}\n${parked.toString()}`,
+    `\n${outcome.toString()}\n${scenarios.toString()}\n${discrepancies.toString()}\n${parked.toString()}\n${notifications.toString()}`,
   );
   console.log(
     wrong.length === 0
@@ -208,6 +291,7 @@ async function main() {
   console.log(`\nWeb UI: ${ui}`);
   console.log(`  one order:      ${workflowUiLink(config, orders[0]?.workflowId ?? '')}`);
   console.log(`  needing review: ${ui}?query=${encodeURIComponent('PaymentStatus="NEEDS_REVIEW"')}`);
+  console.log(`  notifications:  ${ui}?query=${encodeURIComponent('DeliveryStatus="DELIVERED"')}`);
 
   await temporal.connection.close();
   await database.close();

@@ -154,11 +154,12 @@ export async function listAttempts(db: Database, eventId: string): Promise<Attem
 
 export async function listEvents(
   db: Database,
-  filter: { status?: EventStatus; orderId?: string; since?: Date; limit?: number } = {},
+  filter: { status?: EventStatus; orderId?: string; orderIds?: string[]; since?: Date; limit?: number } = {},
 ): Promise<(MerchantEventRow & { attempts: number })[]> {
   const where: SQL[] = [];
   if (filter.status) where.push(eq(merchantEvents.status, filter.status));
   if (filter.orderId) where.push(eq(merchantEvents.orderId, filter.orderId));
+  if (filter.orderIds) where.push(inArray(merchantEvents.orderId, filter.orderIds));
   if (filter.since) where.push(gte(merchantEvents.createdAt, filter.since));
   const events = await db
     .select()
