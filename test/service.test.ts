@@ -35,6 +35,7 @@ describe('restart backoff', () => {
 
 describe('npm start: a supervised local stack', () => {
   let config: Config;
+  let merchantPort: number;
   let service: ChildProcess | undefined;
   let output = '';
   let exit: Promise<number | null> | undefined;
@@ -43,6 +44,7 @@ describe('npm start: a supervised local stack', () => {
 
   beforeAll(async () => {
     const simulatorPort = await freePort();
+    merchantPort = await freePort();
     config = testConfig('service', {
       SIMULATOR_PORT: String(simulatorPort),
       PROVIDER_URL: `http://127.0.0.1:${simulatorPort}`,
@@ -82,6 +84,7 @@ describe('npm start: a supervised local stack', () => {
       env: {
         ...cliEnv(config),
         SIMULATOR_PORT: String(config.SIMULATOR_PORT),
+        MERCHANT_PORT: String(merchantPort),
         WORKER_METRICS_ADDRESS: config.WORKER_METRICS_ADDRESS,
         CONSUMER_METRICS_ADDRESS: config.CONSUMER_METRICS_ADDRESS,
         PAYRECON_ENV: 'development',
@@ -108,6 +111,7 @@ describe('npm start: a supervised local stack', () => {
       workerStarts() === 1 && output.includes('"msg":"connected to RabbitMQ"') ? true : undefined,
     );
     const [simulatorPid] = pidsOf('simulator');
+    const [merchantPid] = pidsOf('merchant');
     const [consumerPid] = pidsOf('consumer');
     const [workerPid] = pidsOf('worker');
     expect(workerPid).toBeGreaterThan(0);
@@ -121,8 +125,9 @@ describe('npm start: a supervised local stack', () => {
     expect(alive(workerPid as number)).toBe(false);
     expect(alive(restarted as number)).toBe(true);
     // The others were left alone.
-    expect([simulatorPid, consumerPid].every((pid) => alive(pid as number))).toBe(true);
+    expect([simulatorPid, merchantPid, consumerPid].every((pid) => alive(pid as number))).toBe(true);
     expect(pidsOf('simulator')).toEqual([simulatorPid]);
+    expect(pidsOf('merchant')).toEqual([merchantPid]);
     expect(pidsOf('consumer')).toEqual([consumerPid]);
 
     // The new worker does the work: an order paid over MQ is settled through its workflow.
@@ -152,6 +157,8 @@ describe('npm start: a supervised local stack', () => {
     // Ctrl-C (SIGTERM here) stops every child and exits 0.
     running.kill('SIGTERM');
     expect(await exit).toBe(0);
-    expect([simulatorPid, consumerPid, restarted].some((pid) => alive(pid as number))).toBe(false);
+    expect([simulatorPid, merchantPid, consumerPid, restarted].some((pid) => alive(pid as number))).toBe(
+      false,
+    );
   }, 180_000);
 });
