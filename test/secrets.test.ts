@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import amqplib from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signBody } from '../src/mq/notification';
-import { TRADE_PAID_ROUTING_KEY, topologyFor } from '../src/mq/topology';
+import { declareTopology, TRADE_PAID_ROUTING_KEY, topologyFor } from '../src/mq/topology';
 import { deleteTopology, eventually, testConfig } from './support/env';
 
 const run = promisify(execFile);
@@ -76,6 +76,8 @@ describe('no secret in any log line or error message', () => {
     // A forged message, a validly signed one for an unknown order, and one that breaks the schema.
     const connection = await amqplib.connect(amqpUrl);
     const channel = await connection.createConfirmChannel();
+    // Declared here too: the consumer's own declaration may still be on its way.
+    await declareTopology(channel, topology);
     const publish = (body: string, signature: string) =>
       channel.publish(topology.paymentExchange, TRADE_PAID_ROUTING_KEY, Buffer.from(body), {
         persistent: true,

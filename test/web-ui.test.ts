@@ -18,6 +18,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { orderWorkflowId } from '../src/domain';
 import { createOrder } from '../src/order/start';
 import { workflowUiLink } from '../src/platform/config';
+import { HttpPaymentGateway } from '../src/provider/http';
+import { SimulatorClient } from '../tools/simulator/client';
 import { orderStateQuery } from '../workflows/order';
 import { deleteTopology, eventually, testConfig } from './support/env';
 import { paidNotification, type Stack, startStack } from './support/stack';
@@ -70,15 +72,22 @@ describe('Temporal Web UI after a demo run', () => {
       );
     }
 
-    stack = await startStack(config);
+    stack = await startStack(config, { simulator: true });
     const s = stack;
-    const create = (amount: number) =>
+    const create = (amount: number, gateway?: HttpPaymentGateway) =>
       createOrder(
-        { db: s.db, client: s.temporal, config },
+        { db: s.db, client: s.temporal, config: s.config, gateway },
         { amount, currency: 'CNY', payWithinMs: 2 * 3_600_000, pollLadder: noPolls },
       );
-    const paidOrders = await Promise.all(PAID_AMOUNTS.map(create));
-    const reviewOrder = await create(REVIEW_AMOUNT);
+    const paidOrders = await Promise.all(PAID_AMOUNTS.map((amount) => create(amount)));
+    // The order held for review has its trade opened at the provider, where the buyer pays a tenth.
+    const reviewOrder = await create(
+      REVIEW_AMOUNT,
+      new HttpPaymentGateway({ baseUrl: s.config.PROVIDER_URL }),
+    );
+    await new SimulatorClient(s.config.PROVIDER_URL).pay(reviewOrder.order.id, {
+      faults: { wrongAmount: REVIEW_AMOUNT / 10, drop: true },
+    });
     const all = [...paidOrders, reviewOrder];
     // Like a real order, each workflow first waits on its timer; then the payment service publishes.
     for (const { workflowId } of all) {
@@ -91,7 +100,12 @@ describe('Temporal Web UI after a demo run', () => {
       await s.publish(paidNotification(order));
       paid.push(order.id);
     }
-    await s.publish(paidNotification(reviewOrder.order, { amount: REVIEW_AMOUNT / 10 }));
+    await s.publish(
+      paidNotification(reviewOrder.order, {
+        amount: REVIEW_AMOUNT / 10,
+        tradeNo: reviewOrder.trade?.tradeNo ?? 'no trade opened',
+      }),
+    );
     review = reviewOrder.order.id;
     const results = await Promise.all(
       all.map(({ workflowId }) => s.temporal.workflow.getHandle(workflowId).result()),
