@@ -20,7 +20,18 @@ export interface Breakdown {
   taskRun: number | null;
   /** Signal → workflow completed. */
   signalToCompleted: number;
+  /** What one order's history holds (medians): events, workflow tasks, activity tasks (provider calls:
+   * queryTrade, closeTrade) and local activities (database writes, one marker each). With
+   * VERIFY_PAID_NOTICES=always the task after the signal only schedules queryTrade, so `taskRun` is that
+   * task and `signalToCompleted` holds the query and the writes after it. */
+  events: number | null;
+  workflowTasks: number | null;
+  activities: number | null;
+  localActivities: number | null;
 }
+
+/** The marker the SDK records for each local activity (sdk-core's LOCAL_ACTIVITY_MARKER_NAME). */
+const LOCAL_ACTIVITY_MARKER = 'core_local_activity';
 
 const millis = (event: HistoryEvent) =>
   Number(event.eventTime?.seconds ?? 0) * 1000 + Math.floor((event.eventTime?.nanos ?? 0) / 1e6);
@@ -41,6 +52,7 @@ function stages(events: HistoryEvent[], sentAt: number) {
   if (!signal || !completed) return null;
   const after = (type: number, from: HistoryEvent) =>
     events.find((e) => e.eventType === type && Number(e.eventId) > Number(from.eventId));
+  const count = (predicate: (e: HistoryEvent) => boolean) => events.filter(predicate).length;
   const started = after(EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED, signal);
   const taskDone = started ? after(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, started) : undefined;
   return {
@@ -48,6 +60,14 @@ function stages(events: HistoryEvent[], sentAt: number) {
     signalToTask: started ? millis(started) - millis(signal) : null,
     taskRun: started && taskDone ? millis(taskDone) - millis(started) : null,
     signalToCompleted: millis(completed) - millis(signal),
+    events: events.length,
+    workflowTasks: count((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
+    activities: count((e) => e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED),
+    localActivities: count(
+      (e) =>
+        e.eventType === EventType.EVENT_TYPE_MARKER_RECORDED &&
+        e.markerRecordedEventAttributes?.markerName === LOCAL_ACTIVITY_MARKER,
+    ),
   };
 }
 
@@ -81,5 +101,9 @@ export async function breakdown(
     signalToTask: pick('signalToTask'),
     taskRun: pick('taskRun'),
     signalToCompleted: pick('signalToCompleted') ?? 0,
+    events: pick('events'),
+    workflowTasks: pick('workflowTasks'),
+    activities: pick('activities'),
+    localActivities: pick('localActivities'),
   };
 }

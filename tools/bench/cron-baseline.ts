@@ -1,6 +1,6 @@
 import { insertOrder } from '../../src/db/orders';
 import { newOrderId } from '../../src/order/start';
-import { cpuPerOrder, type E2EResult } from './e2e';
+import { cpuPerOrder, type E2EResult, providerQueriesPerPaidOrder } from './e2e';
 import { type FallbackResult, runFallback } from './fallback';
 import type { BenchContext } from './lib/context';
 import { driveOrders, randomAmount } from './lib/drive';
@@ -14,7 +14,7 @@ export interface CronBaselineResult {
   fallback: FallbackResult | null;
 }
 
-/** The seeds' design creates only the row (no workflow) and the simulator trade. */
+/** The seeds' design creates only the row (no workflow); the driver opens the simulator trade. */
 function cronOrderFactory(ctx: BenchContext) {
   return async () => {
     const row = await insertOrder(ctx.db, {
@@ -61,13 +61,21 @@ export async function runCronBaseline(
         createOrder: cronOrderFactory(ctx),
         drainTimeoutMs: 120_000,
       });
+      const cpu = meter.stop(result.settled);
+      const consumerCpuAfter = service.cpuSeconds();
       results.push({
         ...result,
-        ...meter.stop(result.settled),
+        ...cpu,
+        verifyNotices: null,
+        providerQueriesPerPaidOrder: await providerQueriesPerPaidOrder(
+          ctx,
+          result.orderIds,
+          result.byStatus.PAID ?? 0,
+        ),
         workerPeakMb: null,
         consumerPeakMb: service.peakMb(),
         workerCpuMsPerOrder: null,
-        consumerCpuMsPerOrder: cpuPerOrder(cpuBefore, service.cpuSeconds(), result.settled),
+        consumerCpuMsPerOrder: cpuPerOrder(cpuBefore, consumerCpuAfter, result.settled),
         breakdown: null,
       });
       ctx.log(

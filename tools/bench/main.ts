@@ -5,7 +5,14 @@ import { createDatabase } from '../../src/db/client';
 import { connectTemporal } from '../../src/platform/temporal';
 import { installWorkerRuntime } from '../../workers/runtime';
 import { CRON_INTERVAL_MS, type CronBaselineResult, runCronBaseline } from './cron-baseline';
-import { type E2EResult, type PayreconVariant, payreconOrderFactory, runE2E, startPayrecon } from './e2e';
+import {
+  type E2EResult,
+  type PayreconVariant,
+  payreconOrderFactory,
+  runE2E,
+  startPayrecon,
+  type VerifyNotices,
+} from './e2e';
 import { type FallbackResult, runFallback } from './fallback';
 import type { BenchContext } from './lib/context';
 import { DEV_SERVER_PRAGMAS, startDedicatedDevServer } from './lib/dev-server';
@@ -20,6 +27,7 @@ import {
   neverPaidQueries,
   ratios,
   renderReport,
+  verifyCost,
   writeReport,
 } from './report';
 import { runScale, type ScaleResult } from './scale';
@@ -41,6 +49,12 @@ const usage = `usage: npm run bench -- [options]
   --prefetch N              CONSUMER_PREFETCH of payrecon's consumer and the baseline's
   --pool-max N              DATABASE_POOL_MAX of every service process
   --label NAME              name of the payrecon variant in the report
+  --verify-notices MODE     VERIFY_PAID_NOTICES of the orders payrecon's end-to-end phase creates:
+                            on-mismatch, always, or both (each rate with each mode, back to back on the
+                            same processes, plus their ratios); default: VERIFY_PAID_NOTICES of the
+                            environment, else on-mismatch
+  --warmup 0s               before the end-to-end phase, each --verify-notices mode at the first rate
+                            for this long, not reported (default 0s: none)
   --dedicated-server        run everything on a fresh, throwaway dev server instead of TEMPORAL_ADDRESS
   --server-pragmas LIST     --sqlite-pragma values for dedicated dev servers (default: those of
                             scripts/temporal-dev.sh, journal_mode=wal,synchronous=normal; '' for none)
@@ -66,6 +80,8 @@ function parseCli(argv: string[]) {
       prefetch: { type: 'string' },
       'pool-max': { type: 'string' },
       label: { type: 'string' },
+      'verify-notices': { type: 'string' },
+      warmup: { type: 'string', default: '0s' },
       json: { type: 'string' },
       'wait-load': { type: 'string', default: '1.5' },
       'wait-load-max': { type: 'string', default: '10m' },
@@ -113,6 +129,14 @@ function parseCli(argv: string[]) {
     workerOptions,
     env,
   };
+  const verifyRaw = values['verify-notices'] || process.env.VERIFY_PAID_NOTICES || 'on-mismatch';
+  const verifyModes: Record<string, VerifyNotices[]> = {
+    'on-mismatch': ['on-mismatch'],
+    always: ['always'],
+    both: ['on-mismatch', 'always'],
+  };
+  const verify = verifyModes[verifyRaw];
+  if (!verify) throw new Error(`--verify-notices must be on-mismatch, always or both, got "${verifyRaw}"`);
   // --rates 0: no end-to-end phases at all (e.g. only the scale probe).
   const rates = list('rates', values.rates);
   return {
@@ -131,6 +155,8 @@ function parseCli(argv: string[]) {
       .filter(Boolean),
     skipBaselines: values['skip-baselines'],
     variant,
+    verifyModes: verify,
+    warmupMs: duration('warmup', values.warmup),
     json: values.json,
     waitLoad: positive('wait-load', values['wait-load'], true),
     waitLoadMaxMs: duration('wait-load-max', values['wait-load-max']),
@@ -197,8 +223,11 @@ async function main() {
       `dedicated Temporal dev server at ${dedicated.address}${cli.serverPragmas.length ? ` (${cli.serverPragmas.join(', ')})` : ''}`,
     );
   }
-  const config = benchConfig(
-    Object.fromEntries(
+  // The run's own VERIFY_PAID_NOTICES (the fallback phase's orders, every child process): the first
+  // mode measured; each end-to-end phase sets its orders' own.
+  const baseVerify = cli.verifyModes[0] ?? 'on-mismatch';
+  const config = benchConfig({
+    ...Object.fromEntries(
       Object.entries({
         CONSUMER_PREFETCH: cli.variant.env?.CONSUMER_PREFETCH,
         DATABASE_POOL_MAX: cli.variant.env?.DATABASE_POOL_MAX,
@@ -206,7 +235,8 @@ async function main() {
         .filter(([, v]) => v !== undefined)
         .map(([k, v]) => [k, Number(v)]),
     ),
-  );
+    VERIFY_PAID_NOTICES: baseVerify,
+  });
   const database = createDatabase(config.DATABASE_URL, { max: 20 });
   log(
     `preparing: database payrecon_bench, RabbitMQ prefix ${config.AMQP_PREFIX}, task queue ${config.TEMPORAL_TASK_QUEUE}`,
@@ -242,7 +272,7 @@ async function main() {
   try {
     if (endToEnd) {
       log(
-        `payrecon (${cli.variant.name}): worker and consumer processes, rates ${cli.rates.join(', ')}/s for ${cli.durationMs / 1000}s each`,
+        `payrecon (${cli.variant.name}): worker and consumer processes, rates ${cli.rates.join(', ')}/s for ${cli.durationMs / 1000}s each, VERIFY_PAID_NOTICES ${cli.verifyModes.join(' and ')}`,
       );
       const service = await startPayrecon(withProvider, cli.variant);
       try {
@@ -316,6 +346,8 @@ async function main() {
       temporalServer: dedicated
         ? `dedicated dev server (fresh SQLite file${cli.serverPragmas.length ? `, ${cli.serverPragmas.join(', ')}` : ''})`
         : `${config.TEMPORAL_ADDRESS} (shared)`,
+      verifyNotices: cli.verifyModes,
+      warmupMs: cli.warmupMs,
       settlementPollMs: 25,
       latencyClock:
         'orders.updated_at (Postgres now() of the conditional update) − time the pay request was sent',
@@ -323,7 +355,12 @@ async function main() {
     payrecon: { variant: cli.variant, e2e: strip(payreconE2E), fallback: payreconFallback },
     floor,
     cron: cron ? { e2e: strip(cron.e2e), fallback: cron.fallback } : null,
-    ratios: ratios(payreconE2E, floor, cron),
+    ratios: ratios(
+      payreconE2E.filter((r) => r.verifyNotices === baseVerify),
+      floor,
+      cron,
+    ),
+    verifyCost: verifyCost(payreconE2E),
     scale,
     neverPaidQueries: neverPaidQueries(
       config.POLL_LADDER,

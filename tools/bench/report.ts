@@ -27,12 +27,14 @@ export interface BenchReport {
   options: Record<string, unknown>;
   payrecon: {
     variant: PayreconVariant;
-    e2e: Omit<E2EResult, 'orderIds' | 'sentAt'>[];
+    e2e: E2ERow[];
     fallback: FallbackResult | null;
   };
   floor: FloorResult[] | null;
   cron: { e2e: Omit<E2EResult, 'orderIds' | 'sentAt'>[]; fallback: FallbackResult | null } | null;
   ratios: Ratio[];
+  /** VERIFY_PAID_NOTICES=always against on-mismatch at each rate both ran (--verify-notices both). */
+  verifyCost: VerifyCost[];
   scale: ScaleResult[];
   /** Status queries one never-paid order costs until its deadline, computed from the ladder and the scan. */
   neverPaidQueries: { deadlineMin: number; payrecon: number; cron: number; cronIntervalS: number } | null;
@@ -66,6 +68,81 @@ export interface Ratio {
    * and throughput (lower = payrecon slower). */
   vsFloor: { p50: number | null; p99: number | null; throughput: number | null };
   vsCron: { p50: number | null; p99: number | null; throughput: number | null };
+}
+
+type E2ERow = Omit<E2EResult, 'orderIds' | 'sentAt'>;
+
+/** What VERIFY_PAID_NOTICES=always costs at one offered rate: both rows, and always ÷ on-mismatch. */
+export interface VerifyCost {
+  rate: number;
+  onMismatch: VerifySide;
+  always: VerifySide;
+  /** always ÷ on-mismatch: throughput (lower = always slower), latency and CPU (higher = always costlier). */
+  ratio: {
+    throughput: number | null;
+    p50: number | null;
+    p95: number | null;
+    workerCpu: number | null;
+    serverCpu: number | null;
+  };
+}
+
+interface VerifySide {
+  throughput: number;
+  p50: number;
+  p95: number;
+  workerCpuMsPerOrder: number | null;
+  serverCpuMsPerOrder: number | null;
+  providerQueriesPerPaidOrder: number | null;
+  /** Medians over the sampled histories: activity tasks and local activities per order. */
+  activities: number | null;
+  localActivities: number | null;
+  events: number | null;
+}
+
+const side = (r: E2ERow): VerifySide => ({
+  throughput: r.throughput,
+  p50: r.latency.p50,
+  p95: r.latency.p95,
+  workerCpuMsPerOrder: r.workerCpuMsPerOrder,
+  serverCpuMsPerOrder: r.serverCpuMsPerOrder,
+  providerQueriesPerPaidOrder: r.providerQueriesPerPaidOrder,
+  activities: r.breakdown?.activities ?? null,
+  localActivities: r.breakdown?.localActivities ?? null,
+  events: r.breakdown?.events ?? null,
+});
+
+export function verifyCost(payrecon: E2ERow[]): VerifyCost[] {
+  const costs: VerifyCost[] = [];
+  // A rate given twice (--rates 10,20,20,10) pairs its first always row with its first on-mismatch row, ...
+  const used = new Set<E2ERow>();
+  for (const always of payrecon.filter((r) => r.verifyNotices === 'always')) {
+    const base = payrecon.find(
+      (r) => r.verifyNotices === 'on-mismatch' && r.offeredRate === always.offeredRate && !used.has(r),
+    );
+    if (!base) continue;
+    used.add(base);
+    const a = side(always);
+    const b = side(base);
+    costs.push({
+      rate: always.offeredRate,
+      onMismatch: b,
+      always: a,
+      ratio: {
+        throughput: div(a.throughput, b.throughput),
+        p50: div(a.p50, b.p50),
+        p95: div(a.p95, b.p95),
+        workerCpu: div(a.workerCpuMsPerOrder ?? undefined, b.workerCpuMsPerOrder ?? undefined),
+        serverCpu: div(a.serverCpuMsPerOrder ?? undefined, b.serverCpuMsPerOrder ?? undefined),
+      },
+    });
+  }
+  return costs;
+}
+
+/** The report's name of a payrecon row: the variant, and VERIFY_PAID_NOTICES when it is not the default. */
+export function payreconRowName(variant: PayreconVariant, r: Pick<E2EResult, 'verifyNotices'>): string {
+  return `payrecon (${variant.name}${r.verifyNotices === 'always' ? ', VERIFY_PAID_NOTICES=always' : ''})`;
 }
 
 function temporalVersion(): string {
@@ -154,6 +231,7 @@ export function renderReport(report: BenchReport): string {
       'p99 ms',
       'max ms',
       'settled by',
+      'provider queries/paid order',
       'worker MiB',
       'consumer MiB',
       'CPU ms/order (worker / consumer)',
@@ -179,13 +257,14 @@ export function renderReport(report: BenchReport): string {
       r.latency.p99,
       r.latency.max,
       own && r.byPath ? paths(r.byPath) : '-',
+      r.providerQueriesPerPaidOrder ?? '-',
       own ? mb(r.workerPeakMb ?? null) : '(in bench)',
       own ? mb(r.consumerPeakMb ?? null) : '-',
       own ? `${r.workerCpuMsPerOrder ?? '-'} / ${r.consumerCpuMsPerOrder ?? '-'}` : '-',
       r.serverCpuMsPerOrder ?? '-',
       r.machineBusyPct ?? '-',
     ]);
-  for (const r of report.payrecon.e2e) row(`payrecon (${report.payrecon.variant.name})`, r);
+  for (const r of report.payrecon.e2e) row(payreconRowName(report.payrecon.variant, r), r);
   for (const r of report.floor ?? []) row('Temporal floor (signal → activity)', r, false);
   for (const r of report.cron?.e2e ?? []) row('seeds: consumer + 20 s cron', r);
   if (e2e.length > 0) out.push(e2e.toString());
@@ -200,6 +279,7 @@ export function renderReport(report: BenchReport): string {
         'signal → workflow task',
         'task incl. local DB writes',
         'signal → completed',
+        'history: events / workflow tasks / activities / local activities',
       ],
     });
     const v = (n: number | null | undefined) => (n === null || n === undefined ? '-' : n);
@@ -207,12 +287,47 @@ export function renderReport(report: BenchReport): string {
       const b = r.breakdown;
       if (!b) continue;
       table.push([
-        `${r.offeredRate}/s`,
+        `${r.offeredRate}/s${r.verifyNotices === 'always' ? ', verify always' : ''}`,
         b.sampled,
         b.toSignal,
         v(b.signalToTask),
         v(b.taskRun),
         b.signalToCompleted,
+        `${v(b.events)} / ${v(b.workflowTasks)} / ${v(b.activities)} / ${v(b.localActivities)}`,
+      ]);
+    }
+    out.push(table.toString());
+  }
+
+  if (report.verifyCost.length > 0) {
+    const table = newTable({
+      head: [
+        'VERIFY_PAID_NOTICES always vs on-mismatch',
+        'offered/s',
+        'orders/s',
+        'p50 ms',
+        'p95 ms',
+        'worker CPU ms/order',
+        'server CPU ms/order',
+        'provider queries/paid order',
+        'activities / local activities per order',
+      ],
+    });
+    const pair = (a: number | null, b: number | null, ratio?: number | null) =>
+      `${a ?? '-'} → ${b ?? '-'}${ratio === undefined ? '' : ` (${x(ratio)})`}`;
+    for (const c of report.verifyCost) {
+      const m = c.onMismatch;
+      const a = c.always;
+      table.push([
+        'on-mismatch → always (always ÷ on-mismatch)',
+        c.rate,
+        pair(m.throughput, a.throughput, c.ratio.throughput),
+        pair(m.p50, a.p50, c.ratio.p50),
+        pair(m.p95, a.p95, c.ratio.p95),
+        pair(m.workerCpuMsPerOrder, a.workerCpuMsPerOrder, c.ratio.workerCpu),
+        pair(m.serverCpuMsPerOrder, a.serverCpuMsPerOrder, c.ratio.serverCpu),
+        pair(m.providerQueriesPerPaidOrder, a.providerQueriesPerPaidOrder),
+        `${m.activities ?? '-'} / ${m.localActivities ?? '-'} → ${a.activities ?? '-'} / ${a.localActivities ?? '-'}`,
       ]);
     }
     out.push(table.toString());

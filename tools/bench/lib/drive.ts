@@ -9,6 +9,9 @@ export interface BenchOrder {
   id: string;
   amount: number;
   currency: string;
+  /** true: the design opened the order's trade itself (payrecon, through its gateway), so the driver
+   * must not open it again; otherwise the driver opens it through the simulator (the cron baseline). */
+  tradeOpened?: boolean;
 }
 
 export interface DriveOptions {
@@ -17,7 +20,7 @@ export interface DriveOptions {
   durationMs: number;
   /** How long after its creation a buyer pays (ms), fixed or drawn per order. */
   payDelayMs: number | (() => number);
-  /** Creates the order on the design under test (payrecon: row + workflow; the cron baseline: row only). */
+  /** Creates the order on the design under test (payrecon: trade + row + workflow; the cron baseline: row only). */
   createOrder: (index: number) => Promise<BenchOrder>;
   /** Per-payment fault knobs of the simulator, e.g. `{ drop: true }`. */
   faults?: TradeFaults;
@@ -39,8 +42,8 @@ export interface DriveResult extends SettlementStats {
 export const randomAmount = () => 100 * (1 + Math.floor(Math.random() * 500));
 
 /**
- * One offered rate: each arrival creates an order and its simulator trade, waits, then pays through
- * the simulator; the watcher measures payment sent → order settled in Postgres.
+ * One offered rate: each arrival creates an order and, unless the design opened it, its simulator trade,
+ * waits, then pays through the simulator; the watcher measures payment sent → order settled in Postgres.
  */
 export async function driveOrders(
   ctx: Pick<BenchContext, 'simulator' | 'watcher'>,
@@ -55,7 +58,9 @@ export async function driveOrders(
   const generator = await openLoop(options.rate, options.durationMs, async (index) => {
     const order = await options.createOrder(index);
     orderIds.push(order.id);
-    await simulator.openTrade({ orderId: order.id, amount: order.amount, currency: order.currency });
+    if (!order.tradeOpened) {
+      await simulator.openTrade({ orderId: order.id, amount: order.amount, currency: order.currency });
+    }
     const delay = typeof options.payDelayMs === 'number' ? options.payDelayMs : options.payDelayMs();
     if (delay > 0) await sleep(delay);
     const sentAt = Date.now();

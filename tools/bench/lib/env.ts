@@ -12,7 +12,9 @@ import { migrateSimulatorSchema } from '../../simulator/db/migrate';
 export const BENCH_PREFIX = 'payrecon-bench';
 
 export function benchConfig(overrides: Partial<Config> = {}, env: NodeJS.ProcessEnv = process.env): Config {
-  const base = loadConfig(env);
+  // A developer-machine run with the public development secret, as `npm start` and the demo do: without
+  // PAYRECON_ENV=development the worker and the consumer refuse that secret. An explicit value wins.
+  const base = loadConfig({ ...env, PAYRECON_ENV: env.PAYRECON_ENV || 'development' });
   const url = new URL(base.DATABASE_URL);
   url.pathname = '/payrecon_bench';
   return {
@@ -47,6 +49,7 @@ export function configEnv(config: Config, extra: Record<string, string> = {}): R
     POLL_LADDER: config.POLL_LADDER.join(','),
     POLL_REPEAT: String(config.POLL_REPEAT),
     PAY_DEADLINE: String(config.PAY_DEADLINE),
+    VERIFY_PAID_NOTICES: config.VERIFY_PAID_NOTICES,
     WORKER_METRICS_ADDRESS: config.WORKER_METRICS_ADDRESS ?? 'off',
     CONSUMER_METRICS_ADDRESS: config.CONSUMER_METRICS_ADDRESS ?? 'off',
     LOG_LEVEL: config.LOG_LEVEL,
