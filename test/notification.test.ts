@@ -3,8 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,15 +16,11 @@ import { redeliverEvent } from '../src/merchant/redeliver';
 import { installWorkerRuntime } from '../workers/runtime';
 import { merchantNotificationWorkflow } from '../workflows/notification';
 import { notificationWorkflowId } from '../workflows/notify-merchant';
-import {
-  DeliveryStatusKey,
-  OrderIdKey,
-  PaymentStatusKey,
-  SettledByKey,
-} from '../workflows/search-attributes';
+import { DeliveryStatusKey } from '../workflows/search-attributes';
 import { testConfig } from './support/env';
-import { DELIVERY_SCENARIOS, HistoryRecorder, type RecordedScenario } from './support/histories';
+import { DELIVERY_SCENARIOS, HistoryRecorder } from './support/histories';
 import { ScriptedGateway } from './support/scripted-gateway';
+import { scenarioOf, startTimeSkipping } from './support/time-skipping';
 
 /**
  * The merchant notification workflow on the time-skipping test server (its ladder spans 11 minutes),
@@ -96,20 +91,7 @@ beforeAll(async () => {
   merchant = createServer((req, res) => void answer(req, res));
   await new Promise<void>((resolve) => merchant.listen(0, '127.0.0.1', resolve));
   merchantUrl = `http://127.0.0.1:${(merchant.address() as AddressInfo).port}/hooks`;
-  const testServer =
-    process.env.TEMPORAL_TEST_SERVER_PATH ?? path.resolve(__dirname, '../.venv/bin/temporal-test-server');
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: testServer } },
-  });
-  await env.connection.operatorService.addSearchAttributes({
-    namespace: env.namespace ?? 'default',
-    searchAttributes: Object.fromEntries(
-      [OrderIdKey, PaymentStatusKey, SettledByKey, DeliveryStatusKey].map((key) => [
-        key.name,
-        temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-      ]),
-    ),
-  });
+  env = await startTimeSkipping();
   await startWorker();
 });
 
@@ -122,11 +104,7 @@ afterAll(async (file) => {
   await histories.finish(file);
 });
 
-function scenario(name: RecordedScenario, title: string, body: () => Promise<WorkflowHandle>): void {
-  it(`${name}: ${title}`, async () => {
-    await histories.record(name, await body());
-  });
-}
+const scenario = scenarioOf(histories);
 
 async function endpoint(overrides: Partial<Parameters<typeof createEndpoint>[1]> = {}): Promise<EndpointRow> {
   return createEndpoint(database.db, { url: merchantUrl, ...overrides });

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { type Activities, createActivities } from '../activities';
 import { createDatabase } from '../src/db/client';
 import { findOrder, insertOrder } from '../src/db/orders';
@@ -23,11 +22,12 @@ import {
   paymentNoticeSignal,
 } from '../workflows/order';
 import { orderReviewWorkflow } from '../workflows/review';
-import { OrderIdKey, PaymentStatusKey, SettledByKey } from '../workflows/search-attributes';
+import { OrderIdKey, PaymentStatusKey } from '../workflows/search-attributes';
 import { eventually, testConfig } from './support/env';
-import { fetchChain, HistoryRecorder, ORDER_SCENARIOS, type RecordedScenario } from './support/histories';
+import { fetchChain, HistoryRecorder, ORDER_SCENARIOS } from './support/histories';
 import { paidNotice } from './support/notice';
 import { ScriptedGateway } from './support/scripted-gateway';
+import { scenarioOf, startTimeSkipping } from './support/time-skipping';
 
 /**
  * The order state machine on the time-skipping test server: real timers of up to 30 minutes pass in
@@ -80,21 +80,7 @@ let workerRun: Promise<void>;
 beforeAll(async () => {
   // Scripted provider outages make the SDK log every failed attempt at WARN.
   installWorkerRuntime('ERROR');
-  const testServer =
-    process.env.TEMPORAL_TEST_SERVER_PATH ?? path.resolve(__dirname, '../.venv/bin/temporal-test-server');
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: testServer } },
-  });
-  // Custom search attributes must exist on the test server as on the dev server (scripts/temporal-dev.sh).
-  await env.connection.operatorService.addSearchAttributes({
-    namespace: env.namespace ?? 'default',
-    searchAttributes: Object.fromEntries(
-      [OrderIdKey, PaymentStatusKey, SettledByKey].map((key) => [
-        key.name,
-        temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-      ]),
-    ),
-  });
+  env = await startTimeSkipping();
   worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
@@ -112,15 +98,7 @@ afterAll(async (file) => {
   await histories.finish(file);
 });
 
-/**
- * A test whose workflow history is the replay fixture `name`: the body asserts, then returns the
- * workflow's handle; with RECORD_HISTORIES=1 every run of that workflow is written once the body passed.
- */
-function scenario(name: RecordedScenario, title: string, body: () => Promise<WorkflowHandle>): void {
-  it(`${name}: ${title}`, async () => {
-    await histories.record(name, await body());
-  });
-}
+const scenario = scenarioOf(histories);
 
 async function startOrder(
   script: Parameters<ScriptedGateway['script']>[1] = {},
