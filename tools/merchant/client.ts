@@ -1,4 +1,4 @@
-import { describeError } from '../../src/cli/context';
+import { JsonHttpClient, ServiceHttpError, ServiceUnreachableError } from '../lib/client';
 import type { GlobalFaultsInput, GlobalFaultsView, OrderFaults } from './faults';
 import {
   type RunningMerchantSimulator,
@@ -16,23 +16,14 @@ export type { DeliveryFilter, DeliveryView, GlobalFaultsInput, GlobalFaultsView,
  * POSTs its notifications to the URL of a merchant endpoint, which in the rig is `hookUrl(merchantId)`.
  */
 
-const DEFAULT_TIMEOUT_MS = 30_000;
-
 /** Nothing answered at the merchant simulator's URL (not started, refusing connections, timed out). */
-export class MerchantUnreachableError extends Error {
+export class MerchantUnreachableError extends ServiceUnreachableError {
   override name = 'MerchantUnreachableError';
 }
 
 /** The merchant simulator answered with an HTTP error; `body` is its JSON (`{ error }`). */
-export class MerchantHttpError extends Error {
+export class MerchantHttpError extends ServiceHttpError {
   override name = 'MerchantHttpError';
-  constructor(
-    readonly status: number,
-    readonly body: Record<string, unknown>,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export interface MerchantHealth {
@@ -56,15 +47,18 @@ export function hookUrl(baseUrl: string, merchantId: string): string {
   return `${baseUrl.replace(/\/$/, '')}/hooks/${encodeURIComponent(merchantId)}`;
 }
 
-type Method = 'GET' | 'PUT' | 'PATCH';
-
-export class MerchantClient {
-  readonly url: string;
-  private readonly timeoutMs: number;
-
+export class MerchantClient extends JsonHttpClient<'GET' | 'PUT' | 'PATCH', MerchantHealth> {
   constructor(url: string = merchantUrlFromEnv(), options: { timeoutMs?: number } = {}) {
-    this.url = url.replace(/\/$/, '');
-    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    super(
+      url,
+      {
+        name: 'the merchant simulator',
+        startWith: 'npm run merchant',
+        unreachable: MerchantUnreachableError,
+        httpError: MerchantHttpError,
+      },
+      options,
+    );
   }
 
   /** The endpoint URL of `merchantId` on this simulator. */
@@ -109,66 +103,6 @@ export class MerchantClient {
     for (const [key, value] of Object.entries(filter)) if (value !== undefined) query.set(key, value);
     const suffix = query.toString() ? `?${query}` : '';
     return (await this.ok<{ deliveries: DeliveryView[] }>('GET', `/deliveries${suffix}`)).deliveries;
-  }
-
-  health(): Promise<{ status: number; body: MerchantHealth }> {
-    return this.request('GET', '/health');
-  }
-
-  /** Polls /health until the simulator answers 200; an abort (e.g. its process exited) ends the wait. */
-  async waitUntilUp(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
-      signal?.throwIfAborted();
-      try {
-        if ((await this.health()).status === 200) return;
-      } catch (error) {
-        if (!(error instanceof MerchantUnreachableError)) throw error;
-      }
-      if (Date.now() >= until) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    throw new MerchantUnreachableError(
-      `the merchant simulator did not answer at ${this.url} within ${timeoutMs / 1000}s`,
-    );
-  }
-
-  /** One request, whatever HTTP status it gets; throws MerchantUnreachableError when nothing answers. */
-  async request<T>(method: Method, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-    let response: Response;
-    try {
-      response = await fetch(`${this.url}${path}`, {
-        method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (error) {
-      const cause = (error as { cause?: unknown }).cause ?? error;
-      throw new MerchantUnreachableError(
-        `the merchant simulator is not reachable at ${this.url} (start it with: npm run merchant): ${describeError(cause)}`,
-      );
-    }
-    const text = await response.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : {};
-    } catch {
-      parsed = { error: text.slice(0, 500) };
-    }
-    return { status: response.status, body: parsed as T };
-  }
-
-  private async ok<T>(method: Method, path: string, body?: unknown): Promise<T> {
-    const reply = await this.request<T>(method, path, body);
-    if (reply.status >= 200 && reply.status < 300) return reply.body;
-    const error = reply.body as Record<string, unknown>;
-    const detail = typeof error.error === 'string' ? error.error : JSON.stringify(error);
-    throw new MerchantHttpError(
-      reply.status,
-      error,
-      `the merchant simulator answered ${method} ${path} with HTTP ${reply.status}: ${detail}`,
-    );
   }
 }
 

@@ -1,4 +1,4 @@
-import { defineConfig } from 'drizzle-kit';
+import { ownSchemaDrizzleConfig } from '../lib/drizzle';
 
 /**
  * The merchant simulator's own migrations (schema `merchant` only), apart from payrecon's
@@ -6,11 +6,4 @@ import { defineConfig } from 'drizzle-kit';
  * tools/merchant/db/schema.ts. Applied by tools/merchant/db/migrate.ts, which tracks them in
  * merchant.__drizzle_migrations.
  */
-export default defineConfig({
-  dialect: 'postgresql',
-  schema: './tools/merchant/db/schema.ts',
-  out: './tools/merchant/drizzle',
-  schemaFilter: ['merchant'],
-  migrations: { schema: 'merchant', table: '__drizzle_migrations' },
-  dbCredentials: { url: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/payrecon' },
-});
+export default ownSchemaDrizzleConfig('merchant', 'merchant');

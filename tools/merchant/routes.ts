@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Database, Sql } from '../../src/db/client';
-import { HttpError, parseInput, readJson, sendJson } from '../simulator/http';
+import { HttpError, parseInput, pingDatabase, readJson, sendJson } from '../lib/http';
+import { type Handler, type RequestHandler, type Route, routeTable } from '../lib/router';
 import { merchantIdSchema } from './config';
 import {
   type AnswerFaults,
@@ -67,15 +68,7 @@ const deliveryFilterSchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(MAX_LIST).optional(),
 });
 
-type Handler = (req: IncomingMessage, res: ServerResponse, params: string[], url: URL) => Promise<void>;
-
-interface Route {
-  method: string;
-  pattern: RegExp;
-  handler: Handler;
-}
-
-export function createRouter(deps: RouteDeps): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+export function createRouter(deps: RouteDeps): RequestHandler {
   const { db, faults, refusal, logger } = deps;
 
   const faultsView = (): GlobalFaultsView => ({
@@ -93,17 +86,26 @@ export function createRouter(deps: RouteDeps): (req: IncomingMessage, res: Serve
     sendJson(res, 200, { ...faultsView(), refusingUntil: until });
   };
 
+  /** PUT /faults (`replace`: every knob not given is reset) and PATCH /faults (`merge`). */
+  const setFaults =
+    (mode: 'replace' | 'merge'): Handler =>
+    async (req, res) => {
+      const { refuseForMs, ...knobs } = parseInput(
+        globalFaultsInputSchema,
+        (await readJson(req)) ?? {},
+        'fault knobs',
+      );
+      if (mode === 'replace') logger.info({ faults: faults.replace(knobs) }, 'global faults replaced');
+      else logger.info({ faults: faults.merge(knobs) }, 'global faults changed');
+      answerFaults(res, refuseForMs);
+    };
+
   const routes: Route[] = [
     {
       method: 'GET',
       pattern: /^\/health$/,
       handler: async (_req, res) => {
-        let database = 'up';
-        try {
-          await deps.sql`select 1`;
-        } catch {
-          database = 'down';
-        }
+        const database = await pingDatabase(deps.sql);
         const ok = database === 'up';
         sendJson(res, ok ? 200 : 503, { status: ok ? 'ok' : 'degraded', database });
       },
@@ -131,32 +133,8 @@ export function createRouter(deps: RouteDeps): (req: IncomingMessage, res: Serve
       pattern: /^\/faults$/,
       handler: async (_req, res) => sendJson(res, 200, faultsView()),
     },
-    {
-      method: 'PUT',
-      pattern: /^\/faults$/,
-      handler: async (req, res) => {
-        const { refuseForMs, ...knobs } = parseInput(
-          globalFaultsInputSchema,
-          (await readJson(req)) ?? {},
-          'fault knobs',
-        );
-        logger.info({ faults: faults.replace(knobs) }, 'global faults replaced');
-        answerFaults(res, refuseForMs);
-      },
-    },
-    {
-      method: 'PATCH',
-      pattern: /^\/faults$/,
-      handler: async (req, res) => {
-        const { refuseForMs, ...knobs } = parseInput(
-          globalFaultsInputSchema,
-          (await readJson(req)) ?? {},
-          'fault knobs',
-        );
-        logger.info({ faults: faults.merge(knobs) }, 'global faults changed');
-        answerFaults(res, refuseForMs);
-      },
-    },
+    { method: 'PUT', pattern: /^\/faults$/, handler: setFaults('replace') },
+    { method: 'PATCH', pattern: /^\/faults$/, handler: setFaults('merge') },
     {
       method: 'GET',
       pattern: /^\/orders\/([^/]+)\/faults$/,
@@ -198,25 +176,7 @@ export function createRouter(deps: RouteDeps): (req: IncomingMessage, res: Serve
     },
   ];
 
-  return async (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://merchant');
-    const path = url.pathname;
-    const matching = routes.filter((route) => route.pattern.test(path));
-    if (matching.length === 0) throw new HttpError(404, `no such endpoint: ${req.method} ${path}`);
-    const route = matching.find((candidate) => candidate.method === req.method);
-    if (!route) {
-      const allowed = matching.map((candidate) => candidate.method).join(', ');
-      throw new HttpError(405, `${req.method} is not allowed on ${path} (allowed: ${allowed})`);
-    }
-    const params = (route.pattern.exec(path) ?? []).slice(1).map((part) => {
-      try {
-        return decodeURIComponent(part);
-      } catch {
-        throw new HttpError(400, `malformed percent-encoding in ${path}`);
-      }
-    });
-    await route.handler(req, res, params, url);
-  };
+  return routeTable(routes);
 }
 
 async function readRaw(req: IncomingMessage): Promise<Buffer> {

@@ -1,9 +1,8 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { assertDatabaseReachable, createDatabase, redactUrl } from '../../src/db/client';
-import { type Config, ConfigError, loadConfig } from '../../src/platform/config';
-import { HttpError, sendJson } from '../simulator/http';
+import { type Config, loadConfig } from '../../src/platform/config';
+import { createJsonServer, listen, once, runServerMain, serverUrl, stopServer } from '../lib/server';
 import { loadMerchantConfig, type MerchantSecrets } from './config';
 import { migrateMerchantSchema } from './db/migrate';
 import { type AnswerFaults, FaultStore } from './faults';
@@ -70,10 +69,8 @@ export async function startMerchantSimulator(
 
   const faults = new FaultStore(options.faults);
   const host = options.host ?? '127.0.0.1';
-
-  const server = createServer((req, res) => {
-    void handle(req, res);
-  });
+  // The router needs the refusal, which needs the server: requests reach it once it is listening.
+  const server = createJsonServer((req, res) => route(req, res), logger, { requestLogLevel: 'debug' });
 
   // --- connection refusal: close the listening socket for a while, then listen again on the same port.
   let port = 0;
@@ -81,19 +78,14 @@ export async function startMerchantSimulator(
   let closed = false;
   let refusingUntil: Date | null = null;
   let relistenTimer: NodeJS.Timeout | undefined;
-  const listen = (onPort: number) =>
-    new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(onPort, host, () => {
-        server.off('error', reject);
-        listening = true;
-        resolve();
-      });
-    });
+  const listenOn = async (onPort: number) => {
+    await listen(server, onPort, host);
+    listening = true;
+  };
   const relisten = () => {
     relistenTimer = undefined;
     if (closed) return;
-    listen(port).then(
+    listenOn(port).then(
       () => {
         refusingUntil = null;
         logger.info({ port }, 'listening again: connections are accepted');
@@ -125,39 +117,14 @@ export async function startMerchantSimulator(
   };
 
   const route = createRouter({ db: database.db, sql: database.sql, faults, refusal, logger });
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const started = performance.now();
-    try {
-      await route(req, res);
-    } catch (error) {
-      if (error instanceof HttpError) {
-        sendJson(res, error.status, { error: error.message, ...error.extra });
-      } else {
-        logger.error({ err: error, method: req.method, url: req.url }, 'request failed');
-        if (!res.headersSent) sendJson(res, 500, { error: `internal error: ${(error as Error).message}` });
-        else res.destroy();
-      }
-    } finally {
-      logger.debug(
-        {
-          method: req.method,
-          url: req.url,
-          status: res.statusCode,
-          ms: Math.round(performance.now() - started),
-        },
-        'request',
-      );
-    }
-  };
-
   try {
-    await listen(options.port ?? 8091);
+    await listenOn(options.port ?? 8091);
   } catch (error) {
     await database.close();
     throw error;
   }
   port = (server.address() as AddressInfo).port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = serverUrl(host, port);
   logger.info(
     {
       url,
@@ -168,25 +135,16 @@ export async function startMerchantSimulator(
     'merchant simulator listening',
   );
 
-  let closing: Promise<void> | undefined;
-  const close = () => {
-    closing ??= (async () => {
-      logger.info('merchant simulator shutting down');
-      closed = true;
-      clearTimeout(relistenTimer);
-      const stopped = listening
-        ? new Promise<void>((resolve) => server.close(() => resolve()))
-        : Promise.resolve();
-      listening = false;
-      server.closeIdleConnections();
-      const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
-      await stopped;
-      clearTimeout(force);
-      await database.close();
-      logger.info('merchant simulator stopped');
-    })();
-    return closing;
-  };
+  const close = once(async () => {
+    logger.info('merchant simulator shutting down');
+    closed = true;
+    clearTimeout(relistenTimer);
+    const wasListening = listening;
+    listening = false;
+    await stopServer(server, SHUTDOWN_GRACE_MS, wasListening);
+    await database.close();
+    logger.info('merchant simulator stopped');
+  });
 
   return {
     url,
@@ -197,46 +155,21 @@ export async function startMerchantSimulator(
   };
 }
 
-async function main(): Promise<void> {
-  let config: Config;
-  let merchant: ReturnType<typeof loadMerchantConfig>;
-  try {
-    config = loadConfig();
-    merchant = loadMerchantConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
-  }
-  const logger = pino({ level: config.LOG_LEVEL });
-  const running = await startMerchantSimulator({
-    config,
-    logger,
-    port: merchant.port,
-    host: merchant.host,
-    secrets: merchant.secrets,
-    faults: merchant.faults,
-  });
-
-  const stop = (signal: NodeJS.Signals) => {
-    logger.info({ signal }, 'signal received');
-    running.close().then(
-      () => process.exit(0),
-      (error: Error) => {
-        logger.error({ err: error }, 'unclean shutdown');
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
-}
-
 if (typeof require !== 'undefined' && require.main === module) {
-  main().catch((error: Error) => {
-    process.stderr.write(`merchant simulator failed to start: ${error.message}\n`);
-    process.exit(1);
-  });
+  runServerMain(
+    'merchant simulator',
+    () => ({ config: loadConfig(), merchant: loadMerchantConfig() }),
+    async ({ config, merchant }) => {
+      const logger = pino({ level: config.LOG_LEVEL });
+      const running = await startMerchantSimulator({
+        config,
+        logger,
+        port: merchant.port,
+        host: merchant.host,
+        secrets: merchant.secrets,
+        faults: merchant.faults,
+      });
+      return { logger, running };
+    },
+  );
 }

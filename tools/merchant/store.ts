@@ -11,23 +11,9 @@ export type DeliveryRow = typeof merchantDeliveries.$inferSelect;
 export interface ReceivedDelivery {
   merchantId: string;
   webhookId: string | null;
-  webhookTimestamp: number | null;
-  signatureHeader: string | null;
-  orderId: string | null;
-  eventType: string | null;
-  sequence: number | null;
-  body: string;
-  signatureValid: boolean;
-  signatureError: string | null;
-}
-
-/** One delivery as `GET /deliveries` answers it. */
-export interface DeliveryView {
-  id: number;
-  merchantId: string;
-  webhookId: string | null;
   /** Seconds since the epoch, as the `webhook-timestamp` header said. */
   webhookTimestamp: number | null;
+  signatureHeader: string | null;
   orderId: string | null;
   eventType: string | null;
   sequence: number | null;
@@ -35,6 +21,11 @@ export interface DeliveryView {
   body: string;
   signatureValid: boolean;
   signatureError: string | null;
+}
+
+/** One delivery as `GET /deliveries` answers it: what was received (but the signature header), and the answer. */
+export interface DeliveryView extends Omit<ReceivedDelivery, 'signatureHeader'> {
+  id: number;
   /** The how-manieth validly signed delivery of its order (1-based); null for a bad signature. */
   orderDelivery: number | null;
   /** '200', '500', ... or 'pending', 'timeout', 'refused' (see db/schema.ts). */

@@ -1,4 +1,10 @@
-import { describeError } from '../../src/cli/context';
+import {
+  type HttpMethod,
+  JsonHttpClient,
+  type JsonReply,
+  ServiceHttpError,
+  ServiceUnreachableError,
+} from '../lib/client';
 import type { GlobalFaults, TradeFaults } from './faults';
 import type { NotificationOutcome } from './notify';
 import type { TradeView } from './routes';
@@ -9,29 +15,17 @@ import type { TradeView } from './routes';
  * itself never uses it: it reaches the provider through src/provider (PaymentGateway).
  */
 
-const DEFAULT_TIMEOUT_MS = 30_000;
-
 /** Nothing answered at the simulator's URL (not started, wrong PROVIDER_URL, timed out). */
-export class SimulatorUnreachableError extends Error {
+export class SimulatorUnreachableError extends ServiceUnreachableError {
   override name = 'SimulatorUnreachableError';
 }
 
 /** The simulator answered with an HTTP error; `body` is its JSON (`{ error, ... }`). */
-export class SimulatorHttpError extends Error {
+export class SimulatorHttpError extends ServiceHttpError {
   override name = 'SimulatorHttpError';
-  constructor(
-    readonly status: number,
-    readonly body: Record<string, unknown>,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
-export interface SimulatorReply<T = Record<string, unknown>> {
-  status: number;
-  body: T;
-}
+export type SimulatorReply<T = Record<string, unknown>> = JsonReply<T>;
 
 /** A trade as `POST /trades` answers it. */
 export interface OpenedTrade extends TradeView {
@@ -60,48 +54,18 @@ export interface SimulatorHealth {
   delayedNotifications: number;
 }
 
-type Method = 'GET' | 'POST' | 'PUT' | 'PATCH';
-
-export class SimulatorClient {
-  readonly url: string;
-  private readonly timeoutMs: number;
-
+export class SimulatorClient extends JsonHttpClient<HttpMethod, SimulatorHealth> {
   constructor(url: string, options: { timeoutMs?: number } = {}) {
-    this.url = url.replace(/\/$/, '');
-    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  }
-
-  /**
-   * One request, whatever HTTP status it gets (a body that is not JSON comes back as `{ error: text }`).
-   * Throws SimulatorUnreachableError, naming the URL, when nothing answers.
-   */
-  async request<T = Record<string, unknown>>(
-    method: Method,
-    path: string,
-    body?: unknown,
-  ): Promise<SimulatorReply<T>> {
-    let response: Response;
-    try {
-      response = await fetch(`${this.url}${path}`, {
-        method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (error) {
-      const cause = (error as { cause?: unknown }).cause ?? error;
-      throw new SimulatorUnreachableError(
-        `the payment simulator is not reachable at ${this.url} (start it with: npm run simulator): ${describeError(cause)}`,
-      );
-    }
-    const text = await response.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : {};
-    } catch {
-      parsed = { error: text.slice(0, 500) };
-    }
-    return { status: response.status, body: parsed as T };
+    super(
+      url,
+      {
+        name: 'the payment simulator',
+        startWith: 'npm run simulator',
+        unreachable: SimulatorUnreachableError,
+        httpError: SimulatorHttpError,
+      },
+      options,
+    );
   }
 
   /** Opens the order's trade (idempotent for the same amount and currency). */
@@ -147,43 +111,6 @@ export class SimulatorClient {
   /** Global fault rates: `replace` resets every knob not given, `merge` changes only the ones given. */
   setFaults(faults: Partial<GlobalFaults>, mode: 'replace' | 'merge' = 'replace'): Promise<GlobalFaults> {
     return this.ok(mode === 'replace' ? 'PUT' : 'PATCH', '/faults', faults);
-  }
-
-  health(): Promise<SimulatorReply<SimulatorHealth>> {
-    return this.request('GET', '/health');
-  }
-
-  /** Polls /health until the simulator answers 200; an abort (e.g. its process exited) ends the wait. */
-  async waitUntilUp(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
-      signal?.throwIfAborted();
-      try {
-        if ((await this.health()).status === 200) return;
-      } catch (error) {
-        if (!(error instanceof SimulatorUnreachableError)) throw error;
-      }
-      if (Date.now() >= until) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    throw new SimulatorUnreachableError(
-      `the payment simulator did not answer at ${this.url} within ${timeoutMs / 1000}s`,
-    );
-  }
-
-  private async ok<T>(method: Method, path: string, body?: unknown): Promise<T> {
-    return this.check(method, path, await this.request<T>(method, path, body));
-  }
-
-  private check<T>(method: Method, path: string, reply: SimulatorReply<T>): T {
-    if (reply.status >= 200 && reply.status < 300) return reply.body;
-    const body = reply.body as Record<string, unknown>;
-    const detail = typeof body.error === 'string' ? body.error : JSON.stringify(body);
-    throw new SimulatorHttpError(
-      reply.status,
-      body,
-      `the payment simulator answered ${method} ${path} with HTTP ${reply.status}: ${detail}`,
-    );
   }
 }
 

@@ -1,7 +1,9 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Database, Sql } from '../../src/db/client';
+import { HttpError, parseInput, pingDatabase, readJson, sendJson } from '../lib/http';
+import { type RequestHandler, type Route, routeTable } from '../lib/router';
 import {
   type FaultStore,
   globalFaultsPatchSchema,
@@ -10,7 +12,6 @@ import {
   type Random,
   tradeFaultsSchema,
 } from './faults';
-import { HttpError, parseInput, readJson, sendJson } from './http';
 import type { NotificationSender } from './notify';
 import type { PaymentEventPublisher } from './publisher';
 import {
@@ -81,15 +82,7 @@ export function tradeView(trade: Trade): TradeView {
   };
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void>;
-
-interface Route {
-  method: string;
-  pattern: RegExp;
-  handler: Handler;
-}
-
-export function createRouter(deps: RouteDeps): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+export function createRouter(deps: RouteDeps): RequestHandler {
   const { db, faults, sender, publisher } = deps;
   const random = deps.random ?? Math.random;
 
@@ -101,12 +94,7 @@ export function createRouter(deps: RouteDeps): (req: IncomingMessage, res: Serve
       method: 'GET',
       pattern: /^\/health$/,
       handler: async (_req, res) => {
-        let database = 'up';
-        try {
-          await deps.sql`select 1`;
-        } catch {
-          database = 'down';
-        }
+        const database = await pingDatabase(deps.sql);
         const broker = publisher.isConnected() ? 'connected' : 'disconnected';
         const ok = database === 'up';
         sendJson(res, ok ? 200 : 503, {
@@ -243,22 +231,5 @@ export function createRouter(deps: RouteDeps): (req: IncomingMessage, res: Serve
     },
   ];
 
-  return async (req, res) => {
-    const path = new URL(req.url ?? '/', 'http://simulator').pathname;
-    const matching = routes.filter((route) => route.pattern.test(path));
-    if (matching.length === 0) throw new HttpError(404, `no such endpoint: ${req.method} ${path}`);
-    const route = matching.find((candidate) => candidate.method === req.method);
-    if (!route) {
-      const allowed = matching.map((candidate) => candidate.method).join(', ');
-      throw new HttpError(405, `${req.method} is not allowed on ${path} (allowed: ${allowed})`);
-    }
-    const params = (route.pattern.exec(path) ?? []).slice(1).map((part) => {
-      try {
-        return decodeURIComponent(part);
-      } catch {
-        throw new HttpError(400, `malformed percent-encoding in ${path}`);
-      }
-    });
-    await route.handler(req, res, params);
-  };
+  return routeTable(routes);
 }

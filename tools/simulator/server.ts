@@ -1,13 +1,12 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { assertDatabaseReachable, createDatabase, redactUrl } from '../../src/db/client';
 import { topologyFor } from '../../src/mq/topology';
-import { type Config, ConfigError, loadConfig } from '../../src/platform/config';
+import { type Config, loadConfig } from '../../src/platform/config';
+import { createJsonServer, listen, once, runServerMain, serverUrl, stopServer } from '../lib/server';
 import { loadSimulatorConfig } from './config';
 import { migrateSimulatorSchema } from './db/migrate';
 import { FaultStore, type GlobalFaults, type Random } from './faults';
-import { HttpError, sendJson } from './http';
 import { NotificationSender } from './notify';
 import { PaymentEventPublisher, type PaymentEventPublisherOptions } from './publisher';
 import { createRouter } from './routes';
@@ -93,50 +92,17 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Ru
     random: options.random,
   });
 
-  const server = createServer((req, res) => {
-    void handle(req, res);
-  });
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const started = performance.now();
-    try {
-      await route(req, res);
-    } catch (error) {
-      if (error instanceof HttpError) {
-        sendJson(res, error.status, { error: error.message, ...error.extra });
-      } else {
-        logger.error({ err: error, method: req.method, url: req.url }, 'request failed');
-        if (!res.headersSent) sendJson(res, 500, { error: `internal error: ${(error as Error).message}` });
-        else res.destroy();
-      }
-    } finally {
-      logger.info(
-        {
-          method: req.method,
-          url: req.url,
-          status: res.statusCode,
-          ms: Math.round(performance.now() - started),
-        },
-        'request',
-      );
-    }
-  };
-
+  const server = createJsonServer(route, logger, { requestLogLevel: 'info' });
   const host = options.host ?? '127.0.0.1';
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port ?? config.SIMULATOR_PORT, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(server, options.port ?? config.SIMULATOR_PORT, host);
   } catch (error) {
     await publisher.close({ timeoutMs: 0 });
     await database.close();
     throw error;
   }
   const { port } = server.address() as AddressInfo;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = serverUrl(host, port);
   logger.info(
     {
       url,
@@ -147,59 +113,31 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Ru
     'payment simulator listening',
   );
 
-  let closing: Promise<void> | undefined;
-  const close = () => {
-    closing ??= (async () => {
-      logger.info('payment simulator shutting down');
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
-      await stopped;
-      clearTimeout(force);
-      await sender.flushDelayed();
-      await publisher.close();
-      await database.close();
-      logger.info('payment simulator stopped');
-    })();
-    return closing;
-  };
+  const close = once(async () => {
+    logger.info('payment simulator shutting down');
+    await stopServer(server, SHUTDOWN_GRACE_MS);
+    await sender.flushDelayed();
+    await publisher.close();
+    await database.close();
+    logger.info('payment simulator stopped');
+  });
 
   return { url, port, faults, publisher, close };
 }
 
-async function main(): Promise<void> {
-  let config: Config;
-  let simulator: ReturnType<typeof loadSimulatorConfig>;
-  try {
-    config = loadConfig();
-    simulator = loadSimulatorConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
-  }
-  const logger = pino({ level: config.LOG_LEVEL });
-  const running = await startSimulator({ config, logger, host: simulator.host, faults: simulator.faults });
-
-  const stop = (signal: NodeJS.Signals) => {
-    logger.info({ signal }, 'signal received');
-    running.close().then(
-      () => process.exit(0),
-      (error: Error) => {
-        logger.error({ err: error }, 'unclean shutdown');
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
-}
-
 if (typeof require !== 'undefined' && require.main === module) {
-  main().catch((error: Error) => {
-    process.stderr.write(`payment simulator failed to start: ${error.message}\n`);
-    process.exit(1);
-  });
+  runServerMain(
+    'payment simulator',
+    () => ({ config: loadConfig(), simulator: loadSimulatorConfig() }),
+    async ({ config, simulator }) => {
+      const logger = pino({ level: config.LOG_LEVEL });
+      const running = await startSimulator({
+        config,
+        logger,
+        host: simulator.host,
+        faults: simulator.faults,
+      });
+      return { logger, running };
+    },
+  );
 }

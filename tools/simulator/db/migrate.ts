@@ -1,8 +1,4 @@
-import path from 'node:path';
-import { migrate } from 'drizzle-orm/postgres-js/migrator';
-import { createDatabase, redactUrl } from '../../../src/db/client';
-import { ensureDatabase } from '../../../src/db/migrate';
-import { loadConfig } from '../../../src/platform/config';
+import { ownSchemaMigration } from '../../lib/migrate';
 
 /**
  * Applies the simulator's own migrations (tools/simulator/drizzle/, schema `provider`), tracked apart
@@ -11,35 +7,12 @@ import { loadConfig } from '../../../src/platform/config';
  * as `npx tsx tools/simulator/db/migrate.ts [DATABASE_URL]`.
  */
 
-const MIGRATIONS = {
-  migrationsFolder: path.resolve(__dirname, '../drizzle'),
-  migrationsSchema: 'provider',
-  migrationsTable: '__drizzle_migrations',
-};
+const migration = ownSchemaMigration('simulator', {
+  schema: 'provider',
+  what: 'simulator',
+  tables: 'provider.trades',
+});
 
-/** Serializes simulators that start together on one fresh database (test files run in parallel). */
-const LOCK = 'payrecon-simulator-migrations';
+export const migrateSimulatorSchema = migration.migrate;
 
-export async function migrateSimulatorSchema(url: string): Promise<void> {
-  // One connection: the advisory lock belongs to its session, and closing it releases the lock.
-  const { db, sql, close } = createDatabase(url, { max: 1 });
-  try {
-    await sql`select pg_advisory_lock(hashtext(${LOCK}))`;
-    await migrate(db, MIGRATIONS);
-  } finally {
-    await close();
-  }
-}
-
-if (require.main === module) {
-  const url = process.argv[2] ?? loadConfig().DATABASE_URL;
-  ensureDatabase(url)
-    .then(() => migrateSimulatorSchema(url))
-    .then(
-      () => console.log(`simulator schema ready: ${redactUrl(url)} (provider.trades)`),
-      (error) => {
-        console.error(`simulator migration failed: ${(error as Error).message}`);
-        process.exit(1);
-      },
-    );
-}
+if (require.main === module) migration.fromCommandLine();

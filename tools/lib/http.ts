@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ZodError, type z } from 'zod';
+import type { Sql } from '../../src/db/client';
 
-/** JSON in and out for the simulator's node:http server. */
+/** JSON in and out for the rig's node:http servers (the payment and merchant simulators). */
 
 const MAX_BODY_BYTES = 64 * 1024;
 
@@ -57,4 +58,14 @@ export function parseInput<S extends z.ZodType>(schema: S, value: unknown, what:
 
 export function describeZodError(error: ZodError): string {
   return error.issues.map((issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`).join('; ');
+}
+
+/** `up` when the database answers `select 1`, `down` otherwise: what a `/health` reports. */
+export async function pingDatabase(sql: Sql): Promise<'up' | 'down'> {
+  try {
+    await sql`select 1`;
+    return 'up';
+  } catch {
+    return 'down';
+  }
 }
