@@ -129,6 +129,7 @@ describe('payment simulator: trades', () => {
       currency: 'CNY',
       paidAt: null,
       closedAt: null,
+      refundedAmount: 0,
     });
 
     const missing = await call('GET', `/trades/${newOrderId()}`);

@@ -2,6 +2,8 @@ import amqplib, { type Channel, type ConfirmChannel } from 'amqplib';
 
 /** Routing key of a "trade paid" notification on the payment-events exchange. */
 export const TRADE_PAID_ROUTING_KEY = 'trade.paid';
+/** Routing key of a "trade refunded" notification (a refund succeeded or failed), same exchange. */
+export const REFUND_ROUTING_KEY = 'trade.refunded';
 
 /** Headers payrecon sets on messages it moves to the retry or parking queue. */
 export const HEADERS = {

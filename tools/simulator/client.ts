@@ -5,9 +5,10 @@ import {
   ServiceHttpError,
   ServiceUnreachableError,
 } from '../lib/client';
-import type { GlobalFaults, TradeFaults } from './faults';
+import type { GlobalFaults, RefundFaults, TradeFaults } from './faults';
 import type { NotificationOutcome } from './notify';
-import type { TradeView } from './routes';
+import type { RefundStats } from './refunds';
+import type { RefundView, TradeView } from './routes';
 
 /**
  * The one client of the payment simulator's HTTP API (./routes.ts), for everything in the rig that
@@ -46,12 +47,30 @@ export interface PaymentReply {
   notification: NotificationOutcome;
 }
 
+export interface RefundRequestOptions {
+  /** The shop's idempotency key: the same one again returns the same refund and never refunds twice. */
+  outRequestNo: string;
+  /** Minor units, more than 0. */
+  amount: number;
+  reason?: string | null;
+  /** This refund's knobs (processingMs, fail, and its notification's drop, duplicate, delayMs, corrupt, forge). */
+  faults?: RefundFaults;
+}
+
+/** What `POST /trades/:orderId/refunds` answers: the refund, and its notification if it ended at once. */
+export interface RefundReply extends RefundView {
+  /** false: this outRequestNo was known already, and nothing was done again. */
+  created: boolean;
+  notification: NotificationOutcome | null;
+}
+
 export interface SimulatorHealth {
   status: 'ok' | 'degraded';
   database: 'up' | 'down';
   broker: 'connected' | 'disconnected';
   pendingPublishes: number;
   delayedNotifications: number;
+  processingRefunds: number;
 }
 
 export class SimulatorClient extends JsonHttpClient<HttpMethod, SimulatorHealth> {
@@ -97,6 +116,42 @@ export class SimulatorClient extends JsonHttpClient<HttpMethod, SimulatorHealth>
 
   closeTrade(orderId: string): Promise<TradeView & { closed: boolean }> {
     return this.ok('POST', `${tradePath(orderId)}/close`);
+  }
+
+  /** Ends the trade's refund window (TRADE_SUCCESS → TRADE_FINISHED); 409 from any other status. */
+  finishTrade(orderId: string): Promise<TradeView> {
+    return this.ok('POST', `${tradePath(orderId)}/finish`);
+  }
+
+  /**
+   * Requests a refund (idempotent by outRequestNo). 409 (SimulatorHttpError) when the trade is not
+   * refundable, the amount exceeds what is left, or the outRequestNo was used for another amount; 404
+   * when the order has no trade.
+   */
+  refund(orderId: string, request: RefundRequestOptions): Promise<RefundReply> {
+    return this.ok('POST', `${tradePath(orderId)}/refunds`, request);
+  }
+
+  /** A refund by its outRequestNo; null when the provider does not know it. */
+  async getRefund(orderId: string, outRequestNo: string): Promise<RefundView | null> {
+    const path = `${tradePath(orderId)}/refunds/${encodeURIComponent(outRequestNo)}`;
+    const reply = await this.request<RefundView>('GET', path);
+    if (reply.status === 404) return null;
+    return this.check('GET', path, reply);
+  }
+
+  /** The order's refunds, oldest first. */
+  async listRefunds(orderId: string): Promise<RefundView[]> {
+    return (await this.ok<{ refunds: RefundView[] }>('GET', `${tradePath(orderId)}/refunds`)).refunds;
+  }
+
+  /**
+   * Refund counts of one order (or of every order): a refund executed twice shows as `maxExecutions` > 1
+   * or `executions` > `succeeded`.
+   */
+  refundStats(orderId?: string): Promise<RefundStats> {
+    const query = orderId === undefined ? '' : `?orderId=${encodeURIComponent(orderId)}`;
+    return this.ok('GET', `/refunds/stats${query}`);
   }
 
   /** Replaces the trade's stored fault knobs. */

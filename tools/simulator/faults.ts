@@ -11,6 +11,7 @@ import { z } from 'zod';
 
 const MAX_DELAY_MS = 10 * 60_000;
 const MAX_LATENCY_MS = 60_000;
+const MAX_PROCESSING_MS = 24 * 60 * 60_000;
 
 const rate = z.number().min(0, 'a rate is between 0 and 1').max(1, 'a rate is between 0 and 1');
 const delayMs = z.int().min(0).max(MAX_DELAY_MS, `at most ${MAX_DELAY_MS}ms`);
@@ -64,6 +65,23 @@ export const globalFaultsSchema = globalFaultsPatchSchema.transform(
   (patch): GlobalFaults => ({ ...NO_FAULTS, ...dropUndefined(patch) }),
 );
 
+/**
+ * Knobs of one refund: what happens to the refund itself, and to its `trade.refunded` notification (the
+ * same knobs as a paid notification's; the global rates apply to both).
+ */
+export const refundFaultsSchema = z.strictObject({
+  /** Stay PROCESSING this long, then end; 0 (default): end at once, in the answer to the request. */
+  processingMs: z.int().min(0).max(MAX_PROCESSING_MS, `at most ${MAX_PROCESSING_MS}ms`).optional(),
+  /** End FAILED instead of SUCCESS; a string is the failure reason. */
+  fail: z.union([z.boolean(), z.string().min(1).max(200)]).optional(),
+  drop: z.boolean().optional(),
+  duplicate: z.int().min(1).max(100).optional(),
+  delayMs: delayMs.optional(),
+  corrupt: z.union([z.boolean(), z.enum(CORRUPTIONS)]).optional(),
+  forge: z.boolean().optional(),
+});
+export type RefundFaults = z.infer<typeof refundFaultsSchema>;
+
 export const tradeFaultsSchema = z.strictObject({
   /** Publish nothing. */
   drop: z.boolean().optional(),
@@ -80,6 +98,11 @@ export const tradeFaultsSchema = z.strictObject({
   queryLatencyMs: latencyMs.optional(),
   /** The next this many status queries of this trade answer HTTP 503. */
   queryErrors: z.int().min(0).max(1_000).optional(),
+  /**
+   * Knobs of every refund of this trade (the knobs above are the paid notification's and do not apply
+   * to refunds); a refund request's own `faults` win over these.
+   */
+  refund: refundFaultsSchema.optional(),
 });
 export type TradeFaults = z.infer<typeof tradeFaultsSchema>;
 

@@ -1,9 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { type PaymentNoticeBody, signBody } from '../../src/mq/notification';
-import { TRADE_PAID_ROUTING_KEY } from '../../src/mq/topology';
+import { REFUND_ROUTING_KEY, TRADE_PAID_ROUTING_KEY } from '../../src/mq/topology';
 import type { Corruption, NotificationPlan } from './faults';
 import type { PaymentEventPublisher } from './publisher';
+import type { Refund } from './refunds';
 import type { Trade } from './trades';
 
 /** The v1 "trade paid" notification of a paid trade. */
@@ -24,6 +25,51 @@ export function buildTradePaidNotification(
     currency: trade.currency,
     paidAt: trade.paidAt.toISOString(),
   };
+}
+
+/** The v1 "trade refunded" notification of a refund that ended (REFUND_SUCCESS or REFUND_FAILED). */
+export interface RefundNoticeBody {
+  version: 1;
+  messageId: string;
+  orderId: string;
+  outRequestNo: string;
+  refundNo: string;
+  status: 'REFUND_SUCCESS' | 'REFUND_FAILED';
+  amount: number;
+  currency: string;
+  /** ISO instant the refund ended. */
+  refundedAt: string;
+}
+
+export function buildRefundNotification(refund: Refund, messageId: string = randomUUID()): RefundNoticeBody {
+  if (refund.status === 'PROCESSING' || refund.settledAt === null) {
+    throw new Error(`refund ${refund.refundNo} of order ${refund.orderId} is still PROCESSING`);
+  }
+  return {
+    version: 1,
+    messageId,
+    orderId: refund.orderId,
+    outRequestNo: refund.outRequestNo,
+    refundNo: refund.refundNo,
+    status: refund.status === 'SUCCESS' ? 'REFUND_SUCCESS' : 'REFUND_FAILED',
+    amount: refund.amount,
+    currency: refund.currency,
+    refundedAt: refund.settledAt.toISOString(),
+  };
+}
+
+/** A refund notification's body bytes, or a corrupted version (`schema`: no refundNo, text amount, unknown status). */
+export function encodeRefundNotification(notification: RefundNoticeBody, corrupt: Corruption | null): Buffer {
+  const json = JSON.stringify(notification);
+  if (corrupt === 'json') return Buffer.from(json.slice(0, Math.floor(json.length / 2)), 'utf8');
+  if (corrupt === 'schema') {
+    const { refundNo: _dropped, ...rest } = notification;
+    return Buffer.from(
+      JSON.stringify({ ...rest, amount: (notification.amount / 100).toFixed(2), status: 'REFUNDED' }),
+      'utf8',
+    );
+  }
+  return Buffer.from(json, 'utf8');
 }
 
 /** The body bytes: the JSON of the notification, or a corrupted version of it. */
@@ -61,7 +107,7 @@ interface Delayed {
 }
 
 /**
- * Sends a paid trade's notification through the publisher as its fault plan says: not at all,
+ * Sends a paid trade's (or an ended refund's) notification through the publisher as its fault plan says: not at all,
  * several times with the same messageId, later, with a corrupted body or a forged signature.
  */
 export class NotificationSender {
@@ -73,21 +119,61 @@ export class NotificationSender {
   ) {}
 
   /** Resolves once every copy is confirmed by the broker (or at once when dropped or delayed). */
-  async send(trade: Trade, plan: NotificationPlan): Promise<NotificationOutcome> {
+  send(trade: Trade, plan: NotificationPlan): Promise<NotificationOutcome> {
     const notification = buildTradePaidNotification(trade);
-    const body = encodeNotification(notification, plan.corrupt);
+    return this.dispatch(
+      {
+        orderId: trade.orderId,
+        messageId: notification.messageId,
+        amount: notification.amount,
+        body: encodeNotification(notification, plan.corrupt),
+        routingKey: TRADE_PAID_ROUTING_KEY,
+        type: 'trade.paid.v1',
+      },
+      plan,
+    );
+  }
+
+  /** The `trade.refunded` notification of a refund that ended, as its fault plan says. */
+  sendRefund(refund: Refund, plan: NotificationPlan): Promise<NotificationOutcome> {
+    const notification = buildRefundNotification(refund);
+    return this.dispatch(
+      {
+        orderId: refund.orderId,
+        messageId: notification.messageId,
+        amount: notification.amount,
+        body: encodeRefundNotification(notification, plan.corrupt),
+        routingKey: REFUND_ROUTING_KEY,
+        type: 'trade.refunded.v1',
+      },
+      plan,
+    );
+  }
+
+  private async dispatch(
+    message: {
+      orderId: string;
+      messageId: string;
+      amount: number;
+      body: Buffer;
+      routingKey: string;
+      type: string;
+    },
+    plan: NotificationPlan,
+  ): Promise<NotificationOutcome> {
+    const { body, messageId } = message;
     // A forged signature: well-formed, made with a secret the consumer does not know.
     const signature = plan.forge ? signBody(body, `forged-${randomBytes(16).toString('hex')}`) : undefined;
     const outcome: NotificationOutcome = {
-      messageId: notification.messageId,
+      messageId,
       outcome: 'published',
       copies: plan.drop ? 0 : plan.copies,
       delayMs: plan.drop ? 0 : plan.delayMs,
       corrupt: plan.corrupt,
       forged: plan.forge,
-      amount: notification.amount,
+      amount: message.amount,
     };
-    const log = this.logger.child({ orderId: trade.orderId, messageId: notification.messageId });
+    const log = this.logger.child({ orderId: message.orderId, messageId, routingKey: message.routingKey });
 
     if (plan.drop) {
       log.info('fault: notification dropped');
@@ -96,11 +182,11 @@ export class NotificationSender {
     const sendCopies = async () => {
       for (let copy = 1; copy <= plan.copies; copy++) {
         await this.publisher.publish({
-          routingKey: TRADE_PAID_ROUTING_KEY,
+          routingKey: message.routingKey,
           body,
-          messageId: notification.messageId,
+          messageId,
           signature,
-          type: 'trade.paid.v1',
+          type: message.type,
         });
       }
       log.info({ copies: plan.copies, corrupt: plan.corrupt, forged: plan.forge }, 'notification published');

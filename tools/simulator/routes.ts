@@ -10,13 +10,17 @@ import {
   globalFaultsSchema,
   planNotification,
   type Random,
+  refundFaultsSchema,
   tradeFaultsSchema,
 } from './faults';
 import type { NotificationSender } from './notify';
 import type { PaymentEventPublisher } from './publisher';
+import { RefundNoticeError, type RefundProcessor } from './refund-processor';
+import { getRefund, listRefunds, type Refund, RefundRefusedError, refundStats } from './refunds';
 import {
   closeTrade,
   createTrade,
+  finishTrade,
   getTrade,
   payTrade,
   setTradeFaults,
@@ -33,6 +37,7 @@ export interface RouteDeps {
   faults: FaultStore;
   sender: NotificationSender;
   publisher: PaymentEventPublisher;
+  refunds: RefundProcessor;
   logger: Logger;
   random?: Random;
 }
@@ -55,6 +60,51 @@ const payTradeSchema = z
   })
   .optional();
 
+const outRequestNoSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,128}$/, 'an out_request_no is 1-128 letters, digits, _ or -');
+
+const refundRequestSchema = z.strictObject({
+  outRequestNo: outRequestNoSchema,
+  amount: z.int('amount is an integer in minor units (fen, cents)').positive('a refund is more than 0'),
+  reason: z.string().max(256).nullable().optional(),
+  /** This refund's knobs, on top of the trade's `faults.refund`. */
+  faults: refundFaultsSchema.optional(),
+});
+
+/** What the provider answers for a refund (request or query). */
+export interface RefundView {
+  orderId: string;
+  outRequestNo: string;
+  refundNo: string;
+  status: Refund['status'];
+  amount: number;
+  currency: string;
+  reason: string | null;
+  failureReason: string | null;
+  requestedAt: string;
+  /** When it ended (SUCCESS or FAILED); null while PROCESSING. */
+  refundedAt: string | null;
+  /** 1 once the money went back; never more. */
+  executions: number;
+}
+
+export function refundView(refund: Refund): RefundView {
+  return {
+    orderId: refund.orderId,
+    outRequestNo: refund.outRequestNo,
+    refundNo: refund.refundNo,
+    status: refund.status,
+    amount: refund.amount,
+    currency: refund.currency,
+    reason: refund.reason,
+    failureReason: refund.failureReason,
+    requestedAt: refund.createdAt.toISOString(),
+    refundedAt: refund.settledAt?.toISOString() ?? null,
+    executions: refund.executions,
+  };
+}
+
 /** What the provider's status query answers for a trade. */
 export interface TradeView {
   orderId: string;
@@ -67,6 +117,11 @@ export interface TradeView {
   currency: string;
   paidAt: string | null;
   closedAt: string | null;
+  /**
+   * What succeeded refunds gave back. A trade refunded in full is TRADE_CLOSED with this equal to
+   * `amount` (as at Alipay); a trade closed unpaid has 0.
+   */
+  refundedAmount: number;
 }
 
 export function tradeView(trade: Trade): TradeView {
@@ -79,11 +134,12 @@ export function tradeView(trade: Trade): TradeView {
     currency: trade.currency,
     paidAt: trade.paidAt?.toISOString() ?? null,
     closedAt: trade.closedAt?.toISOString() ?? null,
+    refundedAmount: trade.refundedAmount,
   };
 }
 
 export function createRouter(deps: RouteDeps): RequestHandler {
-  const { db, faults, sender, publisher } = deps;
+  const { db, faults, sender, publisher, refunds } = deps;
   const random = deps.random ?? Math.random;
 
   const notFound = (res: ServerResponse, orderId: string) =>
@@ -103,6 +159,7 @@ export function createRouter(deps: RouteDeps): RequestHandler {
           broker,
           pendingPublishes: publisher.pendingCount,
           delayedNotifications: sender.delayedCount,
+          processingRefunds: refunds.processingCount,
         });
       },
     },
@@ -150,6 +207,7 @@ export function createRouter(deps: RouteDeps): RequestHandler {
       pattern: /^\/trades\/([^/]+)$/,
       handler: async (_req, res, [rawId]) => {
         const orderId = parseInput(orderIdSchema, rawId, 'order id');
+        await refunds.settleDue(orderId);
         const trade = await getTrade(db, orderId);
         const global = faults.get();
         const latencyMs = trade?.faults.queryLatencyMs ?? global.queryLatencyMs;
@@ -216,6 +274,86 @@ export function createRouter(deps: RouteDeps): RequestHandler {
             },
           );
         }
+      },
+    },
+    {
+      method: 'POST',
+      pattern: /^\/trades\/([^/]+)\/finish$/,
+      handler: async (_req, res, [rawId]) => {
+        const orderId = parseInput(orderIdSchema, rawId, 'order id');
+        const result = await finishTrade(db, orderId);
+        if (!result) return notFound(res, orderId);
+        if (!result.changed) {
+          throw new HttpError(
+            409,
+            `trade ${result.trade.tradeNo} is ${result.trade.status}; only a TRADE_SUCCESS trade can be finished`,
+            { trade: tradeView(result.trade) },
+          );
+        }
+        deps.logger.info({ orderId }, 'trade finished: its refund window is over');
+        sendJson(res, 200, tradeView(result.trade));
+      },
+    },
+    {
+      method: 'POST',
+      pattern: /^\/trades\/([^/]+)\/refunds$/,
+      handler: async (req, res, [rawId]) => {
+        const orderId = parseInput(orderIdSchema, rawId, 'order id');
+        const input = parseInput(refundRequestSchema, await readJson(req), 'refund');
+        let result: Awaited<ReturnType<RefundProcessor['request']>>;
+        try {
+          result = await refunds.request({ orderId, ...input });
+        } catch (error) {
+          if (error instanceof RefundRefusedError) throw new HttpError(409, error.message);
+          if (error instanceof RefundNoticeError) {
+            throw new HttpError(502, error.message, { refund: refundView(error.refund) });
+          }
+          throw error;
+        }
+        if (!result) return notFound(res, orderId);
+        sendJson(res, 200, {
+          ...refundView(result.refund),
+          created: result.created,
+          notification: result.notification,
+        });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/trades\/([^/]+)\/refunds$/,
+      handler: async (_req, res, [rawId]) => {
+        const orderId = parseInput(orderIdSchema, rawId, 'order id');
+        await refunds.settleDue(orderId);
+        const trade = await getTrade(db, orderId);
+        if (!trade) return notFound(res, orderId);
+        sendJson(res, 200, { orderId, refunds: (await listRefunds(db, orderId)).map(refundView) });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/trades\/([^/]+)\/refunds\/([^/]+)$/,
+      handler: async (_req, res, [rawId, rawNo]) => {
+        const orderId = parseInput(orderIdSchema, rawId, 'order id');
+        const outRequestNo = parseInput(outRequestNoSchema, rawNo, 'out_request_no');
+        const global = faults.get();
+        if (global.queryLatencyMs > 0)
+          await new Promise((resolve) => setTimeout(resolve, global.queryLatencyMs));
+        if (global.queryErrorRate > 0 && random() < global.queryErrorRate) {
+          throw new HttpError(503, 'simulated provider outage (fault queryErrorRate)');
+        }
+        await refunds.settleDue(orderId);
+        const refund = await getRefund(db, orderId, outRequestNo);
+        if (!refund) return sendJson(res, 404, { status: 'NOT_FOUND', orderId, outRequestNo });
+        sendJson(res, 200, refundView(refund));
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/refunds\/stats$/,
+      handler: async (_req, res, _params, url) => {
+        const raw = url.searchParams.get('orderId');
+        const orderId = raw === null ? undefined : parseInput(orderIdSchema, raw, 'order id');
+        sendJson(res, 200, await refundStats(db, orderId));
       },
     },
     {

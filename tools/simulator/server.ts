@@ -9,12 +9,13 @@ import { migrateSimulatorSchema } from './db/migrate';
 import { FaultStore, type GlobalFaults, type Random } from './faults';
 import { NotificationSender } from './notify';
 import { PaymentEventPublisher, type PaymentEventPublisherOptions } from './publisher';
+import { RefundProcessor } from './refund-processor';
 import { createRouter } from './routes';
 
 /**
  * The payment-service simulator: owns trades in `provider.trades` (its own schema and migrations, in
- * ./db and ./drizzle), answers status queries and close requests over HTTP, and publishes "trade paid"
- * notifications to RabbitMQ with publisher confirms, dropping, duplicating, delaying, corrupting or
+ * ./db and ./drizzle) and refunds in `provider.refunds`, answers status queries, close and refund
+ * requests over HTTP, and publishes "trade paid" and "trade refunded" notifications to RabbitMQ with publisher confirms, dropping, duplicating, delaying, corrupting or
  * forging them when told to.
  *
  * Run it with `npm run simulator` (`tsx tools/simulator/server.ts`); tests call startSimulator().
@@ -82,7 +83,9 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Ru
 
   const faults = new FaultStore(options.faults);
   const sender = new NotificationSender(publisher, logger);
+  const refunds = new RefundProcessor({ db: database.db, sender, faults, logger, random: options.random });
   const route = createRouter({
+    refunds,
     db: database.db,
     sql: database.sql,
     faults,
@@ -116,6 +119,8 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Ru
   const close = once(async () => {
     logger.info('payment simulator shutting down');
     await stopServer(server, SHUTDOWN_GRACE_MS);
+    // Refunds still PROCESSING stay so in the database and end when their order is next asked about.
+    refunds.close();
     await sender.flushDelayed();
     await publisher.close();
     await database.close();

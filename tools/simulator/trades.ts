@@ -23,6 +23,8 @@ export interface Trade {
   paidAmount: number | null;
   paidAt: Date | null;
   closedAt: Date | null;
+  /** What succeeded refunds gave back; equal to `paidAmount` on a trade refunded in full (TRADE_CLOSED). */
+  refundedAmount: number;
   faults: TradeFaults;
 }
 
@@ -36,7 +38,7 @@ export class TradeConflictError extends Error {
   override name = 'TradeConflictError';
 }
 
-function toTrade(row: TradeRow): Trade {
+export function toTrade(row: TradeRow): Trade {
   return {
     tradeNo: row.tradeNo,
     orderId: row.orderId,
@@ -46,6 +48,7 @@ function toTrade(row: TradeRow): Trade {
     paidAmount: row.paidAmount,
     paidAt: row.paidAt,
     closedAt: row.closedAt,
+    refundedAmount: row.refundedAmount,
     faults: readTradeFaults(row.faults),
   };
 }
@@ -138,6 +141,21 @@ export async function closeTrade(db: Database, orderId: string): Promise<Transit
     .update(providerTrades)
     .set({ status: 'TRADE_CLOSED', closedAt: now, updatedAt: now })
     .where(and(eq(providerTrades.orderId, orderId), eq(providerTrades.status, 'WAIT_BUYER_PAY')))
+    .returning();
+  if (row) return { changed: true, trade: toTrade(row) };
+  const current = await getTrade(db, orderId);
+  return current ? { changed: false, trade: current } : null;
+}
+
+/**
+ * Ends the trade's refund window (TRADE_SUCCESS → TRADE_FINISHED): paid all the same, but refunds are
+ * refused from now on. Null when the order has no trade.
+ */
+export async function finishTrade(db: Database, orderId: string): Promise<Transition | null> {
+  const [row] = await db
+    .update(providerTrades)
+    .set({ status: 'TRADE_FINISHED', updatedAt: new Date() })
+    .where(and(eq(providerTrades.orderId, orderId), eq(providerTrades.status, 'TRADE_SUCCESS')))
     .returning();
   if (row) return { changed: true, trade: toTrade(row) };
   const current = await getTrade(db, orderId);

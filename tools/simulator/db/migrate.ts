@@ -10,7 +10,7 @@ import { ownSchemaMigration } from '../../lib/migrate';
 const migration = ownSchemaMigration('simulator', {
   schema: 'provider',
   what: 'simulator',
-  tables: 'provider.trades',
+  tables: 'provider.trades, provider.refunds',
 });
 
 export const migrateSimulatorSchema = migration.migrate;
