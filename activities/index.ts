@@ -4,6 +4,7 @@ import type { PaymentGateway } from '../src/provider/gateway';
 import { createNotificationActivities } from './notifications';
 import { createOrderActivities } from './orders';
 import { createProviderActivities } from './provider';
+import { createRefundActivities } from './refunds';
 
 export interface ActivityDeps {
   db: Database;
@@ -17,6 +18,7 @@ export function createActivities({ db, gateway, metrics = noMetrics }: ActivityD
     ...createOrderActivities(db, metrics),
     ...createProviderActivities(gateway, metrics),
     ...createNotificationActivities(db, metrics),
+    ...createRefundActivities(db, metrics),
   };
 }
 

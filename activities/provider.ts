@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
-import type { TradeSnapshot } from '../src/domain';
+import type { RefundSnapshot, TradeSnapshot } from '../src/domain';
 import type { PayreconMetrics } from '../src/platform/metrics';
-import { type PaymentGateway, ProviderReplyError } from '../src/provider/gateway';
+import { type PaymentGateway, ProviderReplyError, type RefundRequest } from '../src/provider/gateway';
 
 /**
  * The order workflow's calls to the payment provider: they only ask, the workflow records the answer
@@ -25,10 +25,19 @@ export function createProviderActivities(gateway: PaymentGateway, metrics: Payre
     async closeTrade(orderId: string): Promise<TradeSnapshot> {
       return askProvider(() => gateway.closeTrade(orderId));
     },
+
+    /** Asks for a refund; the same out_request_no again never refunds twice. */
+    async submitRefund(request: RefundRequest): Promise<RefundSnapshot> {
+      return askProvider(() => gateway.submitRefund(request));
+    },
+
+    async queryRefund(input: { orderId: string; outRequestNo: string }): Promise<RefundSnapshot> {
+      return askProvider(() => gateway.queryRefund(input.orderId, input.outRequestNo));
+    },
   };
 }
 
-async function askProvider(call: () => Promise<TradeSnapshot>): Promise<TradeSnapshot> {
+async function askProvider<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (error) {

@@ -72,7 +72,8 @@ export interface CarriedState {
 
 export interface OrderWorkflowResult {
   orderId: string;
-  status: Exclude<OrderStatus, 'UNPAID'>;
+  /** How the payment ended; refunds come later, in their own workflows. */
+  status: Extract<OrderStatus, 'PAID' | 'CLOSED' | 'NEEDS_REVIEW'>;
   settledBy: SettledBy | null;
   pollAttempts: number;
   discrepancies: DiscrepancyKind[];

@@ -156,5 +156,11 @@ async function finish(run: OrderRun, status: OrderStatus): Promise<OrderWorkflow
   }
   if (run.merchantEvent) await notifyMerchant(run.orderId, run.merchantEvent);
   await condition(allHandlersFinished);
-  return run.end(status === 'UNPAID' ? 'NEEDS_REVIEW' : status);
+  return run.end(paymentOutcome(status));
+}
+
+/** The payment's outcome from the row's status: an order already refunded was paid (a re-run's view). */
+function paymentOutcome(status: OrderStatus): OrderWorkflowResult['status'] {
+  if (status === 'PARTIALLY_REFUNDED' || status === 'REFUNDED') return 'PAID';
+  return status === 'UNPAID' ? 'NEEDS_REVIEW' : status;
 }

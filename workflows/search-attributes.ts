@@ -8,3 +8,5 @@ export const PaymentStatusKey = defineSearchAttributeKey('PaymentStatus', Search
 export const SettledByKey = defineSearchAttributeKey('SettledBy', SearchAttributeType.KEYWORD);
 /** A merchant notification's delivery: PENDING, DELIVERED, EXHAUSTED, ENDPOINT_DISABLED or NO_ENDPOINT. */
 export const DeliveryStatusKey = defineSearchAttributeKey('DeliveryStatus', SearchAttributeType.KEYWORD);
+/** A refund: PROCESSING, SUCCEEDED, FAILED or UNKNOWN. */
+export const RefundStatusKey = defineSearchAttributeKey('RefundStatus', SearchAttributeType.KEYWORD);

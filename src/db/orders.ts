@@ -21,7 +21,7 @@ export type OrderRow = typeof orders.$inferSelect;
 export type PaymentEventRow = typeof paymentEvents.$inferSelect;
 export type DiscrepancyRow = typeof paymentDiscrepancies.$inferSelect;
 /** One transaction in the database. */
-type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
+export type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
 /** The database or one transaction in it. */
 type Queryable = Database | Transaction;
 
@@ -105,7 +105,7 @@ export function merchantEventType(status: OrderStatus): string | null {
 }
 
 /** The next event of the order, numbered after its last: the UPDATE before it holds the order's row lock. */
-async function insertMerchantEvent(tx: Transaction, row: OrderRow): Promise<MerchantEventRef | null> {
+export async function insertMerchantEvent(tx: Transaction, row: OrderRow): Promise<MerchantEventRef | null> {
   const type = merchantEventType(row.status);
   if (!type) return null;
   const [last] = await tx

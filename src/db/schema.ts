@@ -12,8 +12,10 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
+import { ORDER_STATUSES } from '../domain/order';
 
 const tz = { withTimezone: true, mode: 'date' } as const;
+const REFUND_STATUSES = ['PROCESSING', 'SUCCEEDED', 'FAILED', 'UNKNOWN'] as const;
 
 /** The shop's orders. Only conditional updates (`... WHERE status = 'UNPAID'`) ever change `status`. */
 export const orders = pgTable(
@@ -23,11 +25,11 @@ export const orders = pgTable(
     /** Minor units (fen, cents): money is never a float. */
     amount: bigint('amount', { mode: 'number' }).notNull(),
     currency: char('currency', { length: 3 }).notNull(),
-    status: text('status', { enum: ['UNPAID', 'PAID', 'CLOSED', 'NEEDS_REVIEW'] })
-      .notNull()
-      .default('UNPAID'),
+    status: text('status', { enum: ORDER_STATUSES }).notNull().default('UNPAID'),
     payDeadline: timestamp('pay_deadline', tz).notNull(),
     paidAt: timestamp('paid_at', tz),
+    /** Minor units refunded so far; a refund's conditional update keeps it at most `amount`. */
+    refundedAmount: bigint('refunded_amount', { mode: 'number' }).notNull().default(0),
     /** The trade that paid (or was held for review with) the order. */
     tradeNo: text('trade_no'),
     /**
@@ -45,7 +47,14 @@ export const orders = pgTable(
   },
   (t) => [
     check('orders_amount_nonnegative', sql`${t.amount} >= 0`),
-    check('orders_status_known', sql`${t.status} in ('UNPAID','PAID','CLOSED','NEEDS_REVIEW')`),
+    check(
+      'orders_status_known',
+      sql`${t.status} in ('UNPAID','PAID','PARTIALLY_REFUNDED','REFUNDED','CLOSED','NEEDS_REVIEW')`,
+    ),
+    check(
+      'orders_refunded_within_paid',
+      sql`${t.refundedAmount} >= 0 and ${t.refundedAmount} <= ${t.amount}`,
+    ),
     check('orders_settled_by_known', sql`${t.settledBy} is null or ${t.settledBy} in ('mq','poll','manual')`),
     check(
       'orders_paid_has_trade',
@@ -165,4 +174,33 @@ export const notificationAttempts = pgTable(
     responsePrefix: text('response_prefix'),
   },
   (t) => [uniqueIndex('notification_attempts_event_attempt_key').on(t.eventId, t.attempt)],
+);
+
+/**
+ * One row per refund request, written before anything is sent to the provider: `out_request_no` is the
+ * idempotency key every retry reuses, so a retried request can never refund twice.
+ */
+export const refunds = pgTable(
+  'refunds',
+  {
+    id: text('id').primaryKey(),
+    orderId: text('order_id').notNull(),
+    outRequestNo: text('out_request_no').notNull(),
+    /** Minor units. */
+    amount: bigint('amount', { mode: 'number' }).notNull(),
+    reason: text('reason'),
+    /** PROCESSING until the provider answers; SUCCEEDED, FAILED, or UNKNOWN past the refund deadline. */
+    status: text('status', { enum: REFUND_STATUSES }).notNull().default('PROCESSING'),
+    providerRefundNo: text('provider_refund_no'),
+    failureReason: text('failure_reason'),
+    settledBy: text('settled_by', { enum: ['mq', 'poll', 'manual'] }),
+    createdAt: timestamp('created_at', tz).notNull().defaultNow(),
+    settledAt: timestamp('settled_at', tz),
+    updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('refunds_out_request_no_key').on(t.outRequestNo),
+    index('refunds_order_idx').on(t.orderId),
+    check('refunds_amount_positive', sql`${t.amount} > 0`),
+  ],
 );

@@ -16,6 +16,10 @@ export const DISCREPANCY_KINDS = [
   'NOTICE_CONTRADICTS_PROVIDER',
   /** A trade other than the one under review paid an order held for review. */
   'PAID_DURING_REVIEW',
+  /** A refund past its deadline with no answer from the provider: never taken as a success. */
+  'REFUND_UNCONFIRMED',
+  /** The provider refunded more than the order has left (cannot happen while requests reserve it). */
+  'REFUND_EXCEEDS_PAID',
 ] as const;
 export type DiscrepancyKind = (typeof DISCREPANCY_KINDS)[number];
 
@@ -49,6 +53,9 @@ export function discrepancyForPaidFact(
     case 'CLOSED':
       return 'PAID_AFTER_CLOSE';
     case 'PAID':
+    case 'PARTIALLY_REFUNDED':
+    case 'REFUNDED':
+      // The same trade again (a late or duplicate copy, even after a refund) changes nothing.
       return order.tradeNo !== fact.tradeNo ? 'DUPLICATE_PAYMENT' : null;
     case 'NEEDS_REVIEW':
       return order.tradeNo !== fact.tradeNo ? 'PAID_DURING_REVIEW' : null;

@@ -5,4 +5,5 @@
 export * from './discrepancy';
 export * from './order';
 export * from './payment-notice';
+export * from './refund-notice';
 export * from './trade';

@@ -1,7 +1,20 @@
 /** Orders and how they settle. Pure: workflow code imports this. */
 
-export const ORDER_STATUSES = ['UNPAID', 'PAID', 'CLOSED', 'NEEDS_REVIEW'] as const;
+/**
+ * The order lattice: statuses only move forward. UNPAID → PAID → PARTIALLY_REFUNDED → REFUNDED,
+ * UNPAID → CLOSED, and NEEDS_REVIEW for an operator (who settles it as PAID or CLOSED).
+ */
+export const ORDER_STATUSES = [
+  'UNPAID',
+  'PAID',
+  'PARTIALLY_REFUNDED',
+  'REFUNDED',
+  'CLOSED',
+  'NEEDS_REVIEW',
+] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
+/** The statuses an order can be refunded from. */
+export const REFUNDABLE_STATUSES = ['PAID', 'PARTIALLY_REFUNDED'] as const satisfies readonly OrderStatus[];
 
 /** How an order reached its final state. */
 export const SETTLED_BY = ['mq', 'poll', 'manual'] as const;

@@ -23,4 +23,30 @@ export interface TradeSnapshot {
   amount: number | null;
   currency: string | null;
   paidAt: string | null;
+  /**
+   * What the provider refunded on the trade, when it says. A fully refunded trade reports TRADE_CLOSED at
+   * Alipay-like providers, like a trade closed unpaid: a refunded amount tells the two apart.
+   */
+  refundedAmount?: number | null;
+}
+
+/** The trade was paid, whatever happened after: paid, paid past its refund window, or refunded. */
+export function wasPaid(snapshot: Pick<TradeSnapshot, 'status' | 'refundedAmount'>): boolean {
+  return (
+    isPaidTradeStatus(snapshot.status) ||
+    (snapshot.status === 'TRADE_CLOSED' && (snapshot.refundedAmount ?? 0) > 0)
+  );
+}
+
+export const REFUND_STATUSES = ['PROCESSING', 'SUCCESS', 'FAILED'] as const;
+/** What the provider says of a refund request (by its out_request_no); NOT_FOUND: it never got it. */
+export type RefundLookupStatus = (typeof REFUND_STATUSES)[number] | 'NOT_FOUND';
+
+export interface RefundSnapshot {
+  outRequestNo: string;
+  status: RefundLookupStatus;
+  refundNo: string | null;
+  amount: number | null;
+  /** Why the provider refused, for FAILED. */
+  failureReason: string | null;
 }

@@ -94,6 +94,14 @@ export const configSchema = z.object({
    * from what payrecon knows; always: every paid notice is (one more provider query per paid order).
    */
   VERIFY_PAID_NOTICES: z.enum(['on-mismatch', 'always']).default('on-mismatch'),
+  /** Refund queries when no refund notice comes: 10s, then 1m ×5, then 5m, 10m, 20m, 30m ... */
+  REFUND_LADDER: durationList.default([
+    10_000, 60_000, 60_000, 60_000, 60_000, 60_000, 300_000, 600_000, 1_200_000, 1_800_000,
+  ]),
+  /** ... then every 30m ... */
+  REFUND_REPEAT: duration.default(1_800_000),
+  /** ... until the refund deadline: an unanswered refund is then UNKNOWN, for an operator. */
+  REFUND_DEADLINE: duration.default(24 * 3_600_000),
   /** The merchant endpoint (merchant_endpoints.id) of orders created without one; unset: none. */
   MERCHANT_DEFAULT_ENDPOINT: z.string().min(1).optional(),
   /** host:port of the worker's Prometheus endpoint (Temporal SDK and payrecon metrics), or `off`. */

@@ -1,4 +1,4 @@
-import type { TradeSnapshot } from '../domain';
+import type { RefundSnapshot, TradeSnapshot } from '../domain';
 
 /** What payrecon asks the provider to open for an order. */
 export interface TradeRequest {
@@ -19,6 +19,21 @@ export interface PaymentGateway {
   queryTrade(orderId: string): Promise<TradeSnapshot>;
   /** Closes an unpaid trade. A trade that was paid meanwhile stays paid, and the snapshot says so. */
   closeTrade(orderId: string): Promise<TradeSnapshot>;
+  /**
+   * Asks for a refund, idempotent by `outRequestNo`: the same request again returns the same refund and
+   * never refunds twice. TRADE_FINISHED (past its refund window) refuses: a ProviderReplyError.
+   */
+  submitRefund(request: RefundRequest): Promise<RefundSnapshot>;
+  /** A refund's status by its `outRequestNo`. */
+  queryRefund(orderId: string, outRequestNo: string): Promise<RefundSnapshot>;
+}
+
+export interface RefundRequest {
+  orderId: string;
+  outRequestNo: string;
+  /** Minor units. */
+  amount: number;
+  reason: string | null;
 }
 
 /** The provider could not be reached or failed in a way that may pass (timeouts, 5xx, refused): retry. */

@@ -1,8 +1,9 @@
-import { isTradeStatus, type TradeSnapshot } from '../domain';
+import { isTradeStatus, REFUND_STATUSES, type RefundSnapshot, type TradeSnapshot } from '../domain';
 import {
   type PaymentGateway,
   ProviderReplyError,
   ProviderUnavailableError,
+  type RefundRequest,
   type TradeRequest,
 } from './gateway';
 
@@ -34,7 +35,38 @@ export class HttpPaymentGateway implements PaymentGateway {
     return this.call('POST', orderId, `/trades/${encodeURIComponent(orderId)}/close`);
   }
 
+  submitRefund(request: RefundRequest): Promise<RefundSnapshot> {
+    const { orderId, ...body } = request;
+    const path = `/trades/${encodeURIComponent(orderId)}/refunds`;
+    return this.request('POST', path, body).then((json) =>
+      toRefundSnapshot(request.outRequestNo, `POST ${path}`, json),
+    );
+  }
+
+  async queryRefund(orderId: string, outRequestNo: string): Promise<RefundSnapshot> {
+    const path = `/trades/${encodeURIComponent(orderId)}/refunds/${encodeURIComponent(outRequestNo)}`;
+    const json = await this.request('GET', path, undefined, true);
+    if (json === NOT_FOUND) {
+      return { outRequestNo, status: 'NOT_FOUND', refundNo: null, amount: null, failureReason: null };
+    }
+    return toRefundSnapshot(outRequestNo, `GET ${path}`, json);
+  }
+
   private async call(method: string, orderId: string, path: string, body?: unknown): Promise<TradeSnapshot> {
+    const json = await this.request(method, path, body, method === 'GET');
+    if (json === NOT_FOUND) {
+      return { orderId, status: 'NOT_FOUND', tradeNo: null, amount: null, currency: null, paidAt: null };
+    }
+    return toSnapshot(orderId, `${method} ${path}`, json);
+  }
+
+  /** One request; NOT_FOUND for a 404 where `notFoundIsAnswer`; the errors say retry or not. */
+  private async request(
+    method: string,
+    path: string,
+    body: unknown,
+    notFoundIsAnswer = false,
+  ): Promise<unknown> {
     const what = `${method} ${path}`;
     let response: Response;
     try {
@@ -50,9 +82,7 @@ export class HttpPaymentGateway implements PaymentGateway {
         `payment provider at ${this.baseUrl} is unreachable: ${(error as Error).message}`,
       );
     }
-    if (response.status === 404 && method === 'GET') {
-      return { orderId, status: 'NOT_FOUND', tradeNo: null, amount: null, currency: null, paidAt: null };
-    }
+    if (response.status === 404 && notFoundIsAnswer) return NOT_FOUND;
     if (response.status >= 500 || response.status === 429 || response.status === 408) {
       throw new ProviderUnavailableError(
         `payment provider at ${this.baseUrl} answered ${what} with HTTP ${response.status}`,
@@ -71,8 +101,26 @@ export class HttpPaymentGateway implements PaymentGateway {
         `payment provider answered ${what} with a body that is not JSON: ${(error as Error).message}`,
       );
     }
-    return toSnapshot(orderId, what, json);
+    return json;
   }
+}
+
+const NOT_FOUND = Symbol('not found');
+
+function toRefundSnapshot(outRequestNo: string, what: string, body: unknown): RefundSnapshot {
+  const refund = (body ?? {}) as Record<string, unknown>;
+  if (!(REFUND_STATUSES as readonly unknown[]).includes(refund.status)) {
+    throw new ProviderReplyError(
+      `payment provider answered ${what} with an unknown refund status ${JSON.stringify(refund.status)}`,
+    );
+  }
+  return {
+    outRequestNo,
+    status: refund.status as RefundSnapshot['status'],
+    refundNo: typeof refund.refundNo === 'string' ? refund.refundNo : null,
+    amount: typeof refund.amount === 'number' ? refund.amount : null,
+    failureReason: typeof refund.failureReason === 'string' ? refund.failureReason : null,
+  };
 }
 
 function toSnapshot(orderId: string, what: string, body: unknown): TradeSnapshot {
@@ -89,5 +137,6 @@ function toSnapshot(orderId: string, what: string, body: unknown): TradeSnapshot
     amount: typeof trade.amount === 'number' ? trade.amount : null,
     currency: typeof trade.currency === 'string' ? trade.currency : null,
     paidAt: typeof trade.paidAt === 'string' ? trade.paidAt : null,
+    refundedAmount: typeof trade.refundedAmount === 'number' ? trade.refundedAmount : null,
   };
 }

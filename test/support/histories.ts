@@ -53,8 +53,16 @@ export const DELIVERY_SCENARIOS = [
   'delivery-worker-restart',
 ] as const;
 
+/** The refund workflow's scenarios (test/refund.test.ts). */
+export const REFUND_SCENARIOS = [
+  'refund-by-query',
+  'refund-by-notice',
+  'refund-failed',
+  'refund-unconfirmed',
+] as const;
+
 /** Every scenario whose history is a replay fixture. */
-export const RECORDED_SCENARIOS = [...ORDER_SCENARIOS, ...DELIVERY_SCENARIOS] as const;
+export const RECORDED_SCENARIOS = [...ORDER_SCENARIOS, ...DELIVERY_SCENARIOS, ...REFUND_SCENARIOS] as const;
 export type RecordedScenario = (typeof RECORDED_SCENARIOS)[number];
 
 /** `<scenario>.json`, or `<scenario>.run<N>.json` for each run of a chain that continued as new. */

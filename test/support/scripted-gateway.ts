@@ -1,8 +1,9 @@
-import type { TradeLookupStatus, TradeSnapshot } from '../../src/domain';
+import type { RefundSnapshot, TradeLookupStatus, TradeSnapshot } from '../../src/domain';
 import {
   type PaymentGateway,
   ProviderReplyError,
   ProviderUnavailableError,
+  type RefundRequest,
   type TradeRequest,
 } from '../../src/provider/gateway';
 
@@ -46,6 +47,42 @@ export class ScriptedGateway implements PaymentGateway {
     return this.snapshot(orderId, script, 'TRADE_CLOSED');
   }
 
+  /** Refunds as a provider keeps them: one per out_request_no, however often it is asked. */
+  readonly refunds = new Map<string, RefundSnapshot & { orderId: string; queries: number }>();
+
+  async submitRefund(request: RefundRequest): Promise<RefundSnapshot> {
+    const existing = this.refunds.get(request.outRequestNo);
+    if (existing) return existing;
+    const script = this.trades.get(request.orderId) ?? {};
+    const refund = {
+      orderId: request.orderId,
+      outRequestNo: request.outRequestNo,
+      status: script.refundFails ? ('FAILED' as const) : ('PROCESSING' as const),
+      refundNo: `RF-${request.outRequestNo}`,
+      amount: request.amount,
+      failureReason: script.refundFails ? 'scripted refusal' : null,
+      queries: 0,
+    };
+    this.refunds.set(request.outRequestNo, refund);
+    return refund;
+  }
+
+  async queryRefund(_orderId: string, outRequestNo: string): Promise<RefundSnapshot> {
+    const refund = this.refunds.get(outRequestNo);
+    if (!refund)
+      return { outRequestNo, status: 'NOT_FOUND', refundNo: null, amount: null, failureReason: null };
+    refund.queries++;
+    const script = this.trades.get(refund.orderId) ?? {};
+    if (
+      refund.status === 'PROCESSING' &&
+      script.refundSucceedsAtQuery !== undefined &&
+      refund.queries >= script.refundSucceedsAtQuery
+    ) {
+      refund.status = 'SUCCESS';
+    }
+    return { ...refund };
+  }
+
   queryCount(orderId: string): number {
     return this.queries.filter((id) => id === orderId).length;
   }
@@ -77,6 +114,10 @@ export interface TradeScript {
   paidAtClose?: boolean;
   /** Every query gets an answer payrecon cannot read (an unknown trade status). */
   unreadable?: boolean;
+  /** A refund request stays PROCESSING until this refund query (1-based), then SUCCESS; never without it. */
+  refundSucceedsAtQuery?: number;
+  /** The provider refuses every refund of this trade. */
+  refundFails?: boolean;
   /** Runs while the close is in flight, before the provider answers (a notice racing the close). */
   duringClose?: () => Promise<void>;
   unpaidStatus?: TradeLookupStatus;

@@ -7,6 +7,7 @@ import {
   DeliveryStatusKey,
   OrderIdKey,
   PaymentStatusKey,
+  RefundStatusKey,
   SettledByKey,
 } from '../../workflows/search-attributes';
 import type { HistoryRecorder, RecordedScenario } from './histories';
@@ -24,7 +25,7 @@ export async function startTimeSkipping(): Promise<TestWorkflowEnvironment> {
   await env.connection.operatorService.addSearchAttributes({
     namespace: env.namespace ?? 'default',
     searchAttributes: Object.fromEntries(
-      [OrderIdKey, PaymentStatusKey, SettledByKey, DeliveryStatusKey].map((key) => [
+      [OrderIdKey, PaymentStatusKey, SettledByKey, DeliveryStatusKey, RefundStatusKey].map((key) => [
         key.name,
         temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
       ]),

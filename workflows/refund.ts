@@ -1,0 +1,195 @@
+import {
+  condition,
+  defineQuery,
+  defineSignal,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { RefundNotice, RefundSnapshot } from '../src/domain';
+import { formatDuration, ladderDelay, type PollLadder } from './ladder';
+import { notifyMerchant } from './notify-merchant';
+import { db } from './order-activities';
+import { RefundStatusKey } from './search-attributes';
+
+export interface RefundWorkflowInput {
+  refundId: string;
+  orderId: string;
+  /** The idempotency key every request to the provider reuses, with the same amount. */
+  outRequestNo: string;
+  amount: number;
+  reason: string | null;
+  /** Refund queries when no notice comes: 10s, 1m ×5, 5m, 10m, 20m, 30m, then every 30m. */
+  ladder: PollLadder;
+  /** ISO instant after which an unanswered refund is UNKNOWN (default 24 h after the request). */
+  deadline: string;
+}
+
+export type RefundPhase = 'SUBMITTING' | 'PROCESSING' | 'SUCCEEDED' | 'FAILED' | 'UNKNOWN';
+
+export interface RefundState {
+  refundId: string;
+  phase: RefundPhase;
+  queries: number;
+  noticesReceived: number;
+  nextCheckAt: string | null;
+  settledBy: 'mq' | 'poll' | 'manual' | null;
+}
+
+export const refundNoticeSignal = defineSignal<[RefundNotice]>('refundNotice');
+export const refundStateQuery = defineQuery<RefundState>('refundState');
+
+/** The provider's answer, from a notice or a query: null while it is still processing. */
+type Answer = {
+  outcome: 'SUCCESS' | 'FAILED';
+  refundNo: string | null;
+  reason: string | null;
+  by: 'mq' | 'poll' | 'manual';
+};
+
+/**
+ * One refund, on the same two paths as a payment: submit it (idempotent by out_request_no), then the
+ * provider's refund notice settles it at once, or refund queries on a ladder do; past the deadline it is
+ * UNKNOWN with a REFUND_UNCONFIRMED discrepancy, never a silent success. A success is one conditional
+ * update of the refund and the order together; a failure leaves the order as it was.
+ */
+export async function refundWorkflow(input: RefundWorkflowInput): Promise<RefundState> {
+  const state: RefundState = {
+    refundId: input.refundId,
+    phase: 'SUBMITTING',
+    queries: 0,
+    noticesReceived: 0,
+    nextCheckAt: null,
+    settledBy: null,
+  };
+  const inbox: RefundNotice[] = [];
+  const seen = new Set<string>();
+  setHandler(refundNoticeSignal, (notice) => {
+    if (notice.outRequestNo !== input.outRequestNo || seen.has(notice.messageId)) return;
+    seen.add(notice.messageId);
+    state.noticesReceived++;
+    inbox.push(notice);
+  });
+  setHandler(refundStateQuery, () => state);
+
+  let answer = await submit(input);
+  state.phase = 'PROCESSING';
+  const deadline = Date.parse(input.deadline);
+  for (let step = 0; !answer; ) {
+    const notice = inbox.shift();
+    if (notice) {
+      answer = fromNotice(notice);
+      continue;
+    }
+    const now = Date.now();
+    if (now >= deadline) return unconfirmed(input, state);
+    const delay = Math.min(ladderDelay(input.ladder, step), deadline - now);
+    state.nextCheckAt = new Date(now + delay).toISOString();
+    const woken = await condition(() => inbox.length > 0, delay, {
+      summary: `waiting for refund notice, next refund query in ${formatDuration(delay)}`,
+    });
+    state.nextCheckAt = null;
+    if (woken) continue;
+    state.queries++;
+    step++;
+    answer = await queryOnLadder(input, state.queries);
+  }
+  return settle(input, state, answer);
+}
+
+// Submitting must get an answer: it retries until the provider answers (the same out_request_no each time).
+const submitting = proxyActivities<Activities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m' },
+});
+// A ladder query gives up fast: the next rung is its retry.
+const querying = proxyActivities<Activities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumAttempts: 3 },
+});
+
+async function submit(input: RefundWorkflowInput): Promise<Answer | null> {
+  try {
+    const snapshot = await submitting.submitRefund.executeWithOptions(
+      { summary: `submit refund ${input.outRequestNo} of ${input.amount}` },
+      [
+        {
+          orderId: input.orderId,
+          outRequestNo: input.outRequestNo,
+          amount: input.amount,
+          reason: input.reason,
+        },
+      ],
+    );
+    return fromSnapshot(snapshot, 'poll');
+  } catch (error) {
+    // Only a refusal that can never change gets here (e.g. TRADE_FINISHED: the refund window is over).
+    return { outcome: 'FAILED', refundNo: null, reason: String((error as Error).message), by: 'poll' };
+  }
+}
+
+async function queryOnLadder(input: RefundWorkflowInput, n: number): Promise<Answer | null> {
+  try {
+    const snapshot = await querying.queryRefund.executeWithOptions({ summary: `refund query #${n}` }, [
+      { orderId: input.orderId, outRequestNo: input.outRequestNo },
+    ]);
+    return fromSnapshot(snapshot, 'poll');
+  } catch {
+    return null;
+  }
+}
+
+function fromSnapshot(snapshot: RefundSnapshot, by: Answer['by']): Answer | null {
+  if (snapshot.status === 'SUCCESS')
+    return { outcome: 'SUCCESS', refundNo: snapshot.refundNo, reason: null, by };
+  if (snapshot.status === 'FAILED') {
+    return {
+      outcome: 'FAILED',
+      refundNo: snapshot.refundNo,
+      reason: snapshot.failureReason ?? 'refused',
+      by,
+    };
+  }
+  return null;
+}
+
+function fromNotice(notice: RefundNotice): Answer {
+  return notice.status === 'REFUND_SUCCESS'
+    ? { outcome: 'SUCCESS', refundNo: notice.refundNo, reason: null, by: notice.source }
+    : {
+        outcome: 'FAILED',
+        refundNo: notice.refundNo,
+        reason: 'the provider reported the refund failed',
+        by: notice.source,
+      };
+}
+
+async function settle(input: RefundWorkflowInput, state: RefundState, answer: Answer): Promise<RefundState> {
+  state.settledBy = answer.by;
+  if (answer.outcome === 'FAILED') {
+    await db.failRefund.executeWithOptions({ summary: 'refund failed: the order stays as it was' }, [
+      { refundId: input.refundId, reason: answer.reason ?? 'refused' },
+    ]);
+    return end(state, 'FAILED');
+  }
+  const result = await db.applyRefund.executeWithOptions({ summary: `apply refund (${answer.by})` }, [
+    { refundId: input.refundId, settledBy: answer.by, providerRefundNo: answer.refundNo },
+  ]);
+  if (result.event) await notifyMerchant(input.orderId, result.event);
+  return end(state, 'SUCCEEDED');
+}
+
+async function unconfirmed(input: RefundWorkflowInput, state: RefundState): Promise<RefundState> {
+  await db.markRefundUnconfirmed.executeWithOptions(
+    { summary: 'no answer by the refund deadline: UNKNOWN, for an operator' },
+    [input.refundId],
+  );
+  return end(state, 'UNKNOWN');
+}
+
+function end(state: RefundState, phase: RefundPhase): RefundState {
+  state.phase = phase;
+  upsertSearchAttributes([{ key: RefundStatusKey, value: phase }]);
+  return state;
+}
