@@ -5,8 +5,10 @@ import { hasValidSignature, SIGNATURE_HEADER } from '../src/mq/notification';
 import { REFUND_ROUTING_KEY, topologyFor } from '../src/mq/topology';
 import { ProviderReplyError } from '../src/provider/gateway';
 import { HttpPaymentGateway } from '../src/provider/http';
+import { runSimulatorCli } from '../tools/simulator/cli';
 import { SimulatorClient, SimulatorHttpError } from '../tools/simulator/client';
 import { type RunningSimulator, startSimulator } from '../tools/simulator/server';
+import { inProcessCli } from './support/cli';
 import { deleteTopology, eventually, testConfig, uniqueSuffix } from './support/env';
 
 /**
@@ -463,6 +465,52 @@ describe('payment simulator: refunds through payrecon’s HttpPaymentGateway', (
     await expect(
       gateway.submitRefund({ orderId: finished, outRequestNo: 'g', amount: 1, reason: null }),
     ).rejects.toBeInstanceOf(ProviderReplyError);
+    await drain();
+  });
+});
+
+describe('payment simulator: the sim CLI refunds', () => {
+  const sim = inProcessCli(runSimulatorCli, () => ({ ...config, PROVIDER_URL: simulator.url }));
+
+  it('refund --processing --duplicate, refunds, trade finish, and a refusal exits 1 with the reason', async () => {
+    const orderId = await paidTrade();
+    const reply = await sim.cliJson<{ status: string; created: boolean; faults: Record<string, unknown> }>([
+      'refund',
+      orderId,
+      '--amount',
+      '300',
+      '--out-request-no',
+      'cli-1',
+      '--processing',
+      '200ms',
+      '--duplicate',
+      '2',
+    ]);
+    expect(reply).toMatchObject({ status: 'PROCESSING', created: true });
+    expect(reply.faults).toEqual({ processingMs: 200, duplicate: 2 });
+    const messages = await eventually('two refund notices', async () => {
+      const got = await drain();
+      return got.length > 0 ? got : undefined;
+    });
+    expect(messages).toHaveLength(2);
+
+    const failed = await sim.cli(['refund', orderId, '--amount', '100', '--fail', 'no money']);
+    expect(failed.code).toBe(0);
+    expect(failed.stdout).toMatch(/refund status:\s+FAILED/);
+    expect(failed.stdout).toContain('no money');
+
+    const listed = await sim.cliJson<{ refunds: unknown[]; stats: { executions: number; failed: number } }>([
+      'refunds',
+      orderId,
+    ]);
+    expect(listed.refunds).toHaveLength(2);
+    expect(listed.stats).toMatchObject({ executions: 1, failed: 1 });
+
+    expect((await sim.cli(['trade', 'finish', orderId])).code).toBe(0);
+    const refused = await sim.cli(['refund', orderId, '--amount', '1']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('refund window is over');
+    expect((await sim.cli(['refund', orderId, '--amount', '0'])).code).toBe(2);
     await drain();
   });
 });

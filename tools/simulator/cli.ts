@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { type Command, InvalidArgumentError } from 'commander';
 import {
   type CliContext,
@@ -12,9 +13,9 @@ import {
 } from '../../src/cli/context';
 import { cell, emit, formatFields, money, withJson } from '../../src/cli/output';
 import { createProgram, runMain, runProgram } from '../../src/cli/program';
-import { type PaymentReply, SimulatorClient, SimulatorHttpError } from './client';
-import type { TradeFaults } from './faults';
-import type { TradeView } from './routes';
+import { type PaymentReply, type RefundReply, SimulatorClient, SimulatorHttpError } from './client';
+import type { RefundFaults, TradeFaults } from './faults';
+import type { RefundView, TradeView } from './routes';
 
 /**
  * The payment simulator's own small CLI (`npm run sim -- <command>`): what a buyer and the provider do,
@@ -35,7 +36,11 @@ Examples:
   npm run sim -- pay ord_... --drop
   npm run sim -- pay ord_... --duplicate 3 --json
   npm run sim -- trade open ord_... --amount 9900 --currency CNY
-  npm run sim -- trade show ord_...`;
+  npm run sim -- trade show ord_...
+  npm run sim -- refund ord_... --amount 500 --processing 5s
+  npm run sim -- refund ord_... --amount 500 --out-request-no ord_...-R1 --fail --duplicate 2
+  npm run sim -- refunds ord_...
+  npm run sim -- trade finish ord_...`;
 
 interface PayFlags {
   drop?: boolean;
@@ -100,8 +105,89 @@ function describeTrade(trade: TradeView): Record<string, unknown> {
     amount: money(trade.totalAmount, trade.currency),
     paid: trade.paidAt ? money(trade.amount, trade.currency) : null,
     'paid at': trade.paidAt,
+    refunded: trade.refundedAmount > 0 ? money(trade.refundedAmount, trade.currency) : null,
     'closed at': trade.closedAt,
   };
+}
+
+const MAX_PROCESSING_MS = 24 * 60 * 60_000;
+
+interface RefundFlags {
+  amount: number;
+  outRequestNo?: string;
+  reason?: string;
+  fail?: true | string;
+  processing?: number;
+  drop?: boolean;
+  duplicate?: number;
+  delay?: number;
+  corrupt?: true | 'json' | 'schema';
+  forge?: boolean;
+  json?: boolean;
+}
+
+function parseProcessing(raw: string): number {
+  const value = parseDuration(raw);
+  if (value > MAX_PROCESSING_MS) throw new InvalidArgumentError('the processing time is at most 24h');
+  return value;
+}
+
+function parseOutRequestNo(raw: string): string {
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(raw)) {
+    throw new InvalidArgumentError('an out_request_no is 1-128 letters, digits, _ or -');
+  }
+  return raw;
+}
+
+function refundFaultsFrom(flags: RefundFlags): RefundFaults {
+  const faults: RefundFaults = {};
+  if (flags.processing !== undefined) faults.processingMs = flags.processing;
+  if (flags.fail !== undefined) faults.fail = flags.fail;
+  if (flags.drop) faults.drop = true;
+  if (flags.duplicate !== undefined) faults.duplicate = flags.duplicate;
+  if (flags.delay !== undefined) faults.delayMs = flags.delay;
+  if (flags.corrupt !== undefined) faults.corrupt = flags.corrupt === true ? 'json' : flags.corrupt;
+  if (flags.forge) faults.forge = true;
+  return faults;
+}
+
+function describeRefund(refund: RefundView): Record<string, unknown> {
+  return {
+    order: refund.orderId,
+    'out request no': refund.outRequestNo,
+    refund: refund.refundNo,
+    'refund status': refund.status,
+    amount: money(refund.amount, refund.currency),
+    reason: refund.reason,
+    'failure reason': refund.failureReason,
+    'requested at': refund.requestedAt,
+    'ended at': refund.refundedAt,
+  };
+}
+
+function describeRefundReply(reply: RefundReply): string {
+  const { notification } = reply;
+  let what: string | null = null;
+  if (notification) {
+    what = notification.outcome;
+    if (notification.outcome === 'published' && notification.copies > 1) {
+      what = `published ${notification.copies} times`;
+    }
+    if (notification.outcome === 'scheduled') what = `scheduled in ${notification.delayMs} ms`;
+    const flags = [
+      notification.corrupt ? `corrupt (${notification.corrupt})` : null,
+      notification.forged ? 'forged signature' : null,
+    ].filter(Boolean);
+    if (flags.length > 0) what = `${what}, ${flags.join(', ')}`;
+  } else if (reply.status === 'PROCESSING') {
+    what = 'when the refund ends';
+  }
+  return formatFields({
+    ...describeRefund(reply),
+    requested: reply.created ? 'now' : 'before (the same refund, nothing done again)',
+    notification: notification?.messageId ?? null,
+    outcome: what,
+  });
 }
 
 function describePayment(orderId: string, { trade, notification }: PaymentReply): string {
@@ -196,17 +282,109 @@ function registerTradeCommands(program: Command, ctx: CliContext): void {
     if (!found) throw noTrade(orderId);
     emit(ctx, options, found, () => formatFields(describeTrade(found)));
   });
+
+  withJson(
+    trade
+      .command('finish')
+      .description("end the paid trade's refund window (TRADE_FINISHED): refunds are refused from then on")
+      .argument('<orderId>', 'the order whose trade to finish', parseOrderId),
+  ).action(async (orderId: string, options: { json?: boolean }) => {
+    const finished = await simulator(ctx)
+      .finishTrade(orderId)
+      .catch((error: unknown) => {
+        throw refused(error, orderId);
+      });
+    emit(ctx, options, finished, () => formatFields(describeTrade(finished)));
+  });
+}
+
+function registerRefundCommands(program: Command, ctx: CliContext): void {
+  withJson(
+    program
+      .command('refund')
+      .description(
+        "refund (part of) a paid order's trade; flags decide how the refund ends and its notification",
+      )
+      .argument('<orderId>', 'the order whose trade is refunded', parseOrderId)
+      .requiredOption('--amount <minor>', 'how much to refund, in minor units (fen, cents)', parseAmount)
+      .option(
+        '--out-request-no <id>',
+        'the idempotency key: the same one again is the same refund (default: a new one)',
+        parseOutRequestNo,
+      )
+      .option('--reason <text>', 'why the buyer is refunded')
+      .option('--fail [reason]', 'the refund ends FAILED (notice REFUND_FAILED)')
+      .option(
+        '--processing <duration>',
+        'stay PROCESSING this long, e.g. 5s (max 24h), then end',
+        parseProcessing,
+      )
+      .option('--drop', 'publish no refund notification at all')
+      .option(
+        '--duplicate <n>',
+        'publish the refund notification n times in all, with the same message id',
+        intParser('--duplicate', 1, 100),
+      )
+      .option(
+        '--delay <duration>',
+        'publish the notification this long after the refund ends (max 10m)',
+        parseDelay,
+      )
+      .option('--corrupt [kind]', 'corrupt the body: json (default, not JSON) or schema', parseCorruption)
+      .option('--forge', 'sign the notification with a wrong secret'),
+  ).action(async (orderId: string, flags: RefundFlags) => {
+    const faults = refundFaultsFrom(flags);
+    const outRequestNo = flags.outRequestNo ?? `${orderId}-sim-${randomBytes(4).toString('hex')}`.slice(-128);
+    const reply = await simulator(ctx)
+      .refund(orderId, {
+        outRequestNo,
+        amount: flags.amount,
+        ...(flags.reason === undefined ? {} : { reason: flags.reason }),
+        faults,
+      })
+      .catch((error: unknown) => {
+        throw refused(error, orderId);
+      });
+    emit(ctx, flags, { faults, ...reply }, () => describeRefundReply(reply));
+  });
+
+  withJson(
+    program
+      .command('refunds')
+      .description("the order's refunds and their counts, as the provider reports them")
+      .argument('<orderId>', 'the order whose refunds to show', parseOrderId),
+  ).action(async (orderId: string, options: { json?: boolean }) => {
+    const client = simulator(ctx);
+    const refunds = await client.listRefunds(orderId).catch((error: unknown) => {
+      throw refused(error, orderId);
+    });
+    const stats = await client.refundStats(orderId);
+    emit(ctx, options, { orderId, refunds, stats }, () =>
+      [
+        ...refunds.map((refund) => formatFields(describeRefund(refund))),
+        formatFields({
+          refunds: stats.refunds,
+          processing: stats.processing,
+          succeeded: stats.succeeded,
+          failed: stats.failed,
+          'executed (money moved)': stats.executions,
+          'most executions of one refund': stats.maxExecutions,
+        }),
+      ].join('\n\n'),
+    );
+  });
 }
 
 export function buildSimulatorProgram(ctx: CliContext): Command {
   const program = createProgram(
     ctx,
     'sim',
-    'the payment simulator: pay an order with notification faults, open and show trades',
+    'the payment simulator: pay an order with notification faults, refund it, open, show and finish trades',
     HELP,
   );
   registerPayCommand(program, ctx);
   registerTradeCommands(program, ctx);
+  registerRefundCommands(program, ctx);
   return program;
 }
 
