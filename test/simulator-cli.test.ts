@@ -148,7 +148,10 @@ describe('usage errors and a simulator that is down', () => {
       [['pay'], "missing required argument 'orderId'"],
       [['trade', 'open', 'ord_1'], "required option '--amount <minor>' not specified"],
       [['trade', 'open', 'ord_1', '--amount', '5', '--currency', 'yuan'], 'ISO 4217'],
-      [['refund', 'ord_1'], "unknown command 'refund'"],
+      [['refund', 'ord_1'], "required option '--amount <minor>' not specified"],
+      [['refund', 'ord_1', '--amount', '5', '--processing', '25h'], 'the processing time is at most 24h'],
+      [['refund', 'ord_1', '--amount', '5', '--out-request-no', 'a b'], 'an out_request_no is 1-128'],
+      [['nope', 'ord_1'], "unknown command 'nope'"],
     ];
     const port = await freePort();
     for (const [args, message] of cases) {

@@ -514,3 +514,27 @@ describe('payment simulator: the sim CLI refunds', () => {
     await drain();
   });
 });
+
+describe('payment simulator: a refund whose simulator stopped while it was PROCESSING', () => {
+  it('ends when its order is next asked about, once', async () => {
+    const orderId = await paidTrade();
+    const other = await startSimulator({ config, port: 0 });
+    const accepted = await new SimulatorClient(other.url).refund(orderId, {
+      outRequestNo: 'orphan',
+      amount: 50,
+      faults: { processingMs: 150 },
+    });
+    expect(accepted.status).toBe('PROCESSING');
+    await other.close();
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    expect(await drain()).toHaveLength(0);
+    expect(await client.getTrade(orderId)).toMatchObject({ refundedAmount: 50 });
+    expect(await client.getRefund(orderId, 'orphan')).toMatchObject({ status: 'SUCCESS', executions: 1 });
+    const messages = await drain();
+    expect(messages).toHaveLength(1);
+    expect(readNotice(messages[0] as GetMessage)).toMatchObject({
+      outRequestNo: 'orphan',
+      status: 'REFUND_SUCCESS',
+    });
+  });
+});
