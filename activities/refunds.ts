@@ -1,6 +1,7 @@
 import type { Database } from '../src/db/client';
+import * as orders from '../src/db/orders';
 import * as refunds from '../src/db/refunds';
-import type { SettledBy } from '../src/domain';
+import type { RefundNotice, SettledBy } from '../src/domain';
 import type { PayreconMetrics } from '../src/platform/metrics';
 
 /** The refund workflow's database writes: one conditional write (or one transaction) each, idempotent. */
@@ -15,6 +16,11 @@ export function createRefundActivities(db: Database, metrics: PayreconMetrics) {
       const result = await refunds.applyRefund(db, input);
       if (result.changed && result.orderStatus) metrics.settled(input.settledBy, result.orderStatus);
       return result;
+    },
+
+    /** Appends a refund notice to payment_events; false if its message id was recorded before. */
+    async recordRefundNotice(notice: RefundNotice): Promise<boolean> {
+      return orders.recordRefundNotice(db, notice);
     },
 
     async failRefund(input: { refundId: string; reason: string }): Promise<boolean> {

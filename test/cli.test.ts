@@ -133,7 +133,10 @@ describe('the bin, help and usage errors (spawned processes)', () => {
       [['order', 'create', '--amount', '100', '--pay-within', 'soon'], 'positive duration'],
       [['order', 'create', '--amount', '100', '--ladder', '3s,,9s'], 'comma-separated list'],
       [['order', 'create'], "required option '--amount <minor>' not specified"],
-      [['order', 'list', '--status', 'bogus'], 'one of: UNPAID, PAID, CLOSED, NEEDS_REVIEW'],
+      [
+        ['order', 'list', '--status', 'bogus'],
+        'one of: UNPAID, PAID, PARTIALLY_REFUNDED, REFUNDED, CLOSED, NEEDS_REVIEW',
+      ],
       [['order', 'list', '--limit', '0'], '--limit must be a whole number from 1 to 1000'],
       [['order', 'show', 'bad id!'], 'order ids are 1-64 letters'],
       [['pay', 'ord_1'], "unknown command 'pay'"],

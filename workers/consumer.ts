@@ -3,9 +3,16 @@ import amqp, { type ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { createDatabase, type Database, redactUrl } from '../src/db/client';
 import { recordDiscrepancy } from '../src/db/orders';
-import { parsePaymentNotice, type RejectionReason } from '../src/mq/notification';
-import { declareTopology, HEADERS, topologyFor } from '../src/mq/topology';
+import { parsePaymentNotice, parseRefundNotice, type RejectionReason } from '../src/mq/notification';
+import {
+  declareTopology,
+  HEADERS,
+  REFUND_ROUTING_KEY,
+  TRADE_PAID_ROUTING_KEY,
+  topologyFor,
+} from '../src/mq/topology';
 import { deliverPaymentNotice } from '../src/order/deliver-notice';
+import { deliverRefundNotice } from '../src/order/deliver-refund-notice';
 import { assertSecretsConfigured, type Config, loadConfig } from '../src/platform/config';
 import { calling, ServiceCallError } from '../src/platform/errors';
 import { createLogger, type Logger } from '../src/platform/logger';
@@ -26,37 +33,24 @@ export interface PaymentConsumerDeps {
   metrics?: PayreconMetrics;
 }
 
-/** Decides what to do with one message. Never throws: every failure is a disposition. */
+/**
+ * Decides what to do with one message, by its routing key (the original one for a message back from the
+ * retry queue): `trade.paid` to its order's workflow, `trade.refunded` to its refund's. Never throws:
+ * every failure is a disposition.
+ */
 export async function processNotification(
   deps: PaymentConsumerDeps,
   message: ConsumeMessage,
 ): Promise<Disposition> {
-  const parsed = parsePaymentNotice(
-    message.content,
-    message.properties.headers?.[HEADERS.signature],
-    deps.config.NOTIFY_HMAC_SECRET,
-  );
-  if (!parsed.ok) return { kind: 'park', reason: parsed.reason, detail: parsed.detail };
-  const { notice } = parsed;
+  const headers = message.properties.headers ?? {};
+  const routingKey = String(headers[HEADERS.originalRoutingKey] ?? message.fields.routingKey);
   try {
-    const delivery = await deliverPaymentNotice(
-      { db: deps.db, temporal: deps.temporal, config: deps.config },
-      notice,
-    );
-    if (delivery.outcome !== 'unknown-order') {
-      return { kind: 'delivered', orderId: notice.orderId, late: delivery.outcome === 'recorded-after-end' };
-    }
-    await calling('PostgreSQL', () =>
-      recordDiscrepancy(deps.db, {
-        orderId: notice.orderId,
-        kind: 'UNKNOWN_ORDER',
-        details: { messageId: notice.messageId, tradeNo: notice.tradeNo, amount: notice.amount },
-      }),
-    );
+    if (routingKey === TRADE_PAID_ROUTING_KEY) return await processPaidNotice(deps, message);
+    if (routingKey === REFUND_ROUTING_KEY) return await processRefundNotice(deps, message);
     return {
       kind: 'park',
-      reason: 'UNKNOWN_ORDER',
-      detail: `no order ${notice.orderId} in the orders table`,
+      reason: 'UNKNOWN_ROUTING_KEY',
+      detail: `no handler for routing key "${routingKey}"`,
     };
   } catch (error) {
     // A service that failed may be back later: delayed retry, bounded by CONSUMER_MAX_ATTEMPTS. Anything
@@ -67,6 +61,44 @@ export async function processNotification(
       detail: `unexpected error: ${error instanceof Error ? error.message : String(error)}`,
     };
   }
+}
+
+async function processPaidNotice(deps: PaymentConsumerDeps, message: ConsumeMessage): Promise<Disposition> {
+  const signature = message.properties.headers?.[HEADERS.signature];
+  const parsed = parsePaymentNotice(message.content, signature, deps.config.NOTIFY_HMAC_SECRET);
+  if (!parsed.ok) return { kind: 'park', reason: parsed.reason, detail: parsed.detail };
+  const { notice } = parsed;
+  const delivery = await deliverPaymentNotice(
+    { db: deps.db, temporal: deps.temporal, config: deps.config },
+    notice,
+  );
+  if (delivery.outcome !== 'unknown-order') {
+    return { kind: 'delivered', orderId: notice.orderId, late: delivery.outcome === 'recorded-after-end' };
+  }
+  await calling('PostgreSQL', () =>
+    recordDiscrepancy(deps.db, {
+      orderId: notice.orderId,
+      kind: 'UNKNOWN_ORDER',
+      details: { messageId: notice.messageId, tradeNo: notice.tradeNo, amount: notice.amount },
+    }),
+  );
+  return { kind: 'park', reason: 'UNKNOWN_ORDER', detail: `no order ${notice.orderId} in the orders table` };
+}
+
+async function processRefundNotice(deps: PaymentConsumerDeps, message: ConsumeMessage): Promise<Disposition> {
+  const signature = message.properties.headers?.[HEADERS.signature];
+  const parsed = parseRefundNotice(message.content, signature, deps.config.NOTIFY_HMAC_SECRET);
+  if (!parsed.ok) return { kind: 'park', reason: parsed.reason, detail: parsed.detail };
+  const { notice } = parsed;
+  const delivery = await deliverRefundNotice({ db: deps.db, temporal: deps.temporal }, notice);
+  if (delivery.outcome === 'unknown-refund') {
+    return {
+      kind: 'park',
+      reason: 'UNKNOWN_REFUND',
+      detail: `no refund ${notice.outRequestNo} of order ${notice.orderId} in the refunds table`,
+    };
+  }
+  return { kind: 'delivered', orderId: notice.orderId, late: delivery.outcome === 'recorded-after-end' };
 }
 
 /** Well under the client's 64 KiB field-table buffer, which also holds payrecon's own headers. */

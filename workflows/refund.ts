@@ -79,6 +79,10 @@ export async function refundWorkflow(input: RefundWorkflowInput): Promise<Refund
   for (let step = 0; !answer; ) {
     const notice = inbox.shift();
     if (notice) {
+      await db.recordRefundNotice.executeWithOptions(
+        { summary: `record refund notice ${notice.messageId}` },
+        [notice],
+      );
       answer = fromNotice(notice);
       continue;
     }

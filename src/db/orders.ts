@@ -4,6 +4,7 @@ import type {
   MerchantEventRef,
   OrderStatus,
   PaymentNotice,
+  RefundNotice,
   SettledBy,
   TradeSnapshot,
   TransitionResult,
@@ -284,6 +285,25 @@ export async function recordPaymentNotice(db: Database, notice: PaymentNotice): 
       amount: notice.amount,
       currency: notice.currency,
       paidAt: new Date(notice.paidAt),
+    })
+    .onConflictDoNothing({ target: paymentEvents.messageId })
+    .returning({ id: paymentEvents.id });
+  return inserted.length > 0;
+}
+
+/** Appends a refund notice; false when its message id was recorded before (a redelivery). */
+export async function recordRefundNotice(db: Database, notice: RefundNotice): Promise<boolean> {
+  const inserted = await db
+    .insert(paymentEvents)
+    .values({
+      orderId: notice.orderId,
+      source: notice.source,
+      messageId: notice.messageId,
+      tradeNo: notice.refundNo,
+      tradeStatus: notice.status,
+      amount: notice.amount,
+      currency: notice.currency,
+      paidAt: null,
     })
     .onConflictDoNothing({ target: paymentEvents.messageId })
     .returning({ id: paymentEvents.id });

@@ -20,6 +20,8 @@ export const DISCREPANCY_KINDS = [
   'REFUND_UNCONFIRMED',
   /** The provider refunded more than the order has left (cannot happen while requests reserve it). */
   'REFUND_EXCEEDS_PAID',
+  /** A refund notice, after its workflow ended, that says otherwise than the refund's row. */
+  'REFUND_CONTRADICTS_RECORD',
 ] as const;
 export type DiscrepancyKind = (typeof DISCREPANCY_KINDS)[number];
 

@@ -68,6 +68,8 @@ export async function declareTopology(channel: Channel | ConfirmChannel, topolog
     },
   });
   await channel.bindQueue(topology.paySuccessQueue, topology.paymentExchange, TRADE_PAID_ROUTING_KEY);
+  // Refund results come on the same exchange and queue; the consumer routes them by routing key.
+  await channel.bindQueue(topology.paySuccessQueue, topology.paymentExchange, REFUND_ROUTING_KEY);
 
   await channel.assertQueue(topology.retryQueue, {
     durable: true,

@@ -144,6 +144,7 @@ export async function startStack(baseConfig: Config, options: StackOptions = {})
         messageId?: string;
         unsigned?: boolean;
         headers?: Record<string, unknown>;
+        routingKey?: string;
       } = {},
     ) {
       const body = Buffer.isBuffer(notification)
@@ -161,7 +162,7 @@ export async function startStack(baseConfig: Config, options: StackOptions = {})
           ? randomUUID()
           : notification.messageId);
       const channel = await rawChannel();
-      channel.publish(topology.paymentExchange, TRADE_PAID_ROUTING_KEY, body, {
+      channel.publish(topology.paymentExchange, opts.routingKey ?? TRADE_PAID_ROUTING_KEY, body, {
         persistent: true,
         contentType: 'application/json',
         messageId,

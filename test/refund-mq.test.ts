@@ -1,0 +1,135 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findOrder } from '../src/db/orders';
+import { findRefund, RefundRefused } from '../src/db/refunds';
+import { orderWorkflowId } from '../src/domain';
+import { HEADERS, REFUND_ROUTING_KEY } from '../src/mq/topology';
+import { requestRefund } from '../src/order/refund';
+import { createOrder } from '../src/order/start';
+import { HttpPaymentGateway } from '../src/provider/http';
+import { SimulatorClient } from '../tools/simulator/client';
+import { deleteTopology, eventually, testConfig } from './support/env';
+import { paidNotification, type Stack, startStack } from './support/stack';
+
+/**
+ * Refunds on the real dev server, RabbitMQ, Postgres and the payment simulator: the provider's refund
+ * notice (routing key trade.refunded) settles a refund through the consumer; a lost one is found by the
+ * refund query; the paid notice that comes back after a refund changes nothing; racing partial refunds
+ * never refund more than was paid; a refund notice nobody asked for is parked.
+ */
+const noPolls = { stepsMs: [3_600_000], repeatMs: 3_600_000 };
+const AMOUNT = 10_000;
+
+describe('refunds on the real services', () => {
+  // A short refund ladder, so a refund whose notice is lost is found by its first query (after 3 s).
+  const config = testConfig('refund-mq', { REFUND_LADDER: '3s', REFUND_REPEAT: '3s' });
+  let stack: Stack;
+  let simulator: SimulatorClient;
+
+  beforeAll(async () => {
+    stack = await startStack(config, { simulator: true });
+    simulator = new SimulatorClient(stack.config.PROVIDER_URL);
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await deleteTopology(config);
+  });
+
+  /** An order paid over MQ: its trade opened by payrecon, paid at the simulator, its notice consumed. */
+  const paidOrder = async () => {
+    const { order, workflowId } = await createOrder(
+      {
+        db: stack.db,
+        client: stack.temporal,
+        config: stack.config,
+        gateway: new HttpPaymentGateway({ baseUrl: stack.config.PROVIDER_URL }),
+      },
+      { amount: AMOUNT, currency: 'CNY', payWithinMs: 3_600_000, pollLadder: noPolls },
+    );
+    const paid = await simulator.pay(order.id);
+    expect(await stack.temporal.workflow.getHandle(workflowId).result()).toMatchObject({ status: 'PAID' });
+    return { order, paid };
+  };
+  const refund = (orderId: string, amount?: number) =>
+    requestRefund({ db: stack.db, client: stack.temporal, config: stack.config }, { orderId, amount });
+
+  it('a full refund settled by the refund notice; the paid notice redelivered afterwards changes nothing', async () => {
+    const { order, paid } = await paidOrder();
+    // The provider answers "processing" first; its notice comes half a second later.
+    await simulator.setTradeFaults(order.id, { refund: { processingMs: 500 } });
+    const { refund: row, workflowId } = await refund(order.id);
+    expect(await stack.temporal.workflow.getHandle(workflowId).result()).toMatchObject({
+      phase: 'SUCCEEDED',
+      settledBy: 'mq',
+    });
+    expect(await findOrder(stack.db, order.id)).toMatchObject({ status: 'REFUNDED', refundedAmount: AMOUNT });
+    expect(await simulator.getTrade(order.id)).toMatchObject({
+      status: 'TRADE_CLOSED',
+      refundedAmount: AMOUNT,
+    });
+    expect(await simulator.refundStats(order.id)).toMatchObject({ executions: 1 });
+    expect(await findRefund(stack.db, row.id)).toMatchObject({ status: 'SUCCEEDED' });
+
+    // The race of the source articles: the paid notice is delivered again after the refund.
+    const notice = (paid as { notification?: { messageId?: string } }).notification;
+    await stack.publish(
+      paidNotification(order, {
+        tradeNo: order.providerTradeNo ?? '',
+        messageId: `${notice?.messageId ?? 'x'}-again`,
+      }),
+    );
+    await eventually('the late paid notice recorded', async () => {
+      const rows =
+        await stack.sql`select trade_status from payment_events where order_id = ${order.id} and source = 'mq'`;
+      return rows.filter((r) => r.trade_status === 'TRADE_SUCCESS').length >= 2 ? true : undefined;
+    });
+    expect(await findOrder(stack.db, order.id)).toMatchObject({ status: 'REFUNDED', refundedAmount: AMOUNT });
+    const kinds = await stack.sql`select kind from payment_discrepancies where order_id = ${order.id}`;
+    expect(kinds).toHaveLength(0);
+    await expect(
+      stack.temporal.workflow.getHandle(orderWorkflowId(order.id)).describe(),
+    ).resolves.toMatchObject({
+      status: { name: 'COMPLETED' },
+    });
+  });
+
+  it('a refund whose notice is lost is found by the refund query; racing partial refunds never exceed what was paid', async () => {
+    const { order } = await paidOrder();
+    await simulator.setTradeFaults(order.id, { refund: { drop: true } });
+    const results = await Promise.allSettled([refund(order.id, 6_000), refund(order.id, 6_000)]);
+    const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const refused = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+    expect(started).toHaveLength(1);
+    expect(refused[0]).toBeInstanceOf(RefundRefused);
+    const [only] = started;
+    expect(await stack.temporal.workflow.getHandle(only?.workflowId ?? '').result()).toMatchObject({
+      phase: 'SUCCEEDED',
+      settledBy: 'poll',
+    });
+    expect(await findOrder(stack.db, order.id)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      refundedAmount: 6_000,
+    });
+    expect(await simulator.refundStats(order.id)).toMatchObject({ refunds: 1, executions: 1 });
+  });
+
+  it('a refund notice for a refund nobody asked for is parked UNKNOWN_REFUND', async () => {
+    const body = {
+      version: 1,
+      messageId: randomUUID(),
+      orderId: 'ord_ghost',
+      outRequestNo: 'ord_ghost-R1',
+      refundNo: 'R1',
+      status: 'REFUND_SUCCESS',
+      amount: 100,
+      currency: 'CNY',
+      refundedAt: new Date().toISOString(),
+    };
+    await stack.publish(JSON.stringify(body), { routingKey: REFUND_ROUTING_KEY, messageId: body.messageId });
+    await eventually('parked', async () =>
+      (await stack.queueDepth(stack.topology.parkingQueue)) > 0 ? true : undefined,
+    );
+    const [parked] = await stack.drainParking();
+    expect(parked?.properties.headers?.[HEADERS.reason]).toBe('UNKNOWN_REFUND');
+  });
+});
