@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../src/cli/main';
 import { findOrder } from '../src/db/orders';
 import { findRefund, RefundRefused } from '../src/db/refunds';
 import { orderWorkflowId } from '../src/domain';
@@ -8,6 +9,7 @@ import { requestRefund } from '../src/order/refund';
 import { createOrder } from '../src/order/start';
 import { HttpPaymentGateway } from '../src/provider/http';
 import { SimulatorClient } from '../tools/simulator/client';
+import { inProcessCli } from './support/cli';
 import { deleteTopology, eventually, testConfig } from './support/env';
 import { paidNotification, type Stack, startStack } from './support/stack';
 
@@ -25,6 +27,7 @@ describe('refunds on the real services', () => {
   const config = testConfig('refund-mq', { REFUND_LADDER: '3s', REFUND_REPEAT: '3s' });
   let stack: Stack;
   let simulator: SimulatorClient;
+  const { cli, cliJson } = inProcessCli(runCli, () => stack.config);
 
   beforeAll(async () => {
     stack = await startStack(config, { simulator: true });
@@ -111,6 +114,33 @@ describe('refunds on the real services', () => {
       refundedAmount: 6_000,
     });
     expect(await simulator.refundStats(order.id)).toMatchObject({ refunds: 1, executions: 1 });
+  });
+
+  it('payrecon refund create / show / list; a refund of more than is left is refused, exit 1', async () => {
+    const { order } = await paidOrder();
+    const over = await cli(['refund', 'create', order.id, '--amount', String(AMOUNT + 1)]);
+    expect(over.code).toBe(1);
+    expect(over.stderr).toContain(`more than the ${AMOUNT} left to refund`);
+    expect((await cli(['refund', 'create', order.id, '--amount', 'x'])).code).toBe(2);
+    const created = await cliJson<{ refund: { id: string; amount: number }; workflowId: string }>([
+      'refund',
+      'create',
+      order.id,
+      '--amount',
+      '2500',
+      '--reason',
+      'one item returned',
+    ]);
+    expect(created.refund.amount).toBe(2_500);
+    await stack.temporal.workflow.getHandle(created.workflowId).result();
+    const shown = await cliJson<{ refund: { status: string } }>(['refund', 'show', created.refund.id]);
+    expect(shown.refund.status).toBe('SUCCEEDED');
+    const listed = await cliJson<{ refunds: { id: string }[] }>(['refund', 'list', '--order', order.id]);
+    expect(listed.refunds.map((r) => r.id)).toEqual([created.refund.id]);
+    expect(await findOrder(stack.db, order.id)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      refundedAmount: 2_500,
+    });
   });
 
   it('a refund notice for a refund nobody asked for is parked UNKNOWN_REFUND', async () => {

@@ -88,6 +88,11 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
       "merchant result notifications: list, show attempts, redeliver, recover; the merchants' endpoints",
     load: async () => (await import('./notifications')).registerNotificationCommands,
   },
+  {
+    name: 'refund',
+    description: 'ask for refunds of paid orders, show and list them',
+    load: async () => (await import('./refund')).registerRefundCommands,
+  },
   // A new command group: one more entry here (name, term if it takes arguments, description, load).
 ];
 

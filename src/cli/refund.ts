@@ -1,0 +1,115 @@
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { Command } from 'commander';
+import { refundStateQuery } from '../../workflows/refund';
+import { findRefund, listRefunds, RefundRefused, type RefundRow } from '../db/refunds';
+import { refundWorkflowId, requestRefund } from '../order/refund';
+import { type CliContext, CliError, describeError, intParser, parseOrderId } from './context';
+import { emit, formatFields, formatTable, isoOrNull, withJson } from './output';
+
+/** `refund create | show | list`: refunds, each run by its own workflow on the same two paths as payments. */
+
+function refundJson(row: RefundRow) {
+  return {
+    id: row.id,
+    orderId: row.orderId,
+    outRequestNo: row.outRequestNo,
+    amount: row.amount,
+    reason: row.reason,
+    status: row.status,
+    settledBy: row.settledBy,
+    providerRefundNo: row.providerRefundNo,
+    failureReason: row.failureReason,
+    createdAt: isoOrNull(row.createdAt),
+    settledAt: isoOrNull(row.settledAt),
+  };
+}
+
+export function registerRefundCommands(program: Command, ctx: CliContext): void {
+  const refund = program.command('refund').description('ask for refunds of paid orders, show and list them');
+
+  withJson(
+    refund
+      .command('create')
+      .description(
+        'refund a PAID or PARTIALLY_REFUNDED order (default: all that is left); the request is stored before anything is sent',
+      )
+      .argument('<orderId>', 'the order', parseOrderId)
+      .option(
+        '--amount <minor>',
+        'minor units to refund (default: the refundable rest)',
+        intParser('--amount', 1, Number.MAX_SAFE_INTEGER),
+      )
+      .option('--reason <text>', 'why (sent to the provider)'),
+  ).action(async (orderId: string, options: { amount?: number; reason?: string; json?: boolean }) => {
+    const { db } = await ctx.db();
+    const client = await ctx.temporal();
+    let created: Awaited<ReturnType<typeof requestRefund>>;
+    try {
+      created = await requestRefund({ db, client, config: ctx.getConfig() }, { orderId, ...options });
+    } catch (error) {
+      if (error instanceof RefundRefused) throw new CliError(error.message);
+      throw new CliError(`requesting the refund failed: ${describeError(error)}`);
+    }
+    const result = { refund: refundJson(created.refund), workflowId: created.workflowId };
+    emit(ctx, options, result, () =>
+      formatFields({
+        refund: created.refund.id,
+        order: orderId,
+        amount: created.refund.amount,
+        'out request no': created.refund.outRequestNo,
+        workflow: created.workflowId,
+      }),
+    );
+  });
+
+  withJson(
+    refund
+      .command('show')
+      .description("a refund: its row and its workflow's live state")
+      .argument('<refundId>', 'the refund id (rf_...)'),
+  ).action(async (refundId: string, options: { json?: boolean }) => {
+    const { db } = await ctx.db();
+    const row = await findRefund(db, refundId);
+    if (!row) throw new CliError(`no refund ${refundId} (see: payrecon refund list)`);
+    let workflow: unknown = null;
+    try {
+      workflow = await (await ctx.temporal()).workflow
+        .getHandle(refundWorkflowId(refundId))
+        .query(refundStateQuery);
+    } catch (error) {
+      if (!(error instanceof WorkflowNotFoundError))
+        ctx.warn(`refund workflow state unavailable: ${describeError(error)}`);
+    }
+    emit(ctx, options, { refund: refundJson(row), workflow }, () =>
+      formatFields({
+        ...refundJson(row),
+        'next query': (workflow as { nextCheckAt?: string } | null)?.nextCheckAt ?? '-',
+      }),
+    );
+  });
+
+  withJson(
+    refund
+      .command('list')
+      .description('list refunds, newest first')
+      .option('--order <orderId>', 'only this order', parseOrderId)
+      .option('--limit <n>', 'at most n (1-1000)', intParser('--limit', 1, 1000), 50),
+  ).action(async (options: { order?: string; limit: number; json?: boolean }) => {
+    const { db } = await ctx.db();
+    const rows = await listRefunds(db, { orderId: options.order, limit: options.limit });
+    emit(ctx, options, { refunds: rows.map(refundJson) }, () =>
+      formatTable(
+        rows,
+        [
+          { header: 'REFUND', value: (r) => r.id },
+          { header: 'ORDER', value: (r) => r.orderId },
+          { header: 'AMOUNT', value: (r) => r.amount, align: 'right' },
+          { header: 'STATUS', value: (r) => r.status },
+          { header: 'BY', value: (r) => r.settledBy },
+          { header: 'CREATED', value: (r) => r.createdAt },
+        ],
+        'no refunds',
+      ),
+    );
+  });
+}
