@@ -5,6 +5,7 @@ import {
   noticeContradictions,
   noticeMismatches,
   type TradeSnapshot,
+  wasPaid,
 } from '../src/domain';
 
 /** The payment rules the workflow and the ended-workflow path share, one place each (src/domain). */
@@ -56,5 +57,13 @@ describe('paid-fact rules', () => {
     expect(noticeContradictions({ ...paid, status: 'WAIT_BUYER_PAY' }, claim)).toEqual(['status']);
     expect(noticeContradictions({ ...paid, status: 'NOT_FOUND' }, claim)).toEqual(['status']);
     expect(noticeContradictions({ ...paid, tradeNo: 'T9', amount: 1 }, claim)).toEqual(['tradeNo', 'amount']);
+  });
+
+  it('a TRADE_CLOSED trade with a refunded amount was paid; one without was closed unpaid', () => {
+    expect(wasPaid({ status: 'TRADE_CLOSED', refundedAmount: 9_900 })).toBe(true);
+    expect(wasPaid({ status: 'TRADE_CLOSED', refundedAmount: 0 })).toBe(false);
+    expect(wasPaid({ status: 'TRADE_CLOSED' })).toBe(false);
+    expect(wasPaid({ status: 'TRADE_FINISHED' })).toBe(true);
+    expect(wasPaid({ status: 'WAIT_BUYER_PAY' })).toBe(false);
   });
 });

@@ -2,7 +2,6 @@ import { log } from '@temporalio/workflow';
 import {
   type DiscrepancyKind,
   discrepancyForPaidFact,
-  isPaidTradeStatus,
   judgePaidFact,
   noticeContradictions,
   noticeMismatches,
@@ -10,6 +9,7 @@ import {
   type PaymentNotice,
   type SettledBy,
   type TradeSnapshot,
+  wasPaid,
 } from '../src/domain';
 import { db, ladderCheck } from './order-activities';
 import type { OrderRun } from './order-run';
@@ -51,7 +51,7 @@ export async function applyPaidNotice(run: OrderRun, notice: PaymentNotice): Pro
       },
     });
   }
-  return isPaidTradeStatus(provider.status) ? applyPaidFact(run, provider, notice.source) : 'UNPAID';
+  return wasPaid(provider) ? applyPaidFact(run, provider, notice.source) : 'UNPAID';
 }
 
 /** The trade's status, recorded; null when the provider cannot answer now (the ladder asks again). */

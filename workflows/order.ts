@@ -1,5 +1,11 @@
 import { allHandlersFinished, condition, continueAsNew, setHandler } from '@temporalio/workflow';
-import { isPaidTradeStatus, type OrderStatus, type PaymentNotice, type SettledBy } from '../src/domain';
+import {
+  isPaidTradeStatus,
+  type OrderStatus,
+  type PaymentNotice,
+  type SettledBy,
+  wasPaid,
+} from '../src/domain';
 import { formatDuration, ladderDelay } from './ladder';
 import { notifyMerchant } from './notify-merchant';
 import { db, finalCheck } from './order-activities';
@@ -103,7 +109,8 @@ async function waitForNoticeOrNextCheck(run: OrderRun): Promise<boolean> {
 async function checkOnLadder(run: OrderRun): Promise<OrderStatus | null> {
   run.state.pollAttempts++;
   const snapshot = await askProvider(run, `check #${run.state.pollAttempts}: query trade status`);
-  if (!snapshot || !isPaidTradeStatus(snapshot.status)) return null;
+  // wasPaid: a trade refunded in full reports TRADE_CLOSED too, but it was paid (src/domain/trade.ts).
+  if (!snapshot || !wasPaid(snapshot)) return null;
   const outcome = await applyPaidFact(run, snapshot, 'poll');
   return outcome === 'UNPAID' ? null : outcome;
 }
@@ -123,14 +130,14 @@ async function closeAfterFinalCheck(
       [run.orderId],
     );
     await recordProviderAnswer(run, last);
-    if (isPaidTradeStatus(last.status)) return applyPaidFact(run, last, 'poll');
+    if (wasPaid(last)) return applyPaidFact(run, last, 'poll');
     const closed = await finalCheck.closeTrade.executeWithOptions(
       { summary: 'close the trade at the provider' },
       [run.orderId],
     );
     await recordProviderAnswer(run, closed);
     // The buyer paid between the final check and the close: the provider's "paid" wins.
-    if (isPaidTradeStatus(closed.status)) return applyPaidFact(run, closed, 'poll');
+    if (wasPaid(closed)) return applyPaidFact(run, closed, 'poll');
   } catch (error) {
     // Only a non-retryable failure gets here: an answer that cannot be read must not close the order.
     run.notePoll(null, error);

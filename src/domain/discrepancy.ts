@@ -1,5 +1,5 @@
 import type { OrderStatus } from './order';
-import { isPaidTradeStatus, type TradeSnapshot } from './trade';
+import { type TradeSnapshot, wasPaid } from './trade';
 
 /** Facts that contradict an order's state: one row per order and kind, for an operator. Pure. */
 export const DISCREPANCY_KINDS = [
@@ -94,7 +94,7 @@ export function noticeMismatches(
 
 /** Where the provider's answer contradicts a paid notice: the trade is not paid, or not as claimed. */
 export function noticeContradictions(provider: TradeSnapshot, notice: NoticeClaim): string[] {
-  if (!isPaidTradeStatus(provider.status)) return ['status'];
+  if (!wasPaid(provider)) return ['status'];
   const fields: string[] = [];
   if (provider.tradeNo !== notice.tradeNo) fields.push('tradeNo');
   if (provider.amount !== notice.amount) fields.push('amount');
