@@ -6,12 +6,10 @@ import { findRefund, RefundRefused } from '../src/db/refunds';
 import { orderWorkflowId } from '../src/domain';
 import { HEADERS, REFUND_ROUTING_KEY } from '../src/mq/topology';
 import { requestRefund } from '../src/order/refund';
-import { createOrder } from '../src/order/start';
-import { HttpPaymentGateway } from '../src/provider/http';
 import { SimulatorClient } from '../tools/simulator/client';
 import { inProcessCli } from './support/cli';
 import { deleteTopology, eventually, testConfig } from './support/env';
-import { paidNotification, type Stack, startStack } from './support/stack';
+import { createOrderWithTrade, paidNotification, type Stack, startStack } from './support/stack';
 
 /**
  * Refunds on the real dev server, RabbitMQ, Postgres and the payment simulator: the provider's refund
@@ -19,7 +17,6 @@ import { paidNotification, type Stack, startStack } from './support/stack';
  * refund query; the paid notice that comes back after a refund changes nothing; racing partial refunds
  * never refund more than was paid; a refund notice nobody asked for is parked.
  */
-const noPolls = { stepsMs: [3_600_000], repeatMs: 3_600_000 };
 const AMOUNT = 10_000;
 
 describe('refunds on the real services', () => {
@@ -40,15 +37,7 @@ describe('refunds on the real services', () => {
 
   /** An order paid over MQ: its trade opened by payrecon, paid at the simulator, its notice consumed. */
   const paidOrder = async () => {
-    const { order, workflowId } = await createOrder(
-      {
-        db: stack.db,
-        client: stack.temporal,
-        config: stack.config,
-        gateway: new HttpPaymentGateway({ baseUrl: stack.config.PROVIDER_URL }),
-      },
-      { amount: AMOUNT, currency: 'CNY', payWithinMs: 3_600_000, pollLadder: noPolls },
-    );
+    const { order, workflowId } = await createOrderWithTrade(stack, { amount: AMOUNT });
     const paid = await simulator.pay(order.id);
     expect(await stack.temporal.workflow.getHandle(workflowId).result()).toMatchObject({ status: 'PAID' });
     return { order, paid };

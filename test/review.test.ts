@@ -3,20 +3,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli/main';
 import { orderWorkflowId } from '../src/domain';
 import { reviewWorkflowId } from '../src/order/review';
-import { createOrder } from '../src/order/start';
 import { activityTypes } from '../src/platform/history';
-import { HttpPaymentGateway } from '../src/provider/http';
 import { SimulatorClient } from '../tools/simulator/client';
 import { inProcessCli } from './support/cli';
 import { deleteTopology, eventually, testConfig } from './support/env';
-import { paidNotification, type Stack, startStack } from './support/stack';
+import { createOrderWithTrade, paidNotification, type Stack, startStack } from './support/stack';
 
 /**
  * NEEDS_REVIEW is not a dead end: on the real dev server, RabbitMQ, Postgres and the simulator, a wrong
  * payment holds the order, a later payment by another trade is flagged, and an operator settles the
  * order with `payrecon review resolve`, through a workflow and a conditional update.
  */
-const noPolls = { stepsMs: [3_600_000], repeatMs: 3_600_000 };
 
 describe('orders held for review', () => {
   const config = testConfig('review');
@@ -35,15 +32,7 @@ describe('orders held for review', () => {
 
   /** An order whose buyer paid one fen short: the notice is checked with the provider, the order held. */
   const heldOrder = async () => {
-    const { order, workflowId } = await createOrder(
-      {
-        db: stack.db,
-        client: stack.temporal,
-        config: stack.config,
-        gateway: new HttpPaymentGateway({ baseUrl: stack.config.PROVIDER_URL }),
-      },
-      { amount: 5_000, currency: 'CNY', payWithinMs: 3_600_000, pollLadder: noPolls },
-    );
+    const { order, workflowId } = await createOrderWithTrade(stack, { amount: 5_000 });
     expect(order.providerTradeNo).toMatch(/\S/);
     await simulator.pay(order.id, { faults: { wrongAmount: true } });
     const result = await stack.temporal.workflow.getHandle(workflowId).result();

@@ -1,4 +1,5 @@
 import { and, asc, count, desc, sql as dsql, eq, inArray, isNotNull, isNull, type SQL } from 'drizzle-orm';
+import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import type {
   DiscrepancyKind,
   MerchantEventRef,
@@ -143,7 +144,33 @@ export async function insertMerchantEvent(tx: Transaction, row: OrderRow): Promi
   return { id, sequence, endpointId: row.notifyEndpointId };
 }
 
-const stillUnpaid = (orderId: string) => and(eq(orders.id, orderId), eq(orders.status, 'UNPAID'));
+type OrderChange = PgUpdateSetSource<typeof orders>;
+
+/**
+ * One conditional UPDATE of an order (`guard` is the lattice's WHERE clause), its merchant event, and
+ * `alongside` (what must commit with it), in one transaction.
+ */
+async function transition(
+  db: Database,
+  orderId: string,
+  guard: SQL | undefined,
+  change: OrderChange,
+  alongside?: (tx: Transaction, result: TransitionResult) => Promise<void>,
+): Promise<TransitionResult> {
+  return db.transaction(async (tx) => {
+    const updated = await tx
+      .update(orders)
+      .set({ ...change, updatedAt: dsql`now()` })
+      .where(and(eq(orders.id, orderId), guard))
+      .returning();
+    const result = await transitionResult(tx, orderId, updated);
+    await alongside?.(tx, result);
+    return result;
+  });
+}
+
+const unpaid = eq(orders.status, 'UNPAID');
+const inReview = eq(orders.status, 'NEEDS_REVIEW');
 
 /**
  * The one place an order becomes PAID. The `status = 'UNPAID'` guard makes it safe to call from both
@@ -153,20 +180,8 @@ export async function markOrderPaid(
   db: Database,
   input: { orderId: string; tradeNo: string; paidAt: Date; settledBy: SettledBy },
 ): Promise<TransitionResult> {
-  return db.transaction(async (tx) => {
-    const updated = await tx
-      .update(orders)
-      .set({
-        status: 'PAID',
-        tradeNo: input.tradeNo,
-        paidAt: input.paidAt,
-        settledBy: input.settledBy,
-        updatedAt: dsql`now()`,
-      })
-      .where(stillUnpaid(input.orderId))
-      .returning();
-    return transitionResult(tx, input.orderId, updated);
-  });
+  const { orderId, tradeNo, paidAt, settledBy } = input;
+  return transition(db, orderId, unpaid, { status: 'PAID', tradeNo, paidAt, settledBy });
 }
 
 /** Conditional close: an order that some path already paid is never closed. */
@@ -174,19 +189,11 @@ export async function closeOrder(
   db: Database,
   input: { orderId: string; reason: string; settledBy: SettledBy },
 ): Promise<TransitionResult> {
-  return db.transaction(async (tx) => {
-    const updated = await tx
-      .update(orders)
-      .set({
-        status: 'CLOSED',
-        closedAt: dsql`now()`,
-        closeReason: input.reason,
-        settledBy: input.settledBy,
-        updatedAt: dsql`now()`,
-      })
-      .where(stillUnpaid(input.orderId))
-      .returning();
-    return transitionResult(tx, input.orderId, updated);
+  return transition(db, input.orderId, unpaid, {
+    status: 'CLOSED',
+    closedAt: dsql`now()`,
+    closeReason: input.reason,
+    settledBy: input.settledBy,
   });
 }
 
@@ -205,23 +212,16 @@ export async function holdOrderForReview(
     details: Record<string, unknown>;
   },
 ): Promise<TransitionResult> {
-  return db.transaction(async (tx) => {
-    const updated = await tx
-      .update(orders)
-      .set({
-        status: 'NEEDS_REVIEW',
-        tradeNo: input.tradeNo,
-        settledBy: input.settledBy,
-        updatedAt: dsql`now()`,
-      })
-      .where(stillUnpaid(input.orderId))
-      .returning();
-    const result = await transitionResult(tx, input.orderId, updated);
-    if (result.status === 'NEEDS_REVIEW') {
-      await recordDiscrepancy(tx, { orderId: input.orderId, kind: input.kind, details: input.details });
-    }
-    return result;
-  });
+  const { orderId, tradeNo, settledBy, kind, details } = input;
+  return transition(
+    db,
+    orderId,
+    unpaid,
+    { status: 'NEEDS_REVIEW', tradeNo, settledBy },
+    async (tx, result) => {
+      if (result.status === 'NEEDS_REVIEW') await recordDiscrepancy(tx, { orderId, kind, details });
+    },
+  );
 }
 
 /**
@@ -234,40 +234,31 @@ export async function resolveReview(
   db: Database,
   input: { orderId: string; outcome: 'PAID' | 'CLOSED'; note: string; tradeNo?: string },
 ): Promise<TransitionResult> {
-  return db.transaction(async (tx) => {
-    const inReview = and(eq(orders.id, input.orderId), eq(orders.status, 'NEEDS_REVIEW'));
-    const updated =
-      input.outcome === 'PAID'
-        ? await tx
-            .update(orders)
-            .set({
-              status: 'PAID',
-              tradeNo: input.tradeNo ? input.tradeNo : dsql`${orders.tradeNo}`,
-              paidAt: dsql`coalesce(${orders.paidAt}, now())`,
-              settledBy: 'manual',
-              updatedAt: dsql`now()`,
-            })
-            .where(and(inReview, input.tradeNo ? undefined : isNotNull(orders.tradeNo)))
-            .returning()
-        : await tx
-            .update(orders)
-            .set({
-              status: 'CLOSED',
-              closedAt: dsql`now()`,
-              closeReason: input.note,
-              settledBy: 'manual',
-              updatedAt: dsql`now()`,
-            })
-            .where(inReview)
-            .returning();
-    if (updated.length > 0) {
-      await tx
-        .update(paymentDiscrepancies)
-        .set({ resolvedAt: dsql`now()`, resolution: `review resolved ${input.outcome}: ${input.note}` })
-        .where(and(eq(paymentDiscrepancies.orderId, input.orderId), isNull(paymentDiscrepancies.resolvedAt)));
-    }
-    return transitionResult(tx, input.orderId, updated);
-  });
+  const resolveDiscrepancies = async (tx: Transaction, result: TransitionResult) => {
+    if (!result.changed) return;
+    await tx
+      .update(paymentDiscrepancies)
+      .set({ resolvedAt: dsql`now()`, resolution: `review resolved ${input.outcome}: ${input.note}` })
+      .where(and(eq(paymentDiscrepancies.orderId, input.orderId), isNull(paymentDiscrepancies.resolvedAt)));
+  };
+  if (input.outcome === 'CLOSED') {
+    const change: OrderChange = {
+      status: 'CLOSED',
+      closedAt: dsql`now()`,
+      closeReason: input.note,
+      settledBy: 'manual',
+    };
+    return transition(db, input.orderId, inReview, change, resolveDiscrepancies);
+  }
+  // PAID needs a trade: the one held for review, or the one the operator names.
+  const guard = input.tradeNo ? inReview : and(inReview, isNotNull(orders.tradeNo));
+  const change: OrderChange = {
+    status: 'PAID',
+    ...(input.tradeNo ? { tradeNo: input.tradeNo } : {}),
+    paidAt: dsql`coalesce(${orders.paidAt}, now())`,
+    settledBy: 'manual',
+  };
+  return transition(db, input.orderId, guard, change, resolveDiscrepancies);
 }
 
 // --- the append-only payment event log -----------------------------------------------------------------

@@ -5,10 +5,12 @@ import amqplib, { type ChannelModel, type ConfirmChannel, type GetMessage } from
 import { createDatabase } from '../../src/db/client';
 import { type PaymentNoticeBody, SIGNATURE_HEADER, signBody } from '../../src/mq/notification';
 import { declareTopology, TRADE_PAID_ROUTING_KEY, topologyFor } from '../../src/mq/topology';
+import { type CreateOrderRequest, createOrder } from '../../src/order/start';
 import type { Config } from '../../src/platform/config';
 import { createLogger } from '../../src/platform/logger';
 import { connectTemporal } from '../../src/platform/temporal';
 import type { PaymentGateway } from '../../src/provider/gateway';
+import { HttpPaymentGateway } from '../../src/provider/http';
 import {
   type RunningSimulator,
   type StartSimulatorOptions,
@@ -200,6 +202,24 @@ export async function startStack(baseConfig: Config, options: StackOptions = {})
 }
 
 export type Stack = Awaited<ReturnType<typeof startStack>>;
+
+/** An order created as a shop does it on a stack with the simulator: its trade opened through payrecon's gateway. */
+export function createOrderWithTrade(stack: Stack, request: CreateOrderRequest) {
+  return createOrder(
+    {
+      db: stack.db,
+      client: stack.temporal,
+      config: stack.config,
+      gateway: new HttpPaymentGateway({ baseUrl: stack.config.PROVIDER_URL }),
+    },
+    {
+      currency: 'CNY',
+      payWithinMs: 3_600_000,
+      pollLadder: { stepsMs: [3_600_000], repeatMs: 3_600_000 },
+      ...request,
+    },
+  );
+}
 
 /**
  * A TCP proxy in front of a server (e.g. the Temporal dev server) that a test can take down and bring
