@@ -263,42 +263,38 @@ export async function resolveReview(
 
 // --- the append-only payment event log -----------------------------------------------------------------
 
-/** Appends a notice to the event log. Returns false when its message id was recorded before (a redelivery). */
-export async function recordPaymentNotice(db: Database, notice: PaymentNotice): Promise<boolean> {
+/** Appends a notice's row; false when its message id was recorded before (a redelivery). */
+async function appendNotice(db: Database, row: typeof paymentEvents.$inferInsert): Promise<boolean> {
   const inserted = await db
     .insert(paymentEvents)
-    .values({
-      orderId: notice.orderId,
-      source: notice.source,
-      messageId: notice.messageId,
-      tradeNo: notice.tradeNo,
-      tradeStatus: notice.status,
-      amount: notice.amount,
-      currency: notice.currency,
-      paidAt: new Date(notice.paidAt),
-    })
+    .values(row)
     .onConflictDoNothing({ target: paymentEvents.messageId })
     .returning({ id: paymentEvents.id });
   return inserted.length > 0;
 }
 
-/** Appends a refund notice; false when its message id was recorded before (a redelivery). */
-export async function recordRefundNotice(db: Database, notice: RefundNotice): Promise<boolean> {
-  const inserted = await db
-    .insert(paymentEvents)
-    .values({
-      orderId: notice.orderId,
-      source: notice.source,
-      messageId: notice.messageId,
-      tradeNo: notice.refundNo,
-      tradeStatus: notice.status,
-      amount: notice.amount,
-      currency: notice.currency,
-      paidAt: null,
-    })
-    .onConflictDoNothing({ target: paymentEvents.messageId })
-    .returning({ id: paymentEvents.id });
-  return inserted.length > 0;
+/** Appends a paid notice to the event log; false when it was recorded before. */
+export function recordPaymentNotice(db: Database, notice: PaymentNotice): Promise<boolean> {
+  const { orderId, source, messageId, tradeNo, status, amount, currency, paidAt } = notice;
+  return appendNotice(db, {
+    ...{ orderId, source, messageId, tradeNo, amount, currency },
+    tradeStatus: status,
+    paidAt: new Date(paidAt),
+  });
+}
+
+/** Appends a refund notice (its refund number as the trade number); false when it was recorded before. */
+export function recordRefundNotice(db: Database, notice: RefundNotice): Promise<boolean> {
+  const { orderId, source, messageId, refundNo, status, amount, currency } = notice;
+  return appendNotice(db, {
+    orderId,
+    source,
+    messageId,
+    tradeNo: refundNo,
+    tradeStatus: status,
+    amount,
+    currency,
+  });
 }
 
 /** Appends what the provider answered a status query or a close (source poll). */
