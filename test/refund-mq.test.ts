@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli/main';
 import { findOrder } from '../src/db/orders';
-import { findRefund, RefundRefused } from '../src/db/refunds';
+import { createRefund, findRefund, RefundRefused } from '../src/db/refunds';
 import { orderWorkflowId } from '../src/domain';
 import { HEADERS, REFUND_ROUTING_KEY } from '../src/mq/topology';
 import { requestRefund } from '../src/order/refund';
@@ -124,12 +124,28 @@ describe('refunds on the real services', () => {
     await stack.temporal.workflow.getHandle(created.workflowId).result();
     const shown = await cliJson<{ refund: { status: string } }>(['refund', 'show', created.refund.id]);
     expect(shown.refund.status).toBe('SUCCEEDED');
+    const again = await cli(['refund', 'start', created.refund.id]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('is SUCCEEDED: nothing to start');
     const listed = await cliJson<{ refunds: { id: string }[] }>(['refund', 'list', '--order', order.id]);
     expect(listed.refunds.map((r) => r.id)).toEqual([created.refund.id]);
     expect(await findOrder(stack.db, order.id)).toMatchObject({
       status: 'PARTIALLY_REFUNDED',
       refundedAmount: 2_500,
     });
+  });
+
+  it('refund start runs a stored refund whose workflow never started, once', async () => {
+    const { order } = await paidOrder();
+    // As if Temporal had been down right after the row was written.
+    const row = await createRefund(stack.db, { orderId: order.id, amount: 1_000 });
+    const started = await cliJson<{ workflowId: string }>(['refund', 'start', row.id]);
+    expect(await stack.temporal.workflow.getHandle(started.workflowId).result()).toMatchObject({
+      phase: 'SUCCEEDED',
+    });
+    const twice = await cli(['refund', 'start', row.id]);
+    expect(twice.code).toBe(1);
+    expect(await simulator.refundStats(order.id)).toMatchObject({ executions: 1 });
   });
 
   it('a refund notice for a refund nobody asked for is parked UNKNOWN_REFUND', async () => {

@@ -1,8 +1,8 @@
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { Command } from 'commander';
 import { refundStateQuery } from '../../workflows/refund';
 import { findRefund, listRefunds, RefundRefused, type RefundRow } from '../db/refunds';
-import { refundWorkflowId, requestRefund } from '../order/refund';
+import { refundWorkflowId, requestRefund, startRefundWorkflow } from '../order/refund';
 import { type CliContext, CliError, describeError, intParser, parseOrderId } from './context';
 import { emit, formatFields, formatTable, isoOrNull, withJson } from './output';
 
@@ -60,6 +60,32 @@ export function registerRefundCommands(program: Command, ctx: CliContext): void 
         workflow: created.workflowId,
       }),
     );
+  });
+
+  withJson(
+    refund
+      .command('start')
+      .description(
+        'start the workflow of a refund whose request was stored but whose workflow never started (Temporal was down)',
+      )
+      .argument('<refundId>', 'the refund id (rf_...)'),
+  ).action(async (refundId: string, options: { json?: boolean }) => {
+    const { db } = await ctx.db();
+    const row = await findRefund(db, refundId);
+    if (!row) throw new CliError(`no refund ${refundId} (see: payrecon refund list)`);
+    if (row.status !== 'PROCESSING')
+      throw new CliError(`refund ${refundId} is ${row.status}: nothing to start`);
+    const client = await ctx.temporal();
+    let workflowId: string;
+    try {
+      workflowId = await startRefundWorkflow({ client, config: ctx.getConfig() }, row);
+    } catch (error) {
+      if (error instanceof WorkflowExecutionAlreadyStartedError) {
+        throw new CliError(`refund ${refundId} already has its workflow ${refundWorkflowId(refundId)}`);
+      }
+      throw new CliError(`starting the refund's workflow failed: ${describeError(error)}`);
+    }
+    emit(ctx, options, { refund: refundJson(row), workflowId }, () => `started ${workflowId}`);
   });
 
   withJson(

@@ -37,11 +37,19 @@ export async function requestRefund(
   request: { orderId: string; amount?: number; reason?: string },
 ) {
   const refund = await createRefund(deps.db, request);
-  const input = refundWorkflowInput(refund, deps.config);
+  return { refund, workflowId: await startRefundWorkflow(deps, refund) };
+}
+
+/**
+ * Starts a refund's workflow: after `requestRefund` wrote the row, or again by hand (`refund start`) when
+ * Temporal was down at that moment. A second start of a refund that has a workflow is refused by
+ * REJECT_DUPLICATE, so a refund is never run twice.
+ */
+export async function startRefundWorkflow(deps: { client: Client; config: RefundConfig }, refund: RefundRow) {
   const handle = await deps.client.workflow.start(refundWorkflow, {
     workflowId: refundWorkflowId(refund.id),
     taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
-    args: [input],
+    args: [refundWorkflowInput(refund, deps.config)],
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
     typedSearchAttributes: [
       { key: OrderIdKey, value: refund.orderId },
@@ -49,5 +57,5 @@ export async function requestRefund(
     ],
     staticSummary: `refund ${refund.outRequestNo}: ${refund.amount} of order ${refund.orderId}`,
   });
-  return { refund, workflowId: handle.workflowId };
+  return handle.workflowId;
 }
