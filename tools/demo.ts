@@ -8,13 +8,14 @@ import { createEndpoint, listEvents } from '../src/db/merchant';
 import { countOrdersByStatus, findDiscrepancies, findOrders } from '../src/db/orders';
 import { readParkedAt } from '../src/mq/parking';
 import { topologyFor } from '../src/mq/topology';
+import { requestRefund } from '../src/order/refund';
 import { createOrder } from '../src/order/start';
 import { type Config, loadConfig, usesDevelopmentSecret, workflowUiLink } from '../src/platform/config';
 import { connectTemporal } from '../src/platform/temporal';
 import { HttpPaymentGateway } from '../src/provider/http';
 import { MerchantClient, type OrderFaults } from './merchant/client';
 import { faultDealer, SCENARIOS, type ScenarioName } from './scenarios';
-import { startService } from './service';
+import { type RunningService, startService } from './service';
 import { SimulatorClient } from './simulator/client';
 import type { TradeFaults } from './simulator/faults';
 
@@ -154,6 +155,47 @@ async function merchantNotificationTable(db: Database, merchants: DemoMerchant[]
   return table;
 }
 
+/**
+ * Buyers ask for money back: every third paid order is refunded, half of them in part, through payrecon
+ * (a refunds row first, then its workflow; the simulator refunds and publishes trade.refunded).
+ */
+async function demoRefunds(
+  deps: Parameters<typeof requestRefund>[0],
+  paid: { id: string; amount: number }[],
+) {
+  const chosen = paid.filter((_, i) => i % 3 === 0);
+  const runs = await Promise.all(
+    chosen.map(async (order, i) => {
+      const { workflowId } = await requestRefund(deps, {
+        orderId: order.id,
+        ...(i % 2 === 0 ? { amount: Math.floor(order.amount / 2) } : {}),
+        reason: 'demo: buyer returned the goods',
+      });
+      return deps.client.workflow.getHandle(workflowId).result();
+    }),
+  );
+  const after = await findOrders(
+    deps.db,
+    chosen.map((o) => o.id),
+  );
+  const table = new Table({
+    head: ['refunds', 'orders', 'settled by notice', 'by the provider'\''s answer (submit or query)', 'failed / unknown'],
+  });
+  for (const status of ['PARTIALLY_REFUNDED', 'REFUNDED'] as const) {
+    const states = chosen.flatMap((o, i) =>
+      after.find((r) => r.id === o.id)?.status === status ? [runs[i]] : [],
+    );
+    table.push([
+      status,
+      states.length,
+      states.filter((r) => r?.settledBy === 'mq').length,
+      states.filter((r) => r?.settledBy === 'poll').length,
+      states.filter((r) => r?.phase === 'FAILED' || r?.phase === 'UNKNOWN').length,
+    ]);
+  }
+  return table;
+}
+
 function listEventsOfOrders(db: Database, orderIds: string[]) {
   return listEvents(db, { orderIds, limit: 100_000 });
 }
@@ -181,15 +223,17 @@ async function main() {
   await assertDatabaseReachable(database.sql, config.DATABASE_URL);
   const temporal = await connectTemporal(config);
 
-  let service: ReturnType<typeof startService> | undefined;
+  let service: RunningService | undefined;
   if (!cli.attach) {
     const logDir = path.resolve(__dirname, '..', '.run');
     mkdirSync(logDir, { recursive: true });
     const logFile = path.join(logDir, 'service.log');
     service = startService({ stdio: openSync(logFile, 'a') });
+    demoService = service;
     console.log(`started simulator, worker and consumer (logs: ${path.relative(process.cwd(), logFile)})`);
-    service.firstExit.then(({ name, code }) => {
+    service.firstExit.then(async ({ name, code }) => {
       console.error(`\n${name} exited with code ${code}: see .run/service.log`);
+      await service?.stop();
       process.exit(1);
     });
   }
@@ -277,10 +321,14 @@ async function main() {
   for (const [kind, n] of Object.entries(kinds).sort()) discrepancies.push([kind, n]);
   const parked = new Table({ head: ['in the parking queue, by reason', 'messages'] });
   for (const [reason, n] of Object.entries(await parkedByReason(config)).sort()) parked.push([reason, n]);
+  const refunds = await demoRefunds(
+    { db: database.db, client: temporal, config },
+    rows.filter((r) => r.status === 'PAID'),
+  );
   const notifications = await merchantNotificationTable(database.db, merchants, ids);
 
   console.log(
-    `\n${outcome.toString()}\n${scenarios.toString()}\n${discrepancies.toString()}\n${parked.toString()}\n${notifications.toString()}`,
+    `\n${outcome.toString()}\n${scenarios.toString()}\n${discrepancies.toString()}\n${parked.toString()}\n${refunds.toString()}\n${notifications.toString()}`,
   );
   console.log(
     wrong.length === 0
@@ -308,9 +356,13 @@ async function main() {
   }
 }
 
+/** The service the demo started, stopped when the demo fails so no process outlives it. */
+let demoService: RunningService | undefined;
+
 if (require.main === module) {
-  main().catch((error) => {
+  main().catch(async (error) => {
     console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
+    await demoService?.stop();
     process.exit(
       error instanceof TypeError || /must be|Unknown option|unexpected/i.test(String(error)) ? 2 : 1,
     );
