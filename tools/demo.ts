@@ -179,7 +179,7 @@ async function demoRefunds(
     chosen.map((o) => o.id),
   );
   const table = new Table({
-    head: ['refunds', 'orders', 'settled by notice', 'by the provider'\''s answer (submit or query)', 'failed / unknown'],
+    head: ['refunds', 'orders', 'settled by notice', "settled by the provider's answer", 'failed / unknown'],
   });
   for (const status of ['PARTIALLY_REFUNDED', 'REFUNDED'] as const) {
     const states = chosen.flatMap((o, i) =>
