@@ -4,6 +4,7 @@ import { setEventStatus } from '../src/db/merchant';
 import { orderWorkflowId } from '../src/domain';
 import { checkDeliveries, type MerchantClient, startMerchant } from '../tools/merchant/client';
 import type { RunningMerchantSimulator } from '../tools/merchant/server';
+import { SimulatorClient } from '../tools/simulator/client';
 import { notificationWorkflowId } from '../workflows/notify-merchant';
 import { inProcessCli } from './support/cli';
 import { deleteTopology, eventually, testConfig } from './support/env';
@@ -114,6 +115,40 @@ describe('payrecon notifications (CLI, real services)', () => {
     expect(seen).toHaveLength(3);
     expect(new Set(seen.map((d) => d.webhookId))).toEqual(new Set([id]));
     expect((await events(orderId)).events[0]).toMatchObject({ status: 'DELIVERED', attempts: 3 });
+  });
+
+  it("a refund's order.refunded event reaches the merchant after order.paid, with its own id", async () => {
+    const endpointId = await addEndpoint('shop-refund');
+    // Paid at the provider (a refund needs a paid trade there), its notice consumed from RabbitMQ.
+    const created0 = await cliJson<{ order: { id: string } }>([
+      'order',
+      'create',
+      '--amount',
+      '1500',
+      '--ladder',
+      '1h',
+      '--notify-endpoint',
+      endpointId,
+    ]);
+    const orderId = created0.order.id;
+    await new SimulatorClient(stack.config.PROVIDER_URL).pay(orderId);
+    await stack.temporal.workflow.getHandle(orderWorkflowId(orderId)).result();
+    const created = await cliJson<{ workflowId: string }>(['refund', 'create', orderId]);
+    expect(await stack.temporal.workflow.getHandle(created.workflowId).result()).toMatchObject({
+      phase: 'SUCCEEDED',
+    });
+    const listed = (await events(orderId)).events.sort((a, b) => a.sequence - b.sequence);
+    expect(listed.map((e) => [e.sequence, e.type])).toEqual([
+      [1, 'order.paid'],
+      [2, 'order.refunded'],
+    ]);
+    for (const e of listed) await stack.temporal.workflow.getHandle(notificationWorkflowId(e.id)).result();
+    const seen = await merchant.client.deliveries({ orderId });
+    expect(checkDeliveries(seen, { webhookIds: listed.map((e) => e.id) })).toEqual({
+      ok: true,
+      problems: [],
+    });
+    expect(seen.map((d) => d.eventType)).toEqual(['order.paid', 'order.refunded']);
   });
 
   it('a disabled endpoint is not sent to; endpoints list shows why; bad input exits 2', async () => {
