@@ -16,6 +16,12 @@ export interface MerchantNotificationInput {
   eventId: string;
   orderId: string;
   sequence: number;
+  /**
+   * Bench only (tools/bench/notify.ts): the waits after each failed attempt, in ms, instead of the
+   * endpoint's ladder, so `npm run bench -- --notify` can run a scaled-down copy of it. Absent in every
+   * workflow payrecon starts; histories without it replay unchanged.
+   */
+  ladderMs?: number[];
 }
 
 export type DeliveryStatus = 'PENDING' | 'DELIVERED' | 'EXHAUSTED' | 'ENDPOINT_DISABLED' | 'NO_ENDPOINT';
@@ -57,7 +63,7 @@ export async function merchantNotificationWorkflow(input: MerchantNotificationIn
   if (!target.endpointId) return settle(state, 'NO_ENDPOINT');
   if (target.endpointStatus !== 'ENABLED') return settle(state, 'ENDPOINT_DISABLED');
 
-  const gaps = DELIVERY_LADDERS[target.ladder];
+  const gaps: readonly number[] = input.ladderMs?.length ? input.ladderMs : DELIVERY_LADDERS[target.ladder];
   for (let attempt = 1; ; attempt++) {
     const outcome = await postOnce(input.eventId, attempt);
     state.attempts = attempt;

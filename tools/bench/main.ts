@@ -20,6 +20,7 @@ import { benchConfig, prepareBroker, prepareDatabase, sleep, terminateLeftovers 
 import { SettlementWatcher } from './lib/paid-watch';
 import { stopEverything } from './lib/procs';
 import { startSimulatorProcess } from './lib/simulator';
+import { type NotifyOptions, type NotifyResult, runNotify } from './notify';
 import {
   type BenchReport,
   type LoadStats,
@@ -55,6 +56,17 @@ const usage = `usage: npm run bench -- [options]
                             environment, else on-mismatch
   --warmup 0s               before the end-to-end phase, each --verify-notices mode at the first rate
                             for this long, not reported (default 0s: none)
+  --notify                  the merchant notification ladder: the seed's design (one RabbitMQ delay queue
+                            with per-message TTL, dead-lettered to the work queue) beside payrecon's
+                            delivery workflows (the real worker, a dedicated dev server), how late each
+                            retry fires against its schedule and what a delivery costs
+  --notify-events 1000      events per design (default 1000)
+  --notify-rate 10          events per second, open loop (default 10)
+  --notify-ladder stepwise  stepwise (3s, 30s, 60s, 120s, 180s, 300s) or exponential (5·(2^n−1) s)
+  --notify-ladder-scale 0.1 both designs wait the ladder times this (default 0.1: 0.3s, 3s, 6s, ... 30s)
+  --notify-fail-first LIST  the merchant fails each event's first k attempts, k drawn uniformly from
+                            LIST (default 1,2,3,4,5,6: every event retried, long and short steps mixed)
+  --notify-order LIST       which design runs first: ttl,payrecon (default) or payrecon,ttl
   --dedicated-server        run everything on a fresh, throwaway dev server instead of TEMPORAL_ADDRESS
   --server-pragmas LIST     --sqlite-pragma values for dedicated dev servers (default: those of
                             scripts/temporal-dev.sh, journal_mode=wal,synchronous=normal; '' for none)
@@ -82,6 +94,14 @@ function parseCli(argv: string[]) {
       label: { type: 'string' },
       'verify-notices': { type: 'string' },
       warmup: { type: 'string', default: '0s' },
+      notify: { type: 'boolean', default: false },
+      'notify-events': { type: 'string', default: '1000' },
+      'notify-rate': { type: 'string', default: '10' },
+      'notify-ladder': { type: 'string', default: 'stepwise' },
+      'notify-ladder-scale': { type: 'string', default: '0.1' },
+      'notify-fail-first': { type: 'string', default: '1,2,3,4,5,6' },
+      'notify-order': { type: 'string', default: 'ttl,payrecon' },
+      'notify-seed': { type: 'string', default: '11' },
       json: { type: 'string' },
       'wait-load': { type: 'string', default: '1.5' },
       'wait-load-max': { type: 'string', default: '10m' },
@@ -139,6 +159,38 @@ function parseCli(argv: string[]) {
   if (!verify) throw new Error(`--verify-notices must be on-mismatch, always or both, got "${verifyRaw}"`);
   // --rates 0: no end-to-end phases at all (e.g. only the scale probe).
   const rates = list('rates', values.rates);
+  const ladder = values['notify-ladder'];
+  if (ladder !== 'stepwise' && ladder !== 'exponential') {
+    throw new Error(`--notify-ladder must be stepwise or exponential, got "${ladder}"`);
+  }
+  const failFirst = values['notify-fail-first'].split(',').map((part) => {
+    const k = Number(part.trim());
+    if (!Number.isInteger(k) || k < 0 || k > 100) {
+      throw new Error(`--notify-fail-first must be a list of whole numbers 0-100, got "${part}"`);
+    }
+    return k;
+  });
+  const order = values['notify-order'].split(',').map((part) => part.trim());
+  if (
+    order.length === 0 ||
+    order.some((d) => d !== 'ttl' && d !== 'payrecon') ||
+    new Set(order).size !== order.length
+  ) {
+    throw new Error(
+      `--notify-order must be ttl,payrecon or payrecon,ttl (or one of them), got "${values['notify-order']}"`,
+    );
+  }
+  const notify: Omit<NotifyOptions, 'dedicated' | 'serverPragmas'> | null = values.notify
+    ? {
+        events: Math.round(positive('notify-events', values['notify-events'])),
+        rate: positive('notify-rate', values['notify-rate']),
+        ladder,
+        ladderScale: positive('notify-ladder-scale', values['notify-ladder-scale']),
+        failFirst,
+        order: order as NotifyOptions['order'],
+        seed: Math.round(positive('notify-seed', values['notify-seed'], true)),
+      }
+    : null;
   return {
     help: values.help,
     rates,
@@ -157,6 +209,7 @@ function parseCli(argv: string[]) {
     variant,
     verifyModes: verify,
     warmupMs: duration('warmup', values.warmup),
+    notify,
     json: values.json,
     waitLoad: positive('wait-load', values['wait-load'], true),
     waitLoadMaxMs: duration('wait-load-max', values['wait-load-max']),
@@ -268,6 +321,7 @@ async function main() {
   let floor: FloorResult[] | null = null;
   let cron: CronBaselineResult | null = null;
   let scale: ScaleResult[] = [];
+  let notify: NotifyResult | null = null;
   const endToEnd = cli.rates.length > 0;
   try {
     if (endToEnd) {
@@ -305,6 +359,13 @@ async function main() {
             ? { orders: cli.fallbackOrders, rate: fallbackRate, payDelayMaxMs: fallbackPayDelayMaxMs }
             : null,
       });
+    }
+
+    if (cli.notify) {
+      log(
+        `merchant notification ladder: the seed's TTL + dead-letter queue, then payrecon's delivery workflows (${dedicated ? 'the run' : 'a'}'s dedicated dev server), ${cli.notify.events} events each`,
+      );
+      notify = await runNotify(ctx, { ...cli.notify, dedicated, serverPragmas: cli.serverPragmas });
     }
 
     if (cli.scale.length > 0) {
@@ -362,6 +423,7 @@ async function main() {
     ),
     verifyCost: verifyCost(payreconE2E),
     scale,
+    notify,
     neverPaidQueries: neverPaidQueries(
       config.POLL_LADDER,
       config.POLL_REPEAT,
@@ -371,6 +433,7 @@ async function main() {
   };
   console.log(`\n${renderReport(report)}`);
   console.log(`\nJSON: ${writeReport(report, cli.json)}`);
+  if (report.notify?.chart) console.log(`chart: ${report.notify.chart}`);
 }
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

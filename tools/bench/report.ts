@@ -7,6 +7,8 @@ import type { CronBaselineResult } from './cron-baseline';
 import type { E2EResult, PayreconVariant } from './e2e';
 import type { FallbackResult } from './fallback';
 import { ROOT } from './lib/procs';
+import type { NotifyResult } from './notify';
+import { renderNotifyChart } from './notify-chart';
 import type { ScaleResult } from './scale';
 import type { FloorResult } from './temporal-floor';
 
@@ -36,6 +38,8 @@ export interface BenchReport {
   /** VERIFY_PAID_NOTICES=always against on-mismatch at each rate both ran (--verify-notices both). */
   verifyCost: VerifyCost[];
   scale: ScaleResult[];
+  /** Merchant notification ladder: the seed's TTL + dead-letter queue beside payrecon's workflows (--notify). */
+  notify: NotifyResult | null;
   /** Status queries one never-paid order costs until its deadline, computed from the ladder and the scan. */
   neverPaidQueries: { deadlineMin: number; payrecon: number; cron: number; cronIntervalS: number } | null;
 }
@@ -422,7 +426,96 @@ export function renderReport(report: BenchReport): string {
     }
     out.push(table.toString());
   }
+
+  if (report.notify) out.push(...renderNotify(report.notify));
   return out.join('\n');
+}
+
+const ms1 = (value: number) => (value >= 100 ? Math.round(value).toLocaleString('en-US') : String(value));
+
+function renderNotify(n: NotifyResult): string[] {
+  const out: string[] = [];
+  const table = newTable({
+    head: [
+      `merchant notification ladder (${n.events} events at ${n.rate}/s; ladder ${n.ladder} × ${n.ladderScale})`,
+      'events',
+      'delivered',
+      'attempts at merchant',
+      'retries measured',
+      'retry late p50 / p95 / p99 / max ms',
+      'merchant-seen extra wait p50 / p99 / max ms',
+      'span s',
+      'server CPU ms/event (less its idle rate)',
+      'worker or consumer CPU ms/event',
+      'per event: history events (wf tasks / activities / local / timers), or broker messages',
+      'machine busy %',
+    ],
+  });
+  for (const d of n.designs) {
+    const l = d.lateness;
+    const m = d.merchantSeen;
+    const h = d.history;
+    table.push([
+      d.design === 'payrecon'
+        ? 'payrecon: workflow + durable timers'
+        : 'seed: 1 delay queue, per-message TTL + DLX',
+      d.events,
+      d.exhausted > 0 ? `${d.delivered} (${d.exhausted} exhausted)` : d.delivered,
+      d.attempts,
+      l.count,
+      `${ms1(l.p50)} / ${ms1(l.p95)} / ${ms1(l.p99)} / ${ms1(l.max)}`,
+      `${ms1(m.p50)} / ${ms1(m.p99)} / ${ms1(m.max)}`,
+      d.spanS,
+      `${d.serverCpuMsPerEvent ?? '-'} (net of idle ${d.serverCpuNetMsPerEvent ?? '-'})`,
+      d.processCpuMsPerEvent ?? '-',
+      h
+        ? `${h.events} events (${h.workflowTasks} / ${h.activityTasks} / ${h.localActivities} / ${h.timers})`
+        : `${d.brokerMessagesPerEvent ?? '-'} messages`,
+      d.machineBusyPct ?? '-',
+    ]);
+  }
+  out.push(table.toString());
+
+  const steps = [...new Set(n.designs.flatMap((d) => d.byStep.map((s) => s.stepMs)))].sort((a, b) => a - b);
+  if (steps.length > 0) {
+    const byStep = newTable({
+      head: [
+        'retry late by ladder step: p50 / p99 / max ms (count)',
+        ...steps.map((s) => `after ${s / 1000}s`),
+      ],
+    });
+    for (const d of n.designs) {
+      byStep.push([
+        d.design,
+        ...steps.map((stepMs) => {
+          const s = d.byStep.find((b) => b.stepMs === stepMs);
+          return s ? `${ms1(s.p50)} / ${ms1(s.p99)} / ${ms1(s.max)} (${s.count})` : '-';
+        }),
+      ]);
+    }
+    out.push(byStep.toString());
+  }
+  const r = n.ratio;
+  out.push(
+    `seed ÷ payrecon in this run: retry lateness p50 ${x(r.p50)}, p99 ${x(r.p99)}, max ${x(r.max)}; merchant-seen p99 ${x(r.merchantSeenP99)}; server CPU/event ${x(r.serverCpu)} (net of idle ${x(r.serverCpuNet)}); consumer ÷ worker CPU/event ${x(r.processCpu)}`,
+  );
+  for (const d of n.designs) {
+    out.push(
+      `  ${d.design}: server ${d.server}, idle ${d.serverIdleCpuMsPerS ?? '-'} ms CPU/s; span ${d.spanS} s (first event → last settled)`,
+    );
+    const fired = d.byStep.filter((s) => s.timerFired);
+    if (fired.length > 0) {
+      out.push(
+        `  ${d.design}: of which timer due → TimerFired by step: ${fired.map((s) => `${s.stepMs / 1000}s p50 ${s.timerFired?.p50} / p99 ${s.timerFired?.p99} ms`).join(', ')}`,
+      );
+    }
+    for (const [name, c] of Object.entries(d.components)) {
+      out.push(`  ${d.design}: ${name} p50 ${c.p50} ms, p99 ${c.p99} ms, max ${c.max} ms`);
+    }
+    if (d.errors.length > 0) out.push(`  ${d.design} errors: ${d.errors.join('; ')}`);
+  }
+  if (n.chart) out.push(`chart: ${n.chart}`);
+  return out;
 }
 
 /** Writes the report as JSON; returns the path. */
@@ -431,6 +524,11 @@ export function writeReport(report: BenchReport, file?: string): string {
     file ??
     path.join(ROOT, 'tools', 'bench', 'results', `bench-${report.startedAt.replace(/[:.]/g, '-')}.json`);
   mkdirSync(path.dirname(target), { recursive: true });
+  if (report.notify) {
+    const chart = `${target.replace(/\.json$/, '')}-notify.svg`;
+    writeFileSync(chart, renderNotifyChart(report.notify));
+    report.notify.chart = path.relative(ROOT, chart);
+  }
   writeFileSync(target, `${JSON.stringify(report, null, 2)}\n`);
   return target;
 }

@@ -52,7 +52,10 @@ export async function startDedicatedDevServer(pragmas: string[] = []): Promise<D
     path.join(dir, 'dev.db'),
     '--log-level',
     'warn',
-    ...['OrderId', 'PaymentStatus', 'SettledBy'].flatMap((name) => ['--search-attribute', `${name}=Keyword`]),
+    ...['OrderId', 'PaymentStatus', 'SettledBy', 'DeliveryStatus'].flatMap((name) => [
+      '--search-attribute',
+      `${name}=Keyword`,
+    ]),
     ...pragmas.flatMap((pragma) => ['--sqlite-pragma', pragma]),
   ];
   const log = createWriteStream(path.join(LOG_DIR, 'bench-temporal.log'), { flags: 'a' });
