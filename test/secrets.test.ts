@@ -1,6 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import amqplib from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +9,6 @@ import { deleteTopology, eventually, testConfig } from './support/env';
 
 const run = promisify(execFile);
 const RABBITMQCTL = process.env.RABBITMQCTL ?? '/usr/sbin/rabbitmqctl';
-const TSX = path.resolve(__dirname, '../node_modules/.bin/tsx');
 
 /**
  * A run with known secrets (the HMAC secret, a PostgreSQL password, a RabbitMQ password of a user made
@@ -46,7 +44,11 @@ describe('no secret in any log line or error message', () => {
   const children: ChildProcess[] = [];
 
   const start = (file: string, overrides: Record<string, string> = {}) => {
-    const child = spawn(TSX, [file], { env: { ...env, ...overrides }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // One node process with tsx's loader (not the tsx CLI, whose child would outlive a SIGKILL of it).
+    const child = spawn(process.execPath, ['--import', 'tsx', file], {
+      env: { ...env, ...overrides },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
     children.push(child);
