@@ -26,7 +26,8 @@ export function createNotificationActivities(db: Database, metrics: PayreconMetr
     async loadDelivery(eventId: string): Promise<DeliveryTarget> {
       const found = await merchant.findDelivery(db, eventId);
       if (!found) throw ApplicationFailure.nonRetryable(`no merchant event ${eventId}`, 'UnknownEvent');
-      const { event, endpoint, attemptsSoFar } = found;
+      const { event, endpoint } = found;
+      const attemptsSoFar = await merchant.countAttempts(db, eventId);
       return {
         orderId: event.orderId,
         sequence: event.sequence,

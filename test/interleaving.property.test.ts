@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { type WorkflowHandle, WorkflowIdReusePolicy } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../activities';
@@ -21,7 +19,7 @@ import { testConfig } from './support/env';
 import { paidNotice } from './support/notice';
 import { waitQuiescent } from './support/quiescence';
 import { ScriptedGateway, type TradeScript } from './support/scripted-gateway';
-import { startTimeSkipping } from './support/time-skipping';
+import { startTestWorker, startTimeSkipping } from './support/time-skipping';
 
 /**
  * Property-based interleavings (issue 12): for one order per run, fast-check generates a list of facts
@@ -72,25 +70,20 @@ const gateway = new ProviderModel();
 /** What the runs reached (printed at the end, so a change that makes the runs trivial shows). */
 const tally = new Map<string, number>();
 let env: TestWorkflowEnvironment;
-let worker: Worker;
-let workerRun: Promise<void>;
+let worker: Awaited<ReturnType<typeof startTestWorker>> | undefined;
 
 beforeAll(async () => {
   installWorkerRuntime('ERROR');
   env = await startTimeSkipping();
-  worker = await Worker.create({
-    connection: env.nativeConnection,
+  worker = await startTestWorker(env, {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    workflowsPath: path.resolve(__dirname, '../workflows'),
     activities: createActivities({ db: database.db, gateway }),
   });
-  workerRun = worker.run();
 });
 
 afterAll(async () => {
   console.info(`interleavings reached: ${JSON.stringify(Object.fromEntries([...tally].sort()))}`);
-  worker?.shutdown();
-  await workerRun;
+  await worker?.stop();
   await env?.teardown();
   await database.close();
 });

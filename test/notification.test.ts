@@ -1,10 +1,8 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../activities';
@@ -20,7 +18,7 @@ import { DeliveryStatusKey } from '../workflows/search-attributes';
 import { testConfig } from './support/env';
 import { DELIVERY_SCENARIOS, HistoryRecorder } from './support/histories';
 import { ScriptedGateway } from './support/scripted-gateway';
-import { scenarioOf, startTimeSkipping } from './support/time-skipping';
+import { scenarioOf, startTestWorker, startTimeSkipping } from './support/time-skipping';
 
 /**
  * The merchant notification workflow on the time-skipping test server (its ladder spans 11 minutes),
@@ -45,8 +43,7 @@ let merchant: Server;
 let merchantUrl: string;
 
 let env: TestWorkflowEnvironment;
-let worker: Worker;
-let workerRun: Promise<void>;
+let worker: Awaited<ReturnType<typeof startTestWorker>> | undefined;
 
 const readBody = async (req: IncomingMessage) => {
   let body = '';
@@ -74,16 +71,13 @@ async function answer(req: IncomingMessage, res: ServerResponse) {
 }
 
 async function startWorker(): Promise<void> {
-  worker = await Worker.create({
-    connection: env.nativeConnection,
+  worker = await startTestWorker(env, {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    workflowsPath: path.resolve(__dirname, '../workflows'),
     activities: createActivities({ db: database.db, gateway: new ScriptedGateway() }),
     // No sticky queue: a task for a stopped worker's sticky queue would wait for it (the test server
     // does not move it on), and the restart test takes the worker away mid-ladder.
     maxCachedWorkflows: 0,
   });
-  workerRun = worker.run();
 }
 
 beforeAll(async () => {
@@ -96,8 +90,7 @@ beforeAll(async () => {
 });
 
 afterAll(async (file) => {
-  worker?.shutdown();
-  await workerRun;
+  await worker?.stop();
   await env?.teardown();
   await new Promise<void>((resolve) => merchant?.close(() => resolve()));
   await database.close();
@@ -328,8 +321,7 @@ describe('merchant notifications (time-skipping)', () => {
       for (let i = 0; i < 100 && (received.get(orderId) ?? []).length < 1; i++) {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
-      worker.shutdown();
-      await workerRun;
+      await worker?.stop();
       await startWorker();
       expect(await handle.result()).toMatchObject({ status: 'DELIVERED', attempts: 3 });
       expect(await timerSeconds(handle)).toEqual([3, 30]);

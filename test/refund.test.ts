@@ -1,7 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../activities';
 import { createDatabase } from '../src/db/client';
@@ -16,7 +14,7 @@ import { testConfig } from './support/env';
 import { HistoryRecorder, REFUND_SCENARIOS } from './support/histories';
 import { paidNotice } from './support/notice';
 import { ScriptedGateway } from './support/scripted-gateway';
-import { scenarioOf, startTimeSkipping } from './support/time-skipping';
+import { scenarioOf, startTestWorker, startTimeSkipping } from './support/time-skipping';
 
 /**
  * Refunds on the time-skipping test server (their ladder spans a day), the real test database and a
@@ -29,24 +27,19 @@ const histories = new HistoryRecorder(REFUND_SCENARIOS);
 const scenario = scenarioOf(histories);
 const AMOUNT = 10_000;
 let env: TestWorkflowEnvironment;
-let worker: Worker;
-let workerRun: Promise<void>;
+let worker: Awaited<ReturnType<typeof startTestWorker>> | undefined;
 
 beforeAll(async () => {
   installWorkerRuntime('ERROR');
   env = await startTimeSkipping();
-  worker = await Worker.create({
-    connection: env.nativeConnection,
+  worker = await startTestWorker(env, {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    workflowsPath: path.resolve(__dirname, '../workflows'),
     activities: createActivities({ db: database.db, gateway }),
   });
-  workerRun = worker.run();
 });
 
 afterAll(async (file) => {
-  worker?.shutdown();
-  await workerRun;
+  await worker?.stop();
   await env?.teardown();
   await database.close();
   await histories.finish(file);

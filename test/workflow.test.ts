@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { type Activities, createActivities } from '../activities';
 import { createDatabase } from '../src/db/client';
@@ -27,7 +25,7 @@ import { eventually, testConfig } from './support/env';
 import { fetchChain, HistoryRecorder, ORDER_SCENARIOS } from './support/histories';
 import { paidNotice } from './support/notice';
 import { ScriptedGateway } from './support/scripted-gateway';
-import { scenarioOf, startTimeSkipping } from './support/time-skipping';
+import { scenarioOf, startTestWorker, startTimeSkipping } from './support/time-skipping';
 
 /**
  * The order state machine on the time-skipping test server: real timers of up to 30 minutes pass in
@@ -74,25 +72,20 @@ function withLostReplies(activities: Activities): Activities {
 
 const histories = new HistoryRecorder(ORDER_SCENARIOS);
 let env: TestWorkflowEnvironment;
-let worker: Worker;
-let workerRun: Promise<void>;
+let worker: Awaited<ReturnType<typeof startTestWorker>> | undefined;
 
 beforeAll(async () => {
   // Scripted provider outages make the SDK log every failed attempt at WARN.
   installWorkerRuntime('ERROR');
   env = await startTimeSkipping();
-  worker = await Worker.create({
-    connection: env.nativeConnection,
+  worker = await startTestWorker(env, {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    workflowsPath: path.resolve(__dirname, '../workflows'),
     activities: withLostReplies(createActivities({ db: database.db, gateway })),
   });
-  workerRun = worker.run();
 });
 
 afterAll(async (file) => {
-  worker?.shutdown();
-  await workerRun;
+  await worker?.stop();
   await env?.teardown();
   await database.close();
   await histories.finish(file);

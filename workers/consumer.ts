@@ -229,7 +229,8 @@ export function startPaymentConsumer(deps: PaymentConsumerDeps): PaymentConsumer
     ours: Record<string, unknown>,
   ) => {
     const original = message.properties.headers ?? {};
-    const tooLarge = estimatedTableBytes(original) > MAX_REPUBLISHED_HEADER_BYTES;
+    const headerBytes = estimatedTableBytes(original);
+    const tooLarge = headerBytes > MAX_REPUBLISHED_HEADER_BYTES;
     if (!tooLarge) {
       try {
         return await publishCopy(message, exchange, routingKey, { ...original, ...ours });
@@ -241,7 +242,7 @@ export function startPaymentConsumer(deps: PaymentConsumerDeps): PaymentConsumer
       }
     } else {
       log.warn(
-        { messageId: message.properties.messageId, headerBytes: estimatedTableBytes(original) },
+        { messageId: message.properties.messageId, headerBytes },
         "the message's headers are too large to republish; sending it with payrecon's headers only",
       );
     }

@@ -44,12 +44,13 @@ export async function createOrderWorker({
       );
     }
   }
+  const code = workflowCode();
   const worker = await Worker.create({
     connection: connection ?? ownConnection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     // dist/workflow-bundle.js when built (npm run build), else workflows/ bundled now (tsx, vitest).
-    ...workflowCode(),
+    ...code,
     activities: createActivities({
       db: database.db,
       gateway: gateway ?? new HttpPaymentGateway({ baseUrl: config.PROVIDER_URL }),
@@ -61,6 +62,8 @@ export async function createOrderWorker({
   });
   return {
     worker,
+    /** Which workflow code it runs, for the start-up log line. */
+    workflows: 'workflowBundle' in code ? 'prebuilt bundle' : 'bundled at start',
     /** Runs until shutdown() is called, then releases the pool and connection. */
     async run() {
       try {
@@ -77,7 +80,10 @@ async function main() {
   const config = loadConfig();
   assertSecretsConfigured(config);
   const log = createLogger('worker', config.LOG_LEVEL);
-  const { worker, run } = await createOrderWorker({ config, metricsAddress: config.WORKER_METRICS_ADDRESS });
+  const { worker, run, workflows } = await createOrderWorker({
+    config,
+    metricsAddress: config.WORKER_METRICS_ADDRESS,
+  });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       log.info({ signal }, 'shutting down: finishing in-flight tasks');
@@ -89,7 +95,7 @@ async function main() {
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       address: config.TEMPORAL_ADDRESS,
       metrics: config.WORKER_METRICS_ADDRESS,
-      workflows: 'workflowBundle' in workflowCode() ? 'prebuilt bundle' : 'bundled at start',
+      workflows,
     },
     'worker started',
   );

@@ -2,7 +2,6 @@ import {
   ActivityFailure,
   defineQuery,
   proxyActivities,
-  proxyLocalActivities,
   setHandler,
   sleep,
   upsertSearchAttributes,
@@ -10,6 +9,7 @@ import {
 import type { Activities } from '../activities';
 import type { AttemptOutcome } from '../src/merchant/webhook';
 import { DELIVERY_LADDERS, formatDuration } from './ladder';
+import { db } from './order-activities';
 import { DeliveryStatusKey } from './search-attributes';
 
 export interface MerchantNotificationInput {
@@ -94,11 +94,6 @@ export async function merchantNotificationWorkflow(input: MerchantNotificationIn
   }
 }
 
-// Database writes: local, idempotent, retried until Postgres is back (like the order workflow's).
-const db = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '10s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
-});
 // One POST: the endpoint's own timeout (at most 30 s) bounds it; the ladder is its retry. A second
 // try covers only a worker lost mid-request.
 const merchant = proxyActivities<Activities>({

@@ -2,15 +2,13 @@ import {
   condition,
   defineQuery,
   defineSignal,
-  proxyActivities,
   setHandler,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import type { RefundNotice, RefundSnapshot } from '../src/domain';
 import { formatDuration, ladderDelay, type PollLadder } from './ladder';
 import { notifyMerchant } from './notify-merchant';
-import { db } from './order-activities';
+import { db, finalCheck, ladderCheck } from './order-activities';
 import { RefundStatusKey } from './search-attributes';
 
 export interface RefundWorkflowInput {
@@ -102,20 +100,10 @@ export async function refundWorkflow(input: RefundWorkflowInput): Promise<Refund
   return settle(input, state, answer);
 }
 
-// Submitting must get an answer: it retries until the provider answers (the same out_request_no each time).
-const submitting = proxyActivities<Activities>({
-  startToCloseTimeout: '10s',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m' },
-});
-// A ladder query gives up fast: the next rung is its retry.
-const querying = proxyActivities<Activities>({
-  startToCloseTimeout: '10s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumAttempts: 3 },
-});
-
+/** Keeps trying until the provider answers; every try carries the same out_request_no and amount. */
 async function submit(input: RefundWorkflowInput): Promise<Answer | null> {
   try {
-    const snapshot = await submitting.submitRefund.executeWithOptions(
+    const snapshot = await finalCheck.submitRefund.executeWithOptions(
       { summary: `submit refund ${input.outRequestNo} of ${input.amount}` },
       [
         {
@@ -135,7 +123,7 @@ async function submit(input: RefundWorkflowInput): Promise<Answer | null> {
 
 async function queryOnLadder(input: RefundWorkflowInput, n: number): Promise<Answer | null> {
   try {
-    const snapshot = await querying.queryRefund.executeWithOptions({ summary: `refund query #${n}` }, [
+    const snapshot = await ladderCheck.queryRefund.executeWithOptions({ summary: `refund query #${n}` }, [
       { orderId: input.orderId, outRequestNo: input.outRequestNo },
     ]);
     return fromSnapshot(snapshot, 'poll');

@@ -85,19 +85,23 @@ export async function findEvent(db: Database, id: string): Promise<MerchantEvent
   return row;
 }
 
-/** An event with its endpoint, as a delivery attempt needs them, and how many attempts it had so far. */
+/** An event with its endpoint, as a delivery attempt needs them. */
 export async function findDelivery(db: Database, eventId: string) {
   const [row] = await db
     .select({ event: merchantEvents, endpoint: merchantEndpoints })
     .from(merchantEvents)
     .leftJoin(merchantEndpoints, eq(merchantEndpoints.id, merchantEvents.endpointId))
     .where(eq(merchantEvents.id, eventId));
-  if (!row) return undefined;
+  return row;
+}
+
+/** How many attempts an event has had (a redelivery numbers its own on from there). */
+export async function countAttempts(db: Database, eventId: string): Promise<number> {
   const [attempts] = await db
     .select({ n: dsql<number>`count(*)::int` })
     .from(notificationAttempts)
     .where(eq(notificationAttempts.eventId, eventId));
-  return { ...row, attemptsSoFar: attempts?.n ?? 0 };
+  return attempts?.n ?? 0;
 }
 
 /** True when the order has no event before `sequence`, or its delivery has ended. */

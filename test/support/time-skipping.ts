@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { it } from 'vitest';
 import {
   DeliveryStatusKey,
@@ -43,5 +44,25 @@ export function scenarioOf(histories: HistoryRecorder) {
     it(`${name}: ${title}`, async () => {
       await histories.record(name, await body());
     });
+  };
+}
+
+/** A worker of payrecon's workflows on the test server, running until `stop`. */
+export async function startTestWorker(
+  env: TestWorkflowEnvironment,
+  options: Pick<WorkerOptions, 'taskQueue' | 'activities'> & Partial<WorkerOptions>,
+): Promise<{ worker: Worker; stop(): Promise<void> }> {
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    workflowsPath: path.resolve(__dirname, '../../workflows'),
+    ...options,
+  });
+  const running = worker.run();
+  return {
+    worker,
+    async stop() {
+      worker.shutdown();
+      await running;
+    },
   };
 }
