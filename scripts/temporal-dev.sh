@@ -20,7 +20,7 @@ STATE_DIR=$ROOT/.temporal
 PID_FILE=$STATE_DIR/server.pid
 LOG_FILE=$STATE_DIR/server.log
 START_TIMEOUT=${TEMPORAL_START_TIMEOUT:-60}
-SEARCH_ATTRIBUTES=(OrderId PaymentStatus SettledBy DeliveryStatus RefundStatus) # all of type Keyword
+SEARCH_ATTRIBUTES=(OrderId PaymentStatus SettledBy DeliveryStatus RefundStatus ReconDate ReconStatus) # all of type Keyword
 
 say() { printf 'temporal-dev: %s\n' "$*"; }
 die() {

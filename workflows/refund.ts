@@ -5,7 +5,7 @@ import {
   setHandler,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
-import type { RefundNotice, RefundSnapshot } from '../src/domain';
+import type { RefundNotice, RefundSnapshot, SettledBy } from '../src/domain';
 import { formatDuration, ladderDelay, type PollLadder } from './ladder';
 import { notifyMerchant } from './notify-merchant';
 import { db, finalCheck, ladderCheck } from './order-activities';
@@ -32,7 +32,7 @@ export interface RefundState {
   queries: number;
   noticesReceived: number;
   nextCheckAt: string | null;
-  settledBy: 'mq' | 'poll' | 'manual' | null;
+  settledBy: SettledBy | null;
 }
 
 export const refundNoticeSignal = defineSignal<[RefundNotice]>('refundNotice');
@@ -43,7 +43,7 @@ type Answer = {
   outcome: 'SUCCESS' | 'FAILED';
   refundNo: string | null;
   reason: string | null;
-  by: 'mq' | 'poll' | 'manual';
+  by: SettledBy;
 };
 
 /**

@@ -10,3 +10,7 @@ export const SettledByKey = defineSearchAttributeKey('SettledBy', SearchAttribut
 export const DeliveryStatusKey = defineSearchAttributeKey('DeliveryStatus', SearchAttributeType.KEYWORD);
 /** A refund: PROCESSING, SUCCEEDED, FAILED or UNKNOWN. */
 export const RefundStatusKey = defineSearchAttributeKey('RefundStatus', SearchAttributeType.KEYWORD);
+/** A daily reconciliation run's bill date (YYYY-MM-DD, Asia/Shanghai). */
+export const ReconDateKey = defineSearchAttributeKey('ReconDate', SearchAttributeType.KEYWORD);
+/** A reconciliation run: FETCHING, STAGING, MATCHING, HEALING, then BALANCED or BREAKS. */
+export const ReconStatusKey = defineSearchAttributeKey('ReconStatus', SearchAttributeType.KEYWORD);

@@ -12,7 +12,7 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
-import { ORDER_STATUSES } from '../domain/order';
+import { ORDER_STATUSES, SETTLED_BY } from '../domain/order';
 
 const tz = { withTimezone: true, mode: 'date' } as const;
 const REFUND_STATUSES = ['PROCESSING', 'SUCCEEDED', 'FAILED', 'UNKNOWN'] as const;
@@ -39,7 +39,7 @@ export const orders = pgTable(
     providerTradeNo: text('provider_trade_no'),
     /** Where the order's result notifications go (merchant_endpoints.id); none: recorded, not sent. */
     notifyEndpointId: text('notify_endpoint_id'),
-    settledBy: text('settled_by', { enum: ['mq', 'poll', 'manual'] }),
+    settledBy: text('settled_by', { enum: SETTLED_BY }),
     closedAt: timestamp('closed_at', tz),
     closeReason: text('close_reason'),
     createdAt: timestamp('created_at', tz).notNull().defaultNow(),
@@ -55,12 +55,17 @@ export const orders = pgTable(
       'orders_refunded_within_paid',
       sql`${t.refundedAmount} >= 0 and ${t.refundedAmount} <= ${t.amount}`,
     ),
-    check('orders_settled_by_known', sql`${t.settledBy} is null or ${t.settledBy} in ('mq','poll','manual')`),
+    check(
+      'orders_settled_by_known',
+      sql`${t.settledBy} is null or ${t.settledBy} in ('mq','poll','manual','reconciliation')`,
+    ),
     check(
       'orders_paid_has_trade',
       sql`${t.status} <> 'PAID' or (${t.tradeNo} is not null and ${t.paidAt} is not null)`,
     ),
     index('orders_status_idx').on(t.status),
+    // The daily reconciliation reads one day of paid orders.
+    index('orders_paid_at_idx').on(t.paidAt),
   ],
 );
 
@@ -70,7 +75,7 @@ export const paymentEvents = pgTable(
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
     orderId: text('order_id').notNull(),
-    source: text('source', { enum: ['mq', 'poll', 'manual'] }).notNull(),
+    source: text('source', { enum: SETTLED_BY }).notNull(),
     /** The notification's id; null for polls. Unique, so a redelivered notification is recorded once. */
     messageId: text('message_id'),
     tradeNo: text('trade_no'),
@@ -83,7 +88,7 @@ export const paymentEvents = pgTable(
   (t) => [
     uniqueIndex('payment_events_message_id_key').on(t.messageId),
     index('payment_events_order_idx').on(t.orderId, t.recordedAt),
-    check('payment_events_source_known', sql`${t.source} in ('mq','poll','manual')`),
+    check('payment_events_source_known', sql`${t.source} in ('mq','poll','manual','reconciliation')`),
   ],
 );
 
@@ -193,7 +198,7 @@ export const refunds = pgTable(
     status: text('status', { enum: REFUND_STATUSES }).notNull().default('PROCESSING'),
     providerRefundNo: text('provider_refund_no'),
     failureReason: text('failure_reason'),
-    settledBy: text('settled_by', { enum: ['mq', 'poll', 'manual'] }),
+    settledBy: text('settled_by', { enum: SETTLED_BY }),
     createdAt: timestamp('created_at', tz).notNull().defaultNow(),
     settledAt: timestamp('settled_at', tz),
     updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
@@ -201,6 +206,10 @@ export const refunds = pgTable(
   (t) => [
     uniqueIndex('refunds_out_request_no_key').on(t.outRequestNo),
     index('refunds_order_idx').on(t.orderId),
+    // The daily reconciliation reads one day of settled refunds.
+    index('refunds_settled_at_idx').on(t.settledAt),
     check('refunds_amount_positive', sql`${t.amount} > 0`),
   ],
 );
+
+export * from './reconciliation-schema';

@@ -16,8 +16,11 @@ export type OrderStatus = (typeof ORDER_STATUSES)[number];
 /** The statuses an order can be refunded from. */
 export const REFUNDABLE_STATUSES = ['PAID', 'PARTIALLY_REFUNDED'] as const satisfies readonly OrderStatus[];
 
-/** How an order reached its final state. */
-export const SETTLED_BY = ['mq', 'poll', 'manual'] as const;
+/**
+ * How an order reached its final state: a notice over RabbitMQ, a status query, an operator, or the
+ * daily reconciliation's statement (signalled to the order's workflow like any other notice).
+ */
+export const SETTLED_BY = ['mq', 'poll', 'manual', 'reconciliation'] as const;
 export type SettledBy = (typeof SETTLED_BY)[number];
 
 /** Where a payment fact came from (payment_events.source). */

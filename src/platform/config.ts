@@ -102,6 +102,22 @@ export const configSchema = z.object({
   REFUND_REPEAT: duration.default(1_800_000),
   /** ... until the refund deadline: an unanswered refund is then UNKNOWN, for an operator. */
   REFUND_DEADLINE: duration.default(24 * 3_600_000),
+  /** The provider whose daily statement is reconciled (a name in ids: `reconciliation-<provider>-<date>`). */
+  RECON_PROVIDER: z
+    .string()
+    .regex(/^[a-z0-9-]{1,32}$/, 'lower-case letters, digits and dashes, at most 32')
+    .default('simulator'),
+  /** When the daily run starts, Asia/Shanghai wall time: the statement is ready T+1 around 10:00. */
+  RECON_SCHEDULE_AT: z
+    .string()
+    .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM (Asia/Shanghai)')
+    .default('10:30'),
+  /** How far back missed daily runs are caught up after the server or the schedule was down. */
+  RECON_CATCHUP_WINDOW: duration.default(3 * 86_400_000),
+  /** A trade this close to midnight may sit on the other day's statement: EXPECTED for one day. */
+  RECON_MIDNIGHT_EDGE: duration.default(15 * 60_000),
+  /** How long a run waits for the orders it signalled to settle before it reports them. */
+  RECON_HEAL_WAIT: duration.default(30_000),
   /** The merchant endpoint (merchant_endpoints.id) of orders created without one; unset: none. */
   MERCHANT_DEFAULT_ENDPOINT: z.string().min(1).optional(),
   /** host:port of the worker's Prometheus endpoint (Temporal SDK and payrecon metrics), or `off`. */

@@ -1,4 +1,7 @@
+import type { Readable } from 'node:stream';
 import type { RefundSnapshot, TradeSnapshot } from '../domain';
+import type { StatementEntry } from './statement';
+import type { StatementFormat, StatementLocation } from './statement-format';
 
 /** What payrecon asks the provider to open for an order. */
 export interface TradeRequest {
@@ -26,6 +29,15 @@ export interface PaymentGateway {
   submitRefund(request: RefundRequest): Promise<RefundSnapshot>;
   /** A refund's status by its `outRequestNo`. */
   queryRefund(orderId: string, outRequestNo: string): Promise<RefundSnapshot>;
+  /**
+   * Where the day's statement (YYYY-MM-DD, the provider's calendar day) can be downloaded, for a short
+   * time: download it at once. StatementNotReadyError before the provider has it (T+1).
+   */
+  statementLocation(billDate: string): Promise<StatementLocation>;
+  /** The file behind a location, streamed; StatementUrlExpiredError once its time is up (ask again). */
+  downloadStatement(location: StatementLocation): Promise<Readable>;
+  /** Reads a downloaded file in this provider's statement format. */
+  readStatement(file: Readable, format: StatementFormat): AsyncIterable<StatementEntry>;
 }
 
 export interface RefundRequest {
@@ -47,4 +59,14 @@ export class ProviderUnavailableError extends Error {
  */
 export class ProviderReplyError extends Error {
   override name = 'ProviderReplyError';
+}
+
+/** The day's statement is not out yet (bills come T+1): ask again later. */
+export class StatementNotReadyError extends ProviderUnavailableError {
+  override name = 'StatementNotReadyError';
+}
+
+/** The download URL's time is up (30 s at Alipay): ask for a new one and download at once. */
+export class StatementUrlExpiredError extends ProviderUnavailableError {
+  override name = 'StatementUrlExpiredError';
 }

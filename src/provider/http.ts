@@ -1,11 +1,17 @@
 import { isTradeStatus, REFUND_STATUSES, type RefundSnapshot, type TradeSnapshot } from '../domain';
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import {
   type PaymentGateway,
   ProviderReplyError,
   ProviderUnavailableError,
   type RefundRequest,
+  StatementNotReadyError,
+  StatementUrlExpiredError,
   type TradeRequest,
 } from './gateway';
+import { readStatement } from './statement';
+import { isBillDate, type StatementFormat, type StatementLocation } from './statement-format';
 
 interface HttpGatewayOptions {
   baseUrl: string;
@@ -50,6 +56,50 @@ export class HttpPaymentGateway implements PaymentGateway {
       return { outRequestNo, status: 'NOT_FOUND', refundNo: null, amount: null, failureReason: null };
     }
     return toRefundSnapshot(outRequestNo, `GET ${path}`, json);
+  }
+
+  async statementLocation(billDate: string): Promise<StatementLocation> {
+    const path = `/bills/${encodeURIComponent(billDate)}/download-url`;
+    let json: unknown;
+    try {
+      json = await this.request('GET', path, undefined);
+    } catch (error) {
+      if (error instanceof ProviderReplyError && error.message.includes('BILL_NOT_READY')) {
+        throw new StatementNotReadyError(`the statement of ${billDate} is not ready yet at ${this.baseUrl}`);
+      }
+      throw error;
+    }
+    return toStatementLocation(billDate, `GET ${path}`, json);
+  }
+
+  async downloadStatement(location: StatementLocation): Promise<Readable> {
+    // Only the wait for the response is bounded: a day of a million rows takes a while to stream.
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.timeoutMs);
+    let response: Response;
+    try {
+      response = await fetch(location.downloadUrl, { signal: controller.signal });
+    } catch (error) {
+      throw new ProviderUnavailableError(
+        `the statement of ${location.billDate} could not be downloaded: ${(error as Error).message}`,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    if (response.status === 410 || response.status === 403) {
+      await response.body?.cancel();
+      throw new StatementUrlExpiredError(`the download URL of the ${location.billDate} statement has expired`);
+    }
+    if (!response.ok || !response.body) {
+      const body = (await response.text()).slice(0, 300);
+      const error = `downloading the ${location.billDate} statement answered HTTP ${response.status}: ${body}`;
+      throw response.status >= 500 ? new ProviderUnavailableError(error) : new ProviderReplyError(error);
+    }
+    return Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
+  }
+
+  readStatement(file: Readable, format: StatementFormat) {
+    return readStatement(file, format);
   }
 
   private async call(method: string, orderId: string, path: string, body?: unknown): Promise<TradeSnapshot> {
@@ -138,5 +188,27 @@ function toSnapshot(orderId: string, what: string, body: unknown): TradeSnapshot
     currency: typeof trade.currency === 'string' ? trade.currency : null,
     paidAt: typeof trade.paidAt === 'string' ? trade.paidAt : null,
     refundedAmount: typeof trade.refundedAmount === 'number' ? trade.refundedAmount : null,
+  };
+}
+
+function toStatementLocation(billDate: string, what: string, body: unknown): StatementLocation {
+  const answer = (body ?? {}) as Record<string, unknown>;
+  const format = (answer.format ?? {}) as Record<string, unknown>;
+  const encoding = format.encoding;
+  if (
+    answer.billDate !== billDate ||
+    !isBillDate(billDate) ||
+    typeof answer.downloadUrl !== 'string' ||
+    typeof answer.expiresAt !== 'string' ||
+    (encoding !== 'utf-8' && encoding !== 'gbk') ||
+    typeof format.zipped !== 'boolean'
+  ) {
+    throw new ProviderReplyError(`payment provider answered ${what} with an unreadable location: ${JSON.stringify(body).slice(0, 300)}`);
+  }
+  return {
+    billDate,
+    downloadUrl: answer.downloadUrl,
+    expiresAt: answer.expiresAt,
+    format: { encoding, zipped: format.zipped },
   };
 }

@@ -26,6 +26,19 @@ export class ScriptedGateway implements PaymentGateway {
     return this.snapshot(request.orderId, this.trades.get(request.orderId) ?? {}, 'WAIT_BUYER_PAY');
   }
 
+  // The workflow tests reconcile nothing: the daily statement is tested on the real simulator.
+  async statementLocation(): Promise<never> {
+    throw new ProviderReplyError('the scripted provider has no statements');
+  }
+
+  async downloadStatement(): Promise<never> {
+    throw new ProviderReplyError('the scripted provider has no statements');
+  }
+
+  readStatement(): never {
+    throw new ProviderReplyError('the scripted provider has no statements');
+  }
+
   async queryTrade(orderId: string): Promise<TradeSnapshot> {
     this.queries.push(orderId);
     const script = this.trades.get(orderId) ?? {};
