@@ -31,7 +31,7 @@ export interface JsonReply<T = Record<string, unknown>> {
   body: T;
 }
 
-export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH';
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /** Who the client talks to, for its errors. */
 export interface ServiceDescription {

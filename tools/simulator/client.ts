@@ -1,3 +1,4 @@
+import type { StatementLocation } from '../../src/provider/statement-format';
 import {
   type HttpMethod,
   JsonHttpClient,
@@ -5,6 +6,8 @@ import {
   ServiceHttpError,
   ServiceUnreachableError,
 } from '../lib/client';
+import type { BillFaults } from './bill-faults';
+import type { BillDayStats } from './bills';
 import type { GlobalFaults, RefundFaults, TradeFaults } from './faults';
 import type { NotificationOutcome } from './notify';
 import type { RefundStats } from './refunds';
@@ -71,6 +74,13 @@ export interface SimulatorHealth {
   pendingPublishes: number;
   delayedNotifications: number;
   processingRefunds: number;
+}
+
+/** A downloaded bill: the file's bytes as served (maybe zipped, maybe GBK) and its content type. */
+export interface DownloadedBill {
+  bytes: Buffer;
+  contentType: string;
+  fileName: string | null;
 }
 
 export class SimulatorClient extends JsonHttpClient<HttpMethod, SimulatorHealth> {
@@ -159,6 +169,67 @@ export class SimulatorClient extends JsonHttpClient<HttpMethod, SimulatorHealth>
     return this.ok('PUT', `${tradePath(orderId)}/faults`, faults);
   }
 
+  /**
+   * Where to download the day's trade statement (YYYY-MM-DD, Asia/Shanghai), until `expiresAt`. A
+   * future day throws SimulatorHttpError 409 with `body.code` BILL_NOT_READY; a bad date 400.
+   */
+  billDownloadUrl(billDate: string): Promise<StatementLocation> {
+    return this.ok('GET', `/bills/${encodeURIComponent(billDate)}/download-url`);
+  }
+
+  /**
+   * The file at a download URL, raw. An expired URL throws SimulatorHttpError 410 (`body.code`
+   * URL_EXPIRED), an unknown one 404.
+   */
+  async downloadBill(downloadUrl: string): Promise<DownloadedBill> {
+    let response: Response;
+    try {
+      response = await fetch(downloadUrl, { signal: AbortSignal.timeout(120_000) });
+    } catch (error) {
+      const cause = (error as { cause?: unknown }).cause ?? error;
+      throw new SimulatorUnreachableError(`the bill download at ${downloadUrl} failed: ${String(cause)}`);
+    }
+    if (!response.ok) {
+      const text = await response.text();
+      let body: Record<string, unknown>;
+      try {
+        body = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        body = { error: text.slice(0, 500) };
+      }
+      throw new SimulatorHttpError(
+        response.status,
+        body,
+        `the bill download answered HTTP ${response.status}: ${typeof body.error === 'string' ? body.error : text.slice(0, 200)}`,
+      );
+    }
+    const disposition = response.headers.get('content-disposition') ?? '';
+    return {
+      bytes: Buffer.from(await response.arrayBuffer()),
+      contentType: response.headers.get('content-type') ?? '',
+      fileName: /filename="([^"]+)"/.exec(disposition)?.[1] ?? null,
+    };
+  }
+
+  /** Replaces the day's statement faults (400 SimulatorHttpError with the reason on bad input). */
+  async setBillFaults(billDate: string, faults: BillFaults): Promise<BillFaults> {
+    return (await this.ok<{ faults: BillFaults }>('PUT', billFaultsPath(billDate), faults)).faults;
+  }
+
+  async getBillFaults(billDate: string): Promise<BillFaults> {
+    return (await this.ok<{ faults: BillFaults }>('GET', billFaultsPath(billDate))).faults;
+  }
+
+  /** Clears one day's statement faults, or every day's. */
+  async clearBillFaults(billDate?: string): Promise<void> {
+    await this.ok('DELETE', billDate === undefined ? '/bills/faults' : billFaultsPath(billDate));
+  }
+
+  /** Per bill date: download URLs handed out, downloads served, downloads refused as expired. */
+  billStats(): Promise<Record<string, BillDayStats>> {
+    return this.ok('GET', '/bills/stats');
+  }
+
   getFaults(): Promise<GlobalFaults> {
     return this.ok('GET', '/faults');
   }
@@ -167,6 +238,10 @@ export class SimulatorClient extends JsonHttpClient<HttpMethod, SimulatorHealth>
   setFaults(faults: Partial<GlobalFaults>, mode: 'replace' | 'merge' = 'replace'): Promise<GlobalFaults> {
     return this.ok(mode === 'replace' ? 'PUT' : 'PATCH', '/faults', faults);
   }
+}
+
+function billFaultsPath(billDate: string): string {
+  return `/bills/${encodeURIComponent(billDate)}/faults`;
 }
 
 function tradePath(orderId: string): string {

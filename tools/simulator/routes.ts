@@ -4,6 +4,8 @@ import { z } from 'zod';
 import type { Database, Sql } from '../../src/db/client';
 import { HttpError, parseInput, pingDatabase, readJson, sendJson } from '../lib/http';
 import { type RequestHandler, type Route, routeTable } from '../lib/router';
+import { type BillSettings, billRoutes } from './bill-routes';
+import type { BillStats } from './bills';
 import {
   type FaultStore,
   globalFaultsPatchSchema,
@@ -40,6 +42,8 @@ export interface RouteDeps {
   refunds: RefundProcessor;
   logger: Logger;
   random?: Random;
+  /** The trade statement's (./bill-routes.ts). */
+  bills: { settings: BillSettings; secret: string; stats: BillStats; baseUrl: () => string };
 }
 
 const orderIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'order ids are 1-64 letters, digits, _ or -');
@@ -367,6 +371,7 @@ export function createRouter(deps: RouteDeps): RequestHandler {
         sendJson(res, 200, { orderId, faults: trade.faults });
       },
     },
+    ...billRoutes({ db, sql: deps.sql, logger: deps.logger, ...deps.bills }),
   ];
 
   return routeTable(routes);

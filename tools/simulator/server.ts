@@ -4,6 +4,8 @@ import { assertDatabaseReachable, createDatabase, redactUrl } from '../../src/db
 import { topologyFor } from '../../src/mq/topology';
 import { type Config, loadConfig } from '../../src/platform/config';
 import { createJsonServer, listen, once, runServerMain, serverUrl, stopServer } from '../lib/server';
+import { type BillSettings, DEFAULT_BILL_SETTINGS } from './bill-routes';
+import { BillStats } from './bills';
 import { loadSimulatorConfig } from './config';
 import { migrateSimulatorSchema } from './db/migrate';
 import { FaultStore, type GlobalFaults, type Random } from './faults';
@@ -35,6 +37,8 @@ export interface StartSimulatorOptions {
   brokerWaitMs?: number;
   /** Dice for the global fault rates (tests pass a fixed one). */
   random?: Random;
+  /** The trade statement's URL lifetime and default format (SIMULATOR_BILL_* in ./config.ts). */
+  bills?: Partial<BillSettings>;
 }
 
 export interface RunningSimulator {
@@ -42,6 +46,8 @@ export interface RunningSimulator {
   port: number;
   faults: FaultStore;
   publisher: PaymentEventPublisher;
+  /** Per bill date: URLs handed out, downloads, expired downloads. */
+  billStats: BillStats;
   /** Stops accepting requests, finishes the ones in flight, publishes delayed notifications, disconnects. */
   close(): Promise<void>;
 }
@@ -84,6 +90,8 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Ru
   const faults = new FaultStore(options.faults);
   const sender = new NotificationSender(publisher, logger);
   const refunds = new RefundProcessor({ db: database.db, sender, faults, logger, random: options.random });
+  const billStats = new BillStats();
+  let url = '';
   const route = createRouter({
     refunds,
     db: database.db,
@@ -93,6 +101,12 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Ru
     publisher,
     logger,
     random: options.random,
+    bills: {
+      settings: { ...DEFAULT_BILL_SETTINGS, ...options.bills },
+      secret: config.NOTIFY_HMAC_SECRET,
+      stats: billStats,
+      baseUrl: () => url,
+    },
   });
 
   const server = createJsonServer(route, logger, { requestLogLevel: 'info' });
@@ -105,7 +119,7 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Ru
     throw error;
   }
   const { port } = server.address() as AddressInfo;
-  const url = serverUrl(host, port);
+  url = serverUrl(host, port);
   logger.info(
     {
       url,
@@ -127,7 +141,7 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Ru
     logger.info('payment simulator stopped');
   });
 
-  return { url, port, faults, publisher, close };
+  return { url, port, faults, publisher, billStats, close };
 }
 
 if (typeof require !== 'undefined' && require.main === module) {
@@ -141,6 +155,7 @@ if (typeof require !== 'undefined' && require.main === module) {
         logger,
         host: simulator.host,
         faults: simulator.faults,
+        bills: simulator.bills,
       });
       return { logger, running };
     },

@@ -10,7 +10,7 @@ import { ownSchemaMigration } from '../../lib/migrate';
 const migration = ownSchemaMigration('simulator', {
   schema: 'provider',
   what: 'simulator',
-  tables: 'provider.trades, provider.refunds',
+  tables: 'provider.trades, provider.refunds, provider.bill_faults',
 });
 
 export const migrateSimulatorSchema = migration.migrate;

@@ -67,3 +67,15 @@ export const providerRefunds = provider.table(
   },
   (t) => [unique('refunds_order_id_out_request_no_unique').on(t.orderId, t.outRequestNo)],
 );
+
+/**
+ * Faults of one day's trade statement (tools/simulator/bill-faults.ts), kept in the database so that
+ * they survive a restart and the simulator's CLI can set them. They change only what the bill says,
+ * never a trade.
+ */
+export const providerBillFaults = provider.table('bill_faults', {
+  /** YYYY-MM-DD, an Asia/Shanghai calendar day. */
+  billDate: text('bill_date').primaryKey(),
+  faults: jsonb('faults').notNull().default({}),
+  updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
+});
