@@ -13,6 +13,7 @@ import {
 } from '../../src/cli/context';
 import { cell, emit, formatFields, money, withJson } from '../../src/cli/output';
 import { createProgram, runMain, runProgram } from '../../src/cli/program';
+import { registerBillCommand } from './bill-cli';
 import { type PaymentReply, type RefundReply, SimulatorClient, SimulatorHttpError } from './client';
 import type { RefundFaults, TradeFaults } from './faults';
 import type { RefundView, TradeView } from './routes';
@@ -40,7 +41,11 @@ Examples:
   npm run sim -- refund ord_... --amount 500 --processing 5s
   npm run sim -- refund ord_... --amount 500 --out-request-no ord_...-R1 --fail --duplicate 2
   npm run sim -- refunds ord_...
-  npm run sim -- trade finish ord_...`;
+  npm run sim -- trade finish ord_...
+  npm run sim -- bill 2026-03-14 --omit ord_... --extra ghost_1:990 --summary-delta pay_amount=1 --gbk --zip
+  npm run sim -- bill 2026-03-14 --carry ord_... --ttl 5s --expire-next 1
+  npm run sim -- bill 2026-03-14 --show
+  npm run sim -- bill 2026-03-14 --download --out bill.csv`;
 
 interface PayFlags {
   drop?: boolean;
@@ -379,12 +384,13 @@ export function buildSimulatorProgram(ctx: CliContext): Command {
   const program = createProgram(
     ctx,
     'sim',
-    'the payment simulator: pay an order with notification faults, refund it, open, show and finish trades',
+    'the payment simulator: pay an order with notification faults, refund it, open, show and finish trades, fault and download daily bills',
     HELP,
   );
   registerPayCommand(program, ctx);
   registerTradeCommands(program, ctx);
   registerRefundCommands(program, ctx);
+  registerBillCommand(program, ctx);
   return program;
 }
 
