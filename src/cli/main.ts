@@ -13,7 +13,7 @@ import { createProgram, runMain, runProgram } from './program';
 const ENVIRONMENT_HELP = `
 Configuration comes from the environment (see README, "Configuration"), e.g.
   DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, AMQP_URL, AMQP_PREFIX,
-  PROVIDER_URL (the payment provider), POLL_LADDER, PAY_DEADLINE.
+  PROVIDER_URL (the payment provider), POLL_LADDER, PAY_DEADLINE, RECON_PROVIDER, RECON_SCHEDULE_AT.
 
 Exit codes: 0 done, 1 the operation failed, 2 bad usage or input.
 
@@ -21,7 +21,8 @@ Examples:
   payrecon order create --amount 1999 --pay-within 30m
   payrecon order show ord_... --json
   payrecon dlq list
-  payrecon replay order-ord_... --out history.json`;
+  payrecon replay order-ord_... --out history.json
+  payrecon recon report 2026-04-01`;
 
 type Register = (program: Command, ctx: Context) => void;
 
@@ -93,6 +94,12 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
     description: 'ask for refunds of paid orders, show and list them',
     load: async () => (await import('./refund')).registerRefundCommands,
   },
+  {
+    name: 'recon',
+    description:
+      "the daily reconciliation against the provider's statement: run a day, the schedule, backfill, reports, breaks",
+    load: async () => (await import('./recon')).registerReconCommands,
+  },
   // A new command group: one more entry here (name, term if it takes arguments, description, load).
 ];
 
@@ -115,7 +122,7 @@ export async function buildProgram(ctx: Context, argv?: readonly string[]): Prom
   const program = createProgram(
     ctx,
     'payrecon',
-    'operate payrecon: orders, signals, workflow queries and replays, the parking queue, discrepancies',
+    'operate payrecon: orders, signals, workflow queries and replays, the parking queue, discrepancies, reconciliation',
     ENVIRONMENT_HELP,
   );
   const stubTerms = new Map<Command, string>();
