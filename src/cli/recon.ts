@@ -26,7 +26,7 @@ import {
   startReconciliation,
 } from '../reconciliation/start';
 import { type CliContext, CliError, choiceParser, describeError, intParser, UsageError } from './context';
-import { cell, emit, formatFields, formatTable, isoOrNull, money, withJson } from './output';
+import { cell, emit, formatFields, formatTable, money, withJson } from './output';
 
 /**
  * `recon run | schedule | backfill | report | breaks | resolve`: the daily reconciliation against the
@@ -175,7 +175,7 @@ export function formatSummary(summary: ReconciliationSummary, extra: Record<stri
 }
 
 function openLine(billDate: string, open: number, expected: number): string {
-  const line = `${plural(open, 'open break')}${expected > 0 ? ` (and ${expected} expected: on the next day's statement, one hopes)` : ''}`;
+  const line = `${plural(open, 'open break')}${expected > 0 ? ` (and ${expected} expected: due on the next day's statement)` : ''}`;
   return open + expected > 0 ? `${line}: payrecon recon breaks --open --date ${billDate}` : line;
 }
 
@@ -434,7 +434,7 @@ export function registerReconCommands(program: Command, ctx: CliContext): void {
     const openNow = await listBreaks(sql, { provider, billDate, open: true, limit: 1000 });
     ctx.out(
       formatSummary(summary, {
-        run: `${run.id}, finished ${isoOrNull(run.finishedAt) ?? '-'}`,
+        run: `${run.id}, finished ${instant(run.finishedAt)}`,
         workflow: run.workflowId,
       }),
     );
@@ -509,8 +509,15 @@ export function registerReconCommands(program: Command, ctx: CliContext): void {
 function completedSummary(run: RunRow, billDate: string): ReconciliationSummary {
   if (run.status === 'COMPLETED' && run.summary) return run.summary as ReconciliationSummary;
   throw new CliError(
-    `the reconciliation of ${billDate} has not completed (run ${run.id}, started ${isoOrNull(run.startedAt)}, workflow ${run.workflowId}); wait for it: payrecon recon run ${billDate}`,
+    `the reconciliation of ${billDate} has not completed (run ${run.id}, started ${instant(run.startedAt)}, workflow ${run.workflowId}); wait for it: payrecon recon run ${billDate}`,
   );
+}
+
+/** An instant as ISO 8601: the raw client hands timestamps over as Postgres prints them, not as Dates. */
+function instant(value: Date | string | null | undefined): string {
+  if (value === null || value === undefined) return '-';
+  const time = new Date(value).getTime();
+  return Number.isNaN(time) ? String(value) : new Date(time).toISOString();
 }
 
 /** `HH:MM` of a calendar that fires once a day, else its ranges as JSON. */
