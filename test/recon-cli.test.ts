@@ -37,6 +37,29 @@ const cliJson = async <T>(args: string[]): Promise<T> => {
   return JSON.parse(run.stdout) as T;
 };
 
+/**
+ * `recon run` waits for its workflow, however long: here a run that does not end in time fails the test
+ * with what the command said so far (it tells retrying activities on stderr).
+ */
+async function runWithin(args: string[], timeoutMs: number) {
+  let stdout = '';
+  let stderr = '';
+  const run = runCli(args, {
+    env: cliEnv(stack.config, RECON_ENV),
+    stdout: { write: (chunk: string) => (stdout += chunk) },
+    stderr: { write: (chunk: string) => (stderr += chunk) },
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${args.join(' ')} did not end within ${timeoutMs} ms; stderr:\n${stderr}`)),
+      timeoutMs,
+    );
+  });
+  const code = await Promise.race([run, late]).finally(() => clearTimeout(timer));
+  return { code, stdout, stderr };
+}
+
 async function cleanDay(): Promise<void> {
   // What an earlier run of this file that crashed may have left on the day.
   const stale = await stack.sql<{ id: string }[]>`
@@ -205,7 +228,7 @@ describe('payrecon recon run, report, breaks, resolve', () => {
       amountDeltas: { [faulty]: 1 },
     });
 
-    const run = await cli(['recon', 'run', BILL_DATE]);
+    const run = await runWithin(['recon', 'run', BILL_DATE], 60_000);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toContain(`waiting for reconciliation-${PROVIDER}-${BILL_DATE}`);
     expect(run.stdout).toContain(`reconciliation of ${BILL_DATE} (provider ${PROVIDER})`);

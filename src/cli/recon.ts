@@ -307,7 +307,7 @@ export function registerReconCommands(program: Command, ctx: CliContext): void {
     ctx.warn(`waiting for ${workflowId} (Ctrl-C stops waiting, not the run): ${webUi}`);
     let summary: ReconciliationSummary;
     try {
-      summary = (await handle.result()) as ReconciliationSummary;
+      summary = await waitForSummary(ctx, handle);
     } catch (error) {
       const why = error instanceof WorkflowFailedError && error.cause ? describeError(error.cause) : '';
       throw new CliError(
@@ -503,6 +503,43 @@ export function registerReconCommands(program: Command, ctx: CliContext): void {
       () => `break ${id} (${resolved.kind} ${resolved.ref}, ${resolved.billDate}) resolved by ${by}: ${note}`,
     );
   });
+}
+
+const RETRY_CHECK_MS = 5_000;
+
+/**
+ * The run's result. Its activities retry for hours (a statement not out yet, a provider down), so while
+ * waiting a failing attempt is told on stderr, once per attempt: the operator sees why it takes long.
+ */
+async function waitForSummary(
+  ctx: CliContext,
+  handle: Awaited<ReturnType<typeof startReconciliation>>,
+): Promise<ReconciliationSummary> {
+  const result = handle.result().then((summary) => ({ summary: summary as ReconciliationSummary }));
+  const told = new Set<string>();
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    const tick = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), RETRY_CHECK_MS);
+    });
+    const done = await Promise.race([result, tick]).finally(() => clearTimeout(timer));
+    if (done) return done.summary;
+    try {
+      for (const activity of (await handle.describe()).raw.pendingActivities ?? []) {
+        const attempt = activity.attempt ?? 0;
+        const failure = activity.lastFailure?.message;
+        const key = `${activity.activityId}/${attempt}`;
+        if (attempt > 1 && failure && !told.has(key)) {
+          told.add(key);
+          ctx.warn(
+            `${activity.activityType?.name ?? 'an activity'} is retrying (attempt ${attempt}): ${failure}`,
+          );
+        }
+      }
+    } catch {
+      // Only a hint: the result tells what went wrong for good.
+    }
+  }
 }
 
 /** The stored summary of a completed run; a run still going (or one that died) has none yet. */
