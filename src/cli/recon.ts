@@ -1,4 +1,3 @@
-import { WorkflowFailedError } from '@temporalio/client';
 import { type Command, InvalidArgumentError } from 'commander';
 import ms from 'ms';
 import type { ReconciliationSummary } from '../../workflows/reconciliation';
@@ -297,7 +296,7 @@ export function registerReconCommands(program: Command, ctx: CliContext): void {
     const webUi = workflowUiLink(config, workflowId);
     if (!options.wait) {
       emit(ctx, options, { workflowId, webUi }, () =>
-        formatFields({ started: workflowId, 'web ui': webUi, report: `payrecon recon report ${billDate}` }),
+        formatFields({ workflow: workflowId, 'web ui': webUi, report: `payrecon recon report ${billDate}` }),
       );
       return;
     }
@@ -309,9 +308,9 @@ export function registerReconCommands(program: Command, ctx: CliContext): void {
     try {
       summary = await waitForSummary(ctx, handle);
     } catch (error) {
-      const why = error instanceof WorkflowFailedError && error.cause ? describeError(error.cause) : '';
+      // describeError follows the failure's causes: the workflow's own reason is in them.
       throw new CliError(
-        `the reconciliation of ${billDate} (${workflowId}) did not complete: ${describeError(error)}${why && !describeError(error).includes(why) ? `: ${why}` : ''}; see ${webUi}`,
+        `the reconciliation of ${billDate} (${workflowId}) did not complete: ${describeError(error)}; see ${webUi}`,
       );
     }
     emit(ctx, options, { workflowId, webUi, summary }, () =>
