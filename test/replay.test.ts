@@ -59,7 +59,13 @@ function startedOf(history: History) {
 function workflowIdOf(history: History, file: string): string {
   const data = startedOf(history)?.input?.payloads?.[0]?.data;
   if (!data) throw new Error(`${file}: the start event has no input`);
-  const input = JSON.parse(Buffer.from(data).toString('utf8')) as { orderId?: string };
+  const input = JSON.parse(Buffer.from(data).toString('utf8')) as {
+    orderId?: string;
+    provider?: string;
+    billDate?: string;
+  };
+  // A daily reconciliation's id is its provider and day.
+  if (input.provider && input.billDate) return `reconciliation-${input.provider}-${input.billDate}`;
   if (!input.orderId) throw new Error(`${file}: the workflow input has no orderId`);
   return `order-${input.orderId}`;
 }

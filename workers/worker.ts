@@ -55,6 +55,7 @@ export async function createOrderWorker({
       db: database.db,
       gateway: gateway ?? new HttpPaymentGateway({ baseUrl: config.PROVIDER_URL }),
       metrics,
+      config,
     }),
     // Waiting orders evicted from the cache cost nothing until their timer fires (tools/bench/README.md).
     ...(config.WORKER_MAX_CACHED_WORKFLOWS ? { maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS } : {}),

@@ -14,3 +14,8 @@ export const RefundStatusKey = defineSearchAttributeKey('RefundStatus', SearchAt
 export const ReconDateKey = defineSearchAttributeKey('ReconDate', SearchAttributeType.KEYWORD);
 /** A reconciliation run: FETCHING, STAGING, MATCHING, HEALING, then BALANCED or BREAKS. */
 export const ReconStatusKey = defineSearchAttributeKey('ReconStatus', SearchAttributeType.KEYWORD);
+/** Temporal's own: when a Schedule's action was due (set on every workflow a Schedule starts). */
+export const TemporalScheduledStartTime = defineSearchAttributeKey(
+  'TemporalScheduledStartTime',
+  SearchAttributeType.DATETIME,
+);

@@ -96,7 +96,7 @@ export interface StatementRecord {
   bytes: number | null;
   format: StatementFormat;
   rowsStaged: number;
-  parsedAt: Date | null;
+  parsedAt: string | null;
   declaredSummary: StatementSummary | null;
   rejectedCount: number;
 }
@@ -112,7 +112,7 @@ export async function findStatement(sql: Sql, id: number): Promise<StatementReco
       encoding: 'utf-8' | 'gbk';
       zipped: boolean;
       rows_staged: number;
-      parsed_at: Date | null;
+      parsed_at: string | null;
       declared_summary: StatementSummary | null;
       rejected_count: number;
     }[]
@@ -205,8 +205,8 @@ export async function stageStatementRows(
   await commit();
   await sql`
     update reconciliation_statements
-    set parsed_at = now(), declared_summary = ${summary === null ? null : sql.json(summary as never)},
-        rejected_lines = ${sql.json(rejected as never)}, rejected_count = ${rejectedCount}
+    set parsed_at = now(), declared_summary = ${summary === null ? null : JSON.stringify(summary)}::jsonb,
+        rejected_lines = ${JSON.stringify(rejected)}::jsonb, rejected_count = ${rejectedCount}
     where id = ${statement.id}`;
   return { rowsStaged: staged, resumedFrom, rejected: rejectedCount };
 }
@@ -229,5 +229,7 @@ function copyLine(statementId: number, line: number, row: StatementRow): string 
 }
 
 function copyText(value: string): string {
-  return value.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+  return value.replace(/[\\\t\n\r]/g, (c) =>
+    c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r',
+  );
 }

@@ -1,6 +1,6 @@
-import { isTradeStatus, REFUND_STATUSES, type RefundSnapshot, type TradeSnapshot } from '../domain';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { isTradeStatus, REFUND_STATUSES, type RefundSnapshot, type TradeSnapshot } from '../domain';
 import {
   type PaymentGateway,
   ProviderReplyError,
@@ -88,7 +88,9 @@ export class HttpPaymentGateway implements PaymentGateway {
     }
     if (response.status === 410 || response.status === 403) {
       await response.body?.cancel();
-      throw new StatementUrlExpiredError(`the download URL of the ${location.billDate} statement has expired`);
+      throw new StatementUrlExpiredError(
+        `the download URL of the ${location.billDate} statement has expired`,
+      );
     }
     if (!response.ok || !response.body) {
       const body = (await response.text()).slice(0, 300);
@@ -203,7 +205,9 @@ function toStatementLocation(billDate: string, what: string, body: unknown): Sta
     (encoding !== 'utf-8' && encoding !== 'gbk') ||
     typeof format.zipped !== 'boolean'
   ) {
-    throw new ProviderReplyError(`payment provider answered ${what} with an unreadable location: ${JSON.stringify(body).slice(0, 300)}`);
+    throw new ProviderReplyError(
+      `payment provider answered ${what} with an unreadable location: ${JSON.stringify(body).slice(0, 300)}`,
+    );
   }
   return {
     billDate,

@@ -153,7 +153,8 @@ const BILL_TIME = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})$/;
 export function parseBillTime(text: string): Date {
   const match = BILL_TIME.exec(text.trim());
   const instant = match ? Date.parse(`${match[1]}T${match[2]}Z`) - SHANGHAI_OFFSET_MS : Number.NaN;
-  if (Number.isNaN(instant)) throw new RangeError(`not a time (YYYY-MM-DD HH:mm:ss): ${JSON.stringify(text)}`);
+  if (Number.isNaN(instant))
+    throw new RangeError(`not a time (YYYY-MM-DD HH:mm:ss): ${JSON.stringify(text)}`);
   return new Date(instant);
 }
 
@@ -193,7 +194,8 @@ export function parseSummaryLine(line: string): StatementSummary {
   );
   const count = (key: string): number => {
     const value = fields.get(key);
-    if (value === undefined || !/^\d+$/.test(value)) throw new RangeError(`summary: ${key} is missing or not a count`);
+    if (value === undefined || !/^\d+$/.test(value))
+      throw new RangeError(`summary: ${key} is missing or not a count`);
     return Number(value);
   };
   const money = (key: string): number => {
@@ -227,11 +229,13 @@ export function toStatementRow(fields: readonly string[]): StatementRow {
     string,
     string,
   ];
-  const type = typeLabel === ROW_TYPE_LABELS.pay ? 'pay' : typeLabel === ROW_TYPE_LABELS.refund ? 'refund' : null;
+  const type =
+    typeLabel === ROW_TYPE_LABELS.pay ? 'pay' : typeLabel === ROW_TYPE_LABELS.refund ? 'refund' : null;
   if (!type) throw new RangeError(`unknown row type ${JSON.stringify(typeLabel)}`);
   if (!tradeNo) throw new RangeError('trade number is empty');
   if (!orderId) throw new RangeError('merchant order number is empty');
-  if (type === 'refund' && !outRequestNo) throw new RangeError('a refund row without its refund request number');
+  if (type === 'refund' && !outRequestNo)
+    throw new RangeError('a refund row without its refund request number');
   const signed = parseMajorUnits(amount);
   if (type === 'pay' ? signed < 0 : signed > 0) {
     throw new RangeError(`a ${type} row's amount has the wrong sign: ${amount}`);

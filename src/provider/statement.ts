@@ -3,12 +3,12 @@ import { parse } from 'csv-parse';
 import { Unzip, UnzipInflate } from 'fflate';
 import iconv from 'iconv-lite';
 import {
+  parseSummaryLine,
   STATEMENT_COLUMNS,
   type StatementFormat,
   type StatementRow,
   type StatementSummary,
   SUMMARY_PREFIX,
-  parseSummaryLine,
   toStatementRow,
 } from './statement-format';
 
@@ -27,7 +27,10 @@ export class StatementFormatError extends Error {
   override name = 'StatementFormatError';
 }
 
-export async function* readStatement(file: Readable, format: StatementFormat): AsyncGenerator<StatementEntry> {
+export async function* readStatement(
+  file: Readable,
+  format: StatementFormat,
+): AsyncGenerator<StatementEntry> {
   const bytes = format.zipped ? file.pipe(new FirstZipEntry()) : file;
   const parser = bytes.pipe(iconv.decodeStream(format.encoding)).pipe(
     parse({
@@ -41,7 +44,10 @@ export async function* readStatement(file: Readable, format: StatementFormat): A
   );
   file.on('error', (error) => parser.destroy(error));
   let header = false;
-  for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+  for await (const { record, info } of parser as AsyncIterable<{
+    record: string[];
+    info: { lines: number };
+  }>) {
     const line = info.lines;
     const first = record[0] ?? '';
     if (first.startsWith('#')) {

@@ -61,8 +61,16 @@ export const REFUND_SCENARIOS = [
   'refund-unconfirmed',
 ] as const;
 
+/** The daily reconciliation's scenarios (test/reconciliation.test.ts, on the dev server). */
+export const RECON_SCENARIOS = ['reconciliation-breaks', 'reconciliation-healed'] as const;
+
 /** Every scenario whose history is a replay fixture. */
-export const RECORDED_SCENARIOS = [...ORDER_SCENARIOS, ...DELIVERY_SCENARIOS, ...REFUND_SCENARIOS] as const;
+export const RECORDED_SCENARIOS = [
+  ...ORDER_SCENARIOS,
+  ...DELIVERY_SCENARIOS,
+  ...REFUND_SCENARIOS,
+  ...RECON_SCENARIOS,
+] as const;
 export type RecordedScenario = (typeof RECORDED_SCENARIOS)[number];
 
 /** `<scenario>.json`, or `<scenario>.run<N>.json` for each run of a chain that continued as new. */

@@ -42,6 +42,8 @@ export interface PayOptions {
   faults?: TradeFaults;
   /** Pay even a closed trade (a payment racing the close). */
   force?: boolean;
+  /** The provider's time of the payment (ISO), default now. */
+  paidAt?: string;
 }
 
 /** What `POST /trades/:orderId/pay` answers: the paid trade and what became of its notification. */

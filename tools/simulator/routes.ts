@@ -61,6 +61,11 @@ const payTradeSchema = z
     faults: tradeFaultsSchema.optional(),
     /** Pay even a closed trade (a payment racing the close). */
     force: z.boolean().optional(),
+    /**
+     * When the provider's clock says the buyer paid (default now): tests and benchmarks reconcile days
+     * of their own in the past this way. It is also the notification's paidAt.
+     */
+    paidAt: z.iso.datetime({ offset: true }).optional(),
   })
   .optional();
 
@@ -254,7 +259,11 @@ export function createRouter(deps: RouteDeps): RequestHandler {
           faults.get(),
           random,
         );
-        const paid = await payTrade(db, orderId, { paidAmount: plan.paidAmount, allowClosed: input?.force });
+        const paid = await payTrade(db, orderId, {
+          paidAmount: plan.paidAmount,
+          allowClosed: input?.force,
+          ...(input?.paidAt ? { paidAt: new Date(input.paidAt) } : {}),
+        });
         if (!paid) return notFound(res, orderId);
         if (!paid.changed) {
           throw new HttpError(
