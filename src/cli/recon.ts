@@ -354,13 +354,10 @@ export function registerReconCommands(program: Command, ctx: CliContext): void {
           overlap: `${policies.overlap} (a day still running holds the next one back)`,
           'catch-up window': `${ms(policies.catchupWindow, { long: true })} (runs missed while Temporal was down are taken within it)`,
           ...(state.paused ? { paused: `yes${state.note ? ` (${state.note})` : ''}` } : {}),
-          'next runs':
-            next.length === 0
-              ? 'none'
-              : next
-                  .map((at) => `${formatBillTime(at)} ${STATEMENT_TIME_ZONE} (${at.toISOString()})`)
-                  .join('\n  '),
+          'next runs': next.length === 0 ? 'none' : `${next.length} (below)`,
         }),
+        // One a line: formatFields keeps a value on one line.
+        ...next.map((at) => `  ${formatBillTime(at)} ${STATEMENT_TIME_ZONE} (${at.toISOString()})`),
       ].join('\n'),
     );
   });
