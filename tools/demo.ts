@@ -13,6 +13,8 @@ import { createOrder } from '../src/order/start';
 import { type Config, loadConfig, usesDevelopmentSecret, workflowUiLink } from '../src/platform/config';
 import { connectTemporal } from '../src/platform/temporal';
 import { HttpPaymentGateway } from '../src/provider/http';
+import { ensureReconciliationSchedule } from '../src/reconciliation/start';
+import { prepareUnnoticedPayment, runDemoReconciliation } from './demo-recon';
 import { MerchantClient, type OrderFaults } from './merchant/client';
 import { faultDealer, SCENARIOS, type ScenarioName } from './scenarios';
 import { type RunningService, startService } from './service';
@@ -239,6 +241,11 @@ async function main() {
   }
   const simulator = new SimulatorClient(config.PROVIDER_URL);
   await simulator.waitUntilUp(30_000);
+  // The daily reconciliation's schedule, as setup for a deployment does it (`payrecon recon schedule`).
+  const schedule = await ensureReconciliationSchedule(temporal, config);
+  console.log(
+    `daily reconciliation schedule ${schedule.scheduleId}: ${schedule.created ? 'created' : 'up to date'}`,
+  );
   const gateway = new HttpPaymentGateway({ baseUrl: config.PROVIDER_URL });
   const merchants = await demoMerchants(database.db);
 
@@ -264,6 +271,8 @@ async function main() {
     if (tradeError) throw new Error(`the simulator did not open the trade of ${order.id}: ${tradeError}`);
     orders.push({ id: order.id, scenario, faults: dealFaults(scenario), workflowId });
   }
+  const reconDeps = { db: database.db, temporal, config, gateway, simulator };
+  const unnoticedOrderId = await prepareUnnoticedPayment(reconDeps);
   console.log(
     `created ${orders.length} orders; buyers pay over the next 10 s, unpaid orders close after 30 s`,
   );
@@ -326,9 +335,15 @@ async function main() {
     rows.filter((r) => r.status === 'PAID'),
   );
   const notifications = await merchantNotificationTable(database.db, merchants, ids);
+  const reconciliation = await runDemoReconciliation(reconDeps, {
+    unnoticedOrderId,
+    omittedOrderId: rows.find((r) => r.status === 'PAID')?.id,
+  });
+  if (!reconciliation.ok)
+    wrong.push(`the day's reconciliation did not heal ${unnoticedOrderId} or report the fault`);
 
   console.log(
-    `\n${outcome.toString()}\n${scenarios.toString()}\n${discrepancies.toString()}\n${parked.toString()}\n${refunds.toString()}\n${notifications.toString()}`,
+    `\n${outcome.toString()}\n${scenarios.toString()}\n${discrepancies.toString()}\n${parked.toString()}\n${refunds.toString()}\n${notifications.toString()}\n${reconciliation.table}`,
   );
   console.log(
     wrong.length === 0
@@ -340,6 +355,9 @@ async function main() {
   console.log(`  one order:      ${workflowUiLink(config, orders[0]?.workflowId ?? '')}`);
   console.log(`  needing review: ${ui}?query=${encodeURIComponent('PaymentStatus="NEEDS_REVIEW"')}`);
   console.log(`  notifications:  ${ui}?query=${encodeURIComponent('DeliveryStatus="DELIVERED"')}`);
+  console.log(
+    `  reconciliation: ${ui}?query=${encodeURIComponent(`ReconDate="${reconciliation.summary.billDate}"`)}`,
+  );
 
   await temporal.connection.close();
   await database.close();
