@@ -58,6 +58,12 @@ export interface OrderWorkflowInput {
   verifyNotices?: 'always' | 'on-mismatch';
   /** Continue as new past this many history events (default 2,000). */
   historyLimit?: number;
+  /**
+   * Set when the order's workflow was started with a start delay of the ladder's first step: the first
+   * check is due at this instant (ISO), whenever the first workflow task runs. A notice during the delay
+   * comes by signal-with-start, which starts the workflow at once, so it settles in one workflow task.
+   */
+  firstCheckAt?: string;
   /** Set only by continue-as-new. */
   carried?: CarriedState;
 }

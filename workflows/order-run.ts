@@ -28,6 +28,8 @@ export class OrderRun {
   orderTradeNo: string | null = null;
   /** The merchant event of the order's final transition, delivered once the workflow settles. */
   merchantEvent: MerchantEventRef | null = null;
+  /** When the first check is due if the start was delayed by the first step (ms); null once used. */
+  firstCheckAt: number | null;
 
   constructor(readonly input: OrderWorkflowInput) {
     const { carried } = input;
@@ -51,6 +53,7 @@ export class OrderRun {
     this.seenMessageIds = new Set(carried?.seenMessageIds ?? []);
     this.inbox = [...(carried?.pendingNotices ?? [])];
     this.cancelReason = carried?.cancelReason ?? null;
+    this.firstCheckAt = !carried && input.firstCheckAt ? Date.parse(input.firstCheckAt) : null;
   }
 
   get orderId(): string {
@@ -95,8 +98,12 @@ export class OrderRun {
 
   /** The final phase, searchable by status and by how it was settled, and the workflow's result. */
   end(status: OrderWorkflowResult['status']): OrderWorkflowResult {
-    this.setPhase(status);
-    if (this.state.settledBy) upsertSearchAttributes([{ key: SettledByKey, value: this.state.settledBy }]);
+    this.state.phase = status;
+    // One upsert for both: each is a history event and a visibility write on the server.
+    upsertSearchAttributes([
+      { key: PaymentStatusKey, value: status },
+      ...(this.state.settledBy ? [{ key: SettledByKey, value: this.state.settledBy }] : []),
+    ]);
     this.state.nextCheckAt = null;
     const { settledBy, pollAttempts, discrepancies } = this.state;
     return { orderId: this.orderId, status, settledBy, pollAttempts, discrepancies };

@@ -53,6 +53,7 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderWor
     if (run.restartLadder) {
       run.restartLadder = false;
       run.state.ladderStep = 0;
+      run.firstCheckAt = null;
     }
     if (Date.now() >= run.deadline) {
       return finish(run, await closeAfterFinalCheck(run, 'PAY_DEADLINE_PASSED', 'poll'));
@@ -90,7 +91,10 @@ async function applyNotices(run: OrderRun): Promise<OrderStatus | null> {
 async function waitForNoticeOrNextCheck(run: OrderRun): Promise<boolean> {
   const now = Date.now();
   const untilDeadline = run.deadline - now;
-  const delay = Math.min(ladderDelay(run.input.pollLadder, run.state.ladderStep), untilDeadline);
+  // A start delayed by the first step has waited it already: the first check is due at firstCheckAt.
+  const step = run.firstCheckAt ?? now + ladderDelay(run.input.pollLadder, run.state.ladderStep);
+  const delay = Math.min(step - now, untilDeadline);
+  if (delay <= 0 && untilDeadline > 0) return false;
   const deadlineFirst = delay >= untilDeadline;
   run.state.nextCheckAt = new Date(now + delay).toISOString();
   const woken = await condition(
@@ -107,6 +111,7 @@ async function waitForNoticeOrNextCheck(run: OrderRun): Promise<boolean> {
 
 /** One rung of the ladder. A provider that is down only costs this check. */
 async function checkOnLadder(run: OrderRun): Promise<OrderStatus | null> {
+  run.firstCheckAt = null;
   run.state.pollAttempts++;
   const snapshot = await askProvider(run, `check #${run.state.pollAttempts}: query trade status`);
   // wasPaid: a trade refunded in full reports TRADE_CLOSED too, but it was paid (src/domain/trade.ts).

@@ -13,6 +13,7 @@ export type LadderConfig = Pick<
   | 'POLL_LADDER'
   | 'POLL_REPEAT'
   | 'PAY_DEADLINE'
+  | 'ORDER_START_DELAY'
   | 'TEMPORAL_TASK_QUEUE'
   | 'VERIFY_PAID_NOTICES'
   | 'MERCHANT_DEFAULT_ENDPOINT'
@@ -58,6 +59,17 @@ export function orderWorkflowStartOptions(input: OrderWorkflowInput, taskQueue: 
   };
 }
 
+/**
+ * With ORDER_START_DELAY=first-step the first workflow task waits for the ladder's first step: a notice
+ * before then (signal-with-start, the one path notices take) starts it at once and the order settles in
+ * that one task, with no timer started and cancelled; otherwise the task runs the first check. Plain
+ * signals (cancel, payment initiated) wait for the delay.
+ */
+function startDelayOf(input: OrderWorkflowInput, config: LadderConfig): number | null {
+  const firstStep = input.pollLadder.stepsMs[0] ?? input.pollLadder.repeatMs;
+  return config.ORDER_START_DELAY === 'first-step' && firstStep > 0 ? firstStep : null;
+}
+
 export interface CreateOrderRequest {
   orderId?: string;
   amount: number;
@@ -100,10 +112,14 @@ export async function createOrder(
     providerTradeNo: trade?.tradeNo ?? null,
     notifyEndpointId: request.notifyEndpointId ?? deps.config.MERCHANT_DEFAULT_ENDPOINT ?? null,
   });
-  const input = orderWorkflowInput(row, deps.config, { pollLadder: request.pollLadder });
-  const handle = await deps.client.workflow.start(
-    orderWorkflow,
-    orderWorkflowStartOptions(input, deps.config.TEMPORAL_TASK_QUEUE),
-  );
+  const ladderInput = orderWorkflowInput(row, deps.config, { pollLadder: request.pollLadder });
+  const startDelay = startDelayOf(ladderInput, deps.config);
+  const input = startDelay
+    ? { ...ladderInput, firstCheckAt: new Date(Date.now() + startDelay).toISOString() }
+    : ladderInput;
+  const handle = await deps.client.workflow.start(orderWorkflow, {
+    ...orderWorkflowStartOptions(input, deps.config.TEMPORAL_TASK_QUEUE),
+    ...(startDelay ? { startDelay } : {}),
+  });
   return { order: row, workflowId: handle.workflowId, trade, tradeError };
 }

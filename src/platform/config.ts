@@ -1,6 +1,7 @@
 import ms from 'ms';
 import { z } from 'zod';
 import { describeEnvValue } from './redact';
+import { splitUrlList } from './url-list';
 
 /** A duration such as `30s`, `5m` or a plain number of milliseconds. */
 const duration = z.string().transform((raw, ctx) => {
@@ -38,6 +39,33 @@ const url = (protocols: string[]) =>
     { message: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
   );
 
+/**
+ * One URL, or several separated by commas (every node of a cluster), each checked on its own. Normalised
+ * to `url1,url2` without spaces; read the parts with splitUrlList. The message names a bad URL by its
+ * position only, never by its text (it may hold a password).
+ */
+const urlList = (protocols: string[]) =>
+  z
+    .string()
+    .superRefine((raw, ctx) => {
+      const parts = splitUrlList(raw);
+      if (parts.length === 0) {
+        ctx.addIssue({ code: 'custom', message: 'must name at least one URL' });
+        return;
+      }
+      const bad = parts.findIndex((part) => !url(protocols).safeParse(part).success);
+      if (bad >= 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            parts.length === 1
+              ? `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}, or several separated by commas`
+              : `URL ${bad + 1} of ${parts.length} must start with ${protocols.map((p) => `${p}//`).join(' or ')}`,
+        });
+      }
+    })
+    .transform((raw) => splitUrlList(raw).join(','));
+
 const positiveInt = z.coerce.number().int().positive();
 
 /** host:port, or `off` (then undefined). The default comes before the transform, so `off` stays off. */
@@ -67,7 +95,8 @@ export const configSchema = z.object({
   DATABASE_POOL_MAX: positiveInt.default(10),
   /** Workflows the worker keeps in memory; unset: the SDK's default from the heap size (~2,300 for 4 GiB). */
   WORKER_MAX_CACHED_WORKFLOWS: positiveInt.max(1_000_000).optional(),
-  AMQP_URL: url(['amqp:', 'amqps:']).default('amqp://guest:guest@127.0.0.1:5672'),
+  /** One broker, or every node of a cluster separated by commas (clients reconnect to a surviving one). */
+  AMQP_URL: urlList(['amqp:', 'amqps:']).default('amqp://guest:guest@127.0.0.1:5672'),
   /** Prefix of every exchange and queue name, so several environments can share one broker. */
   AMQP_PREFIX: z
     .string()
@@ -89,6 +118,12 @@ export const configSchema = z.object({
   POLL_LADDER: durationList.default([3_000, 30_000, 60_000, 120_000, 180_000, 300_000]),
   POLL_REPEAT: duration.default(300_000),
   PAY_DEADLINE: duration.default(30 * 60_000),
+  /**
+   * first-step: an order's workflow starts with a start delay of the ladder's first step, so an order
+   * paid over MQ before then is started by the notice's signal-with-start and settles in one workflow
+   * task, with no timer; none: it starts at once and waits on a timer (tools/bench/README.md).
+   */
+  ORDER_START_DELAY: z.enum(['first-step', 'none']).default('none'),
   /**
    * on-mismatch: a paid notice is checked with a trade query when its trade, amount or currency differ
    * from what payrecon knows; always: every paid notice is (one more provider query per paid order).

@@ -64,12 +64,16 @@ export const REFUND_SCENARIOS = [
 /** The daily reconciliation's scenarios (test/reconciliation.test.ts, on the dev server). */
 export const RECON_SCENARIOS = ['reconciliation-breaks', 'reconciliation-healed'] as const;
 
+/** Orders started with a delay of the first ladder step (test/delayed-start.test.ts, on the dev server). */
+export const DELAYED_START_SCENARIOS = ['paid-mq-during-start-delay', 'paid-poll-after-start-delay'] as const;
+
 /** Every scenario whose history is a replay fixture. */
 export const RECORDED_SCENARIOS = [
   ...ORDER_SCENARIOS,
   ...DELIVERY_SCENARIOS,
   ...REFUND_SCENARIOS,
   ...RECON_SCENARIOS,
+  ...DELAYED_START_SCENARIOS,
 ] as const;
 export type RecordedScenario = (typeof RECORDED_SCENARIOS)[number];
 

@@ -1,0 +1,86 @@
+import { temporal } from '@temporalio/proto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findOrder } from '../src/db/orders';
+import { SimulatorClient } from '../tools/simulator/client';
+import { deleteTopology, testConfig } from './support/env';
+import { DELAYED_START_SCENARIOS, HistoryRecorder } from './support/histories';
+import { createOrderWithTrade, type Stack, startStack } from './support/stack';
+
+const { EventType } = temporal.api.enums.v1;
+
+/**
+ * ORDER_START_DELAY=first-step on the real dev server: the order's workflow is created with a start
+ * delay of the ladder's first step. A notice in that time starts it by signal-with-start and the order
+ * settles in one workflow task with no timer; without one, the first task runs the first check at once,
+ * at the first step after creation, not a step later.
+ */
+describe('orders started with a delay of the first ladder step', () => {
+  const config = testConfig('delayed-start', { ORDER_START_DELAY: 'first-step' });
+  let stack: Stack;
+  let simulator: SimulatorClient;
+  const ladder = { stepsMs: [2_000, 3_600_000], repeatMs: 3_600_000 };
+
+  beforeAll(async () => {
+    stack = await startStack(config, { simulator: true });
+    simulator = new SimulatorClient(stack.config.PROVIDER_URL);
+  });
+  const histories = new HistoryRecorder(DELAYED_START_SCENARIOS);
+  afterAll(async (context) => {
+    await histories.finish(context);
+    await stack?.stop();
+    await deleteTopology(config);
+  });
+
+  const eventTypes = async (workflowId: string) =>
+    ((await stack.temporal.workflow.getHandle(workflowId).fetchHistory()).events ?? []).map(
+      (e) => e.eventType,
+    );
+
+  it('a notice during the delay settles the order in one workflow task, with no timer', async () => {
+    const { order, workflowId } = await createOrderWithTrade(stack, { amount: 2_500, pollLadder: ladder });
+    const started = await stack.temporal.workflow.getHandle(workflowId).describe();
+    expect(started.raw.workflowExecutionInfo?.executionTime).toBeTruthy();
+    await simulator.pay(order.id);
+    expect(await stack.temporal.workflow.getHandle(workflowId).result()).toMatchObject({
+      status: 'PAID',
+      settledBy: 'mq',
+      pollAttempts: 0,
+    });
+    const types = await eventTypes(workflowId);
+    expect(types.filter((t) => t === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)).toHaveLength(1);
+    expect(types).not.toContain(EventType.EVENT_TYPE_TIMER_STARTED);
+    // One upsert at the end: PaymentStatus and SettledBy together.
+    expect(types.filter((t) => t === EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES)).toHaveLength(1);
+    expect(await findOrder(stack.db, order.id)).toMatchObject({ status: 'PAID', settledBy: 'mq' });
+    await histories.record('paid-mq-during-start-delay', stack.temporal.workflow.getHandle(workflowId));
+  });
+
+  it('without a notice, the first check runs when the delay ends, one step after creation', async () => {
+    const { order, workflowId } = await createOrderWithTrade(stack, { amount: 2_500, pollLadder: ladder });
+    await simulator.pay(order.id, { faults: { drop: true } });
+    expect(await stack.temporal.workflow.getHandle(workflowId).result()).toMatchObject({
+      status: 'PAID',
+      settledBy: 'poll',
+      pollAttempts: 1,
+    });
+    const history = await stack.temporal.workflow.getHandle(workflowId).fetchHistory();
+    const events = history.events ?? [];
+    // The first workflow task ran the check: no timer before it.
+    const firstActivity = events.findIndex(
+      (e) => e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+    );
+    const firstTimer = events.findIndex((e) => e.eventType === EventType.EVENT_TYPE_TIMER_STARTED);
+    expect(firstActivity).toBeGreaterThan(0);
+    expect(firstTimer === -1 || firstTimer > firstActivity).toBe(true);
+    // That first task ran when the delay ended, not before.
+    const at = (type: number) => {
+      const time = events.find((e) => e.eventType === type)?.eventTime;
+      return Number(time?.seconds ?? 0) * 1000 + Math.floor((time?.nanos ?? 0) / 1e6);
+    };
+    const delayed =
+      at(EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED) - at(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED);
+    expect(delayed).toBeGreaterThanOrEqual(1_900);
+    expect(await findOrder(stack.db, order.id)).toMatchObject({ status: 'PAID', settledBy: 'poll' });
+    await histories.record('paid-poll-after-start-delay', stack.temporal.workflow.getHandle(workflowId));
+  });
+});
