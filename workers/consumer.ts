@@ -3,6 +3,7 @@ import amqp, { type ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { createDatabase, type Database, redactUrl } from '../src/db/client';
 import { recordDiscrepancy } from '../src/db/orders';
+import { amqpUrls } from '../src/mq/connect';
 import { parsePaymentNotice, parseRefundNotice, type RejectionReason } from '../src/mq/notification';
 import {
   declareTopology,
@@ -164,19 +165,21 @@ export function startPaymentConsumer(deps: PaymentConsumerDeps): PaymentConsumer
   // Bumped on every (re)connect: a delivery tag from an older channel must not be acked on the new one.
   let channelGeneration = 0;
 
-  const connection = amqp.connect([config.AMQP_URL], {
+  // Every node of a cluster: on a lost connection the manager moves on to the next URL of the list.
+  const connection = amqp.connect(amqpUrls(config.AMQP_URL), {
     heartbeatIntervalInSeconds: 10,
     reconnectTimeInSeconds: 2,
   });
-  connection.on('connect', () => log.info({ url: redactUrl(config.AMQP_URL) }, 'connected to RabbitMQ'));
+  const nodeUrl = (url: unknown) => redactUrl(typeof url === 'string' ? url : config.AMQP_URL);
+  connection.on('connect', ({ url }) => log.info({ url: nodeUrl(url) }, 'connected to RabbitMQ'));
   connection.on('disconnect', ({ err }) =>
     log.warn(
       { url: redactUrl(config.AMQP_URL), err: err?.message },
       'RabbitMQ connection lost; reconnecting',
     ),
   );
-  connection.on('connectFailed', ({ err }) =>
-    log.warn({ url: redactUrl(config.AMQP_URL), err: err?.message }, 'RabbitMQ is not reachable; retrying'),
+  connection.on('connectFailed', ({ err, url }) =>
+    log.warn({ url: nodeUrl(url), err: err?.message }, 'RabbitMQ is not reachable; retrying'),
   );
 
   const channel: ChannelWrapper = connection.createChannel({

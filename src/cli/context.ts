@@ -113,10 +113,11 @@ export class CliContext {
   amqp(): Promise<ChannelModel> {
     this.amqpConnection ??= (async () => {
       const config = this.getConfig();
-      const amqplib = await import('amqplib');
+      const { connectAny } = await import('../mq/connect');
       let connection: ChannelModel;
       try {
-        connection = await amqplib.connect(config.AMQP_URL, { timeout: 5_000 });
+        // Every node of the list in turn: a command works while one node of a cluster is down.
+        connection = await connectAny(config.AMQP_URL, { timeoutMs: 5_000 });
       } catch (error) {
         throw new CliError(
           `RabbitMQ is not reachable at ${redactUrl(config.AMQP_URL)}: ${describeError(error)}`,

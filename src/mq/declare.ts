@@ -2,18 +2,19 @@
  * Declares payrecon's RabbitMQ topology (exchanges, queues, bindings) for the configured AMQP_PREFIX.
  * Idempotent; run by scripts/setup.sh as `npx tsx src/mq/declare.ts`.
  */
-import amqp from 'amqplib';
+import type { ChannelModel } from 'amqplib';
 import { loadConfig } from '../platform/config';
 import { redactUrl } from '../platform/redact';
+import { connectAny } from './connect';
 import { declareTopology, topologyFor } from './topology';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const topology = topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY);
 
-  let connection: Awaited<ReturnType<typeof amqp.connect>>;
+  let connection: ChannelModel;
   try {
-    connection = await amqp.connect(config.AMQP_URL, { timeout: 5_000 });
+    connection = await connectAny(config.AMQP_URL, { timeoutMs: 5_000 });
   } catch (error) {
     console.error(`RabbitMQ is not reachable at ${redactUrl(config.AMQP_URL)}: ${(error as Error).message}`);
     process.exit(1);

@@ -1,4 +1,5 @@
-import amqplib, { type Channel, type ChannelModel, type GetMessage, type Message } from 'amqplib';
+import type { Channel, ChannelModel, GetMessage, Message } from 'amqplib';
+import { connectAny } from './connect';
 import { HEADERS, type Topology } from './topology';
 
 /**
@@ -219,7 +220,7 @@ export function readParked(connection: ChannelModel, topology: Topology): Promis
 
 /** readParked on a connection of its own, closed afterwards. */
 export async function readParkedAt(amqpUrl: string, topology: Topology): Promise<ParkedMessage[]> {
-  const connection = await amqplib.connect(amqpUrl);
+  const connection = await connectAny(amqpUrl);
   connection.on('error', () => {});
   try {
     return await readParked(connection, topology);

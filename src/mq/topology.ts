@@ -1,4 +1,5 @@
-import amqplib, { type Channel, type ConfirmChannel } from 'amqplib';
+import type { Channel, ConfirmChannel } from 'amqplib';
+import { connectAny } from './connect';
 
 /** Routing key of a "trade paid" notification on the payment-events exchange. */
 export const TRADE_PAID_ROUTING_KEY = 'trade.paid';
@@ -97,7 +98,7 @@ export async function declareTopology(channel: Channel | ConfirmChannel, topolog
 
 /** Declares a prefix's topology and empties its queues, so a run that counts messages starts from none. */
 export async function declareAndPurge(amqpUrl: string, topology: Topology): Promise<void> {
-  const connection = await amqplib.connect(amqpUrl);
+  const connection = await connectAny(amqpUrl);
   try {
     const channel = await connection.createChannel();
     await declareTopology(channel, topology);

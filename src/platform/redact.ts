@@ -1,5 +1,13 @@
-/** A service URL with its password hidden, for error messages and logs. */
+import { splitUrlList } from './url-list';
+
+/** A service URL (or a comma-separated list of them) with every password hidden, for error messages and logs. */
 export function redactUrl(raw: string): string {
+  const urls = splitUrlList(raw);
+  if (urls.length > 1) return urls.map(redactOneUrl).join(',');
+  return redactOneUrl(raw);
+}
+
+function redactOneUrl(raw: string): string {
   try {
     const url = new URL(raw);
     if (url.password) url.password = '***';

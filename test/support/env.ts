@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import amqplib from 'amqplib';
+import { connectAny } from '../../src/mq/connect';
 import { topologyFor } from '../../src/mq/topology';
 import { type Config, loadConfig } from '../../src/platform/config';
 
@@ -28,7 +28,7 @@ export function testConfig(name: string, overrides: Record<string, string> = {})
 /** Deletes the exchanges and queues a test file declared under its own prefix. */
 export async function deleteTopology(config: Config): Promise<void> {
   const topology = topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY);
-  const connection = await amqplib.connect(config.AMQP_URL);
+  const connection = await connectAny(config.AMQP_URL);
   const channel = await connection.createChannel();
   for (const queue of [topology.paySuccessQueue, topology.retryQueue, topology.parkingQueue]) {
     await channel.deleteQueue(queue);

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
-import amqplib, { type ChannelModel, type ConfirmChannel, type GetMessage } from 'amqplib';
+import type { ChannelModel, ConfirmChannel, GetMessage } from 'amqplib';
 import { createDatabase } from '../../src/db/client';
+import { connectAny } from '../../src/mq/connect';
 import { type PaymentNoticeBody, SIGNATURE_HEADER, signBody } from '../../src/mq/notification';
 import { declareTopology, TRADE_PAID_ROUTING_KEY, topologyFor } from '../../src/mq/topology';
 import { type CreateOrderRequest, createOrder } from '../../src/order/start';
@@ -96,7 +97,8 @@ export async function startStack(baseConfig: Config, options: StackOptions = {})
   type Raw = { connection: ChannelModel; channel: ConfirmChannel };
   let raw: { ready: Promise<Raw> } | null = null;
   const openRaw = async (forget: () => void): Promise<Raw> => {
-    const connection = await amqplib.connect(config.AMQP_URL);
+    // The first node of the list that answers (AMQP_URL may name every node of a cluster).
+    const connection = await connectAny(config.AMQP_URL);
     connection.on('error', () => {});
     connection.on('close', forget);
     const channel = await connection.createConfirmChannel();

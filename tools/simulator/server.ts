@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { assertDatabaseReachable, createDatabase, redactUrl } from '../../src/db/client';
+import { amqpUrls } from '../../src/mq/connect';
 import { topologyFor } from '../../src/mq/topology';
 import { type Config, loadConfig } from '../../src/platform/config';
 import { createJsonServer, listen, once, runServerMain, serverUrl, stopServer } from '../lib/server';
@@ -72,7 +73,8 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Ru
 
   const publisher = new PaymentEventPublisher({
     ...options.publisher,
-    url: config.AMQP_URL,
+    // Every node of a cluster, so publishing goes on through a surviving one.
+    url: amqpUrls(config.AMQP_URL),
     topology: topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY),
     secret: config.NOTIFY_HMAC_SECRET,
     logger,
