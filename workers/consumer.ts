@@ -186,7 +186,19 @@ export function startPaymentConsumer(deps: PaymentConsumerDeps): PaymentConsumer
     confirm: true,
     setup: async (ch: ConfirmChannel) => {
       channelGeneration++;
-      await declareTopology(ch, topology);
+      const declared = await declareTopology(ch, topology, {
+        sideChannel: async () => {
+          const open = connection.connection;
+          if (!open) throw new Error('RabbitMQ connection closed while declaring the topology');
+          return open.createChannel();
+        },
+      });
+      if (declared.parkingQueue === 'home-node-down') {
+        log.warn(
+          { queue: topology.parkingQueue },
+          "the parking queue's node is down (a classic queue lives on one node): messages parked now are dropped by the broker until it is back",
+        );
+      }
     },
   });
 

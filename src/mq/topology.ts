@@ -54,8 +54,27 @@ export function topologyFor(prefix: string, retryDelayMs: number): Topology {
  */
 export const BROKER_DELIVERY_LIMIT = 20;
 
+export interface DeclareOptions {
+  /**
+   * Opens a channel of its own for the parking queue. On a cluster the classic parking queue lives on
+   * one node; while that node is down, declaring it fails (404, "home node ... is down") and the broker
+   * closes the channel it was declared on. Long-lived clients pass this so a reconnect to a surviving
+   * node still declares everything else and goes on working; the parking queue is then reported down.
+   */
+  sideChannel?: () => Promise<Channel>;
+}
+
+/** What declareTopology could declare: everything, or everything but the parking queue (its node is down). */
+export interface DeclareOutcome {
+  parkingQueue: 'declared' | 'home-node-down';
+}
+
 /** Declares every exchange, queue and binding payrecon uses. Idempotent: safe on every (re)connect. */
-export async function declareTopology(channel: Channel | ConfirmChannel, topology: Topology): Promise<void> {
+export async function declareTopology(
+  channel: Channel | ConfirmChannel,
+  topology: Topology,
+  options: DeclareOptions = {},
+): Promise<DeclareOutcome> {
   await channel.assertExchange(topology.paymentExchange, 'topic', { durable: true });
   await channel.assertExchange(topology.errorExchange, 'fanout', { durable: true });
 
@@ -89,11 +108,36 @@ export async function declareTopology(channel: Channel | ConfirmChannel, topolog
   // has no delivery limit on 3.x or 4.x and keeps persistent messages on disk (lazy on 3.x; classic
   // queues v2 page to disk on their own on 3.12+ and 4.x, where x-queue-mode is ignored). Not replicated:
   // on a cluster its messages wait for their node to come back (README, "RabbitMQ topology").
+  if (!options.sideChannel) {
+    await declareParking(channel, topology);
+    return { parkingQueue: 'declared' };
+  }
+  const side = await options.sideChannel();
+  // An 'error' event without a listener would crash the process; the rejected call below reports it.
+  side.on('error', () => {});
+  try {
+    await declareParking(side, topology);
+    return { parkingQueue: 'declared' };
+  } catch (error) {
+    if (isHomeNodeDown(error)) return { parkingQueue: 'home-node-down' };
+    throw error;
+  } finally {
+    await side.close().catch(() => {});
+  }
+}
+
+async function declareParking(channel: Channel | ConfirmChannel, topology: Topology): Promise<void> {
   await channel.assertQueue(topology.parkingQueue, {
     durable: true,
     arguments: { 'x-queue-type': 'classic', 'x-queue-mode': 'lazy' },
   });
   await channel.bindQueue(topology.parkingQueue, topology.errorExchange, '');
+}
+
+/** RabbitMQ's answer about a durable classic queue whose node is down (3.x and 4.x word it alike). */
+export function isHomeNodeDown(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  return code === 404 && typeof message === 'string' && /home node .* is down or inaccessible/.test(message);
 }
 
 /** Declares a prefix's topology and empties its queues, so a run that counts messages starts from none. */

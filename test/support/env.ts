@@ -29,7 +29,10 @@ export function testConfig(name: string, overrides: Record<string, string> = {})
 export async function deleteTopology(config: Config): Promise<void> {
   const topology = topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY);
   const connection = await connectAny(config.AMQP_URL);
+  // An unheard 'error' event (a queue whose node is down) would crash the test run.
+  connection.on('error', () => {});
   const channel = await connection.createChannel();
+  channel.on('error', () => {});
   for (const queue of [topology.paySuccessQueue, topology.retryQueue, topology.parkingQueue]) {
     await channel.deleteQueue(queue);
   }

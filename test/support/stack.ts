@@ -104,7 +104,7 @@ export async function startStack(baseConfig: Config, options: StackOptions = {})
     const channel = await connection.createConfirmChannel();
     channel.on('error', () => {});
     channel.on('close', forget);
-    await declareTopology(channel, topology);
+    await declareTopology(channel, topology, { sideChannel: () => connection.createChannel() });
     return { connection, channel };
   };
   const rawChannel = async (): Promise<ConfirmChannel> => {

@@ -292,7 +292,14 @@ export class PaymentEventPublisher {
       if (closedByBroker && !this.closed) this.scheduleRecovery();
     });
     channel.on('return', (msg: Message) => this.onReturn(msg));
-    await declareTopology(channel, this.topology);
+    // The parking queue on a channel of its own: its node being down must not stop payment events.
+    await declareTopology(channel, this.topology, {
+      sideChannel: async () => {
+        const open = this.connection.connection;
+        if (!open) throw new Error('RabbitMQ connection closed while declaring the topology');
+        return open.createChannel();
+      },
+    });
   }
 
   private scheduleRecovery(): void {
