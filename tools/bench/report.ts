@@ -9,6 +9,8 @@ import type { FallbackResult } from './fallback';
 import { ROOT } from './lib/procs';
 import type { NotifyResult } from './notify';
 import { renderNotifyChart } from './notify-chart';
+import type { ReconResult } from './recon';
+import { renderReconChart } from './recon-chart';
 import type { ScaleResult } from './scale';
 import type { FloorResult } from './temporal-floor';
 
@@ -40,6 +42,8 @@ export interface BenchReport {
   scale: ScaleResult[];
   /** Merchant notification ladder: the seed's TTL + dead-letter queue beside payrecon's workflows (--notify). */
   notify: NotifyResult | null;
+  /** The daily reconciliation at scale beside a naive row-by-row loop (--recon). */
+  recon: ReconResult | null;
   /** Status queries one never-paid order costs until its deadline, computed from the ladder and the scan. */
   neverPaidQueries: { deadlineMin: number; payrecon: number; cron: number; cronIntervalS: number } | null;
 }
@@ -428,6 +432,7 @@ export function renderReport(report: BenchReport): string {
   }
 
   if (report.notify) out.push(...renderNotify(report.notify));
+  if (report.recon) out.push(...renderRecon(report.recon));
   return out.join('\n');
 }
 
@@ -518,6 +523,79 @@ function renderNotify(n: NotifyResult): string[] {
   return out;
 }
 
+function renderRecon(r: ReconResult): string[] {
+  const out: string[] = [];
+  const s = (ms: number | undefined) => (ms === undefined ? '-' : (ms / 1000).toFixed(1));
+  const table = newTable({
+    head: [
+      'daily reconciliation',
+      'statement rows',
+      'MiB',
+      'wall s',
+      'rows/s',
+      'fetch + store s',
+      'stage (COPY) s',
+      'match s',
+      'heal s',
+      'other s',
+      'worker MiB start / peak / VmHWM',
+      'simulator MiB peak',
+      'CPU s: worker / postgres',
+      'breaks (as seeded?)',
+    ],
+  });
+  const phase = (run: ReconResult['runs'][number], name: string) =>
+    run.phases.find((p) => p.activity === name)?.ms;
+  for (const run of r.runs) {
+    const w = run.worker;
+    table.push([
+      `payrecon ${run.rows.toLocaleString('en-US')} (${run.billDate})${run.seed.reused ? '' : `, seeded in ${run.seed.seconds.toFixed(0)} s`}`,
+      run.statementRows.toLocaleString('en-US'),
+      run.statementMb,
+      run.wallS,
+      run.rowsPerS.toLocaleString('en-US'),
+      s(phase(run, 'fetchStatement')),
+      s(phase(run, 'stageStatement')),
+      s(phase(run, 'matchStatement')),
+      s(phase(run, 'healBreaks')),
+      s(run.otherMs),
+      `${mb(w.startMb)} / ${mb(w.peakMb)} / ${mb(w.hwmMb)}`,
+      mb(run.simulator.peakMb),
+      `${run.workerCpuS ?? '-'} / ${run.postgresCpuS ?? '-'}`,
+      `${run.summary.totalBreaks} (${run.breaksOk ? 'yes' : 'NO'})`,
+    ]);
+  }
+  const n = r.naive;
+  if (n) {
+    table.push([
+      `naive: 1 SELECT per row, ${n.concurrency} in flight (${n.billDate})`,
+      n.rows.toLocaleString('en-US'),
+      '-',
+      n.elapsedS,
+      n.rowsPerS.toLocaleString('en-US'),
+      `(first row after ${n.firstRowS})`,
+      '-',
+      '-',
+      '-',
+      '-',
+      `${mb(n.process.startMb)} / ${mb(n.process.peakMb)} / ${mb(n.process.hwmMb)}`,
+      mb(n.simulator.peakMb),
+      `${n.cpuS ?? '-'} / ${n.postgresCpuS ?? '-'}`,
+      `${n.amountMismatches} amount (${n.amountMismatches === n.expectedAmountMismatches ? 'yes' : 'NO'})`,
+    ]);
+  }
+  out.push(table.toString());
+  const last = r.runs[r.runs.length - 1];
+  const first = r.runs[0];
+  out.push(
+    `in this run: worker peak RSS ${last?.rows.toLocaleString('en-US')} ÷ ${first?.rows.toLocaleString('en-US')} rows ${x(r.ratio.workerPeakRss)} (VmHWM ${x(r.ratio.hwm)}); payrecon ÷ naive rows/s ${x(r.ratio.rowsPerS)}; ${r.database}, ${r.temporalServer}, midnight edge ${r.midnightEdgeMs / 60_000} min`,
+  );
+  out.push(`planner statistics at the match: ${r.statistics}`);
+  for (const e of r.errors) out.push(`  FAILED: ${e}`);
+  if (r.chart) out.push(`chart: ${r.chart}`);
+  return out;
+}
+
 /** Writes the report as JSON; returns the path. */
 export function writeReport(report: BenchReport, file?: string): string {
   const target =
@@ -528,6 +606,11 @@ export function writeReport(report: BenchReport, file?: string): string {
     const chart = `${target.replace(/\.json$/, '')}-notify.svg`;
     writeFileSync(chart, renderNotifyChart(report.notify));
     report.notify.chart = path.relative(ROOT, chart);
+  }
+  if (report.recon) {
+    const chart = `${target.replace(/\.json$/, '')}-recon.svg`;
+    writeFileSync(chart, renderReconChart(report.recon));
+    report.recon.chart = path.relative(ROOT, chart);
   }
   writeFileSync(target, `${JSON.stringify(report, null, 2)}\n`);
   return target;

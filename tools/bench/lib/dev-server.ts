@@ -52,10 +52,16 @@ export async function startDedicatedDevServer(pragmas: string[] = []): Promise<D
     path.join(dir, 'dev.db'),
     '--log-level',
     'warn',
-    ...['OrderId', 'PaymentStatus', 'SettledBy', 'DeliveryStatus'].flatMap((name) => [
-      '--search-attribute',
-      `${name}=Keyword`,
-    ]),
+    // scripts/temporal-dev.sh's search attributes: the workflows set them, so a server without one fails them.
+    ...[
+      'OrderId',
+      'PaymentStatus',
+      'SettledBy',
+      'DeliveryStatus',
+      'RefundStatus',
+      'ReconDate',
+      'ReconStatus',
+    ].flatMap((name) => ['--search-attribute', `${name}=Keyword`]),
     ...pragmas.flatMap((pragma) => ['--sqlite-pragma', pragma]),
   ];
   const log = createWriteStream(path.join(LOG_DIR, 'bench-temporal.log'), { flags: 'a' });

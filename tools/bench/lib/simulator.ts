@@ -10,11 +10,12 @@ import { BenchProcess } from './procs';
  */
 export async function startSimulatorProcess(
   config: Config,
+  options: { name?: string } = {},
 ): Promise<{ client: SimulatorClient; process: BenchProcess }> {
   const port = await freePort();
   const client = new SimulatorClient(`http://127.0.0.1:${port}`);
   const child = new BenchProcess(
-    `simulator-${config.AMQP_PREFIX}`,
+    options.name ?? `simulator-${config.AMQP_PREFIX}`,
     'tools/simulator/server.ts',
     configEnv(config, { SIMULATOR_PORT: String(port), LOG_LEVEL: 'warn', SIMULATOR_FAULTS: '{}' }),
   );
