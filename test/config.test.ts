@@ -1,12 +1,18 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { amqpUrls, BrokerUnreachableError, connectAny } from '../src/mq/connect';
 import {
   assertSecretsConfigured,
   ConfigError,
   DEVELOPMENT_HMAC_SECRET,
   loadConfig,
 } from '../src/platform/config';
+import { describeEnvValue, redactUrl } from '../src/platform/redact';
+import { temporalConnectionOptions } from '../src/platform/temporal';
+import { splitUrlList } from '../src/platform/url-list';
 import { formatDuration, ladderDelay } from '../workflows/ladder';
 
 describe('configuration from the environment', () => {
@@ -99,5 +105,95 @@ describe('polling ladder', () => {
       '1h2m3s',
       '200ms',
     ]);
+  });
+});
+
+describe('AMQP_URL with every node of a cluster', () => {
+  it('takes a comma-separated list, each URL checked, normalised without spaces', () => {
+    const config = loadConfig({
+      AMQP_URL: 'amqp://guest:guest@127.0.0.1:5701, amqp://guest:guest@127.0.0.1:5702,amqps://u:p@mq3:5671',
+    });
+    expect(config.AMQP_URL).toBe(
+      'amqp://guest:guest@127.0.0.1:5701,amqp://guest:guest@127.0.0.1:5702,amqps://u:p@mq3:5671',
+    );
+    expect(amqpUrls(config.AMQP_URL)).toHaveLength(3);
+    // The single-URL form is unchanged.
+    expect(amqpUrls(loadConfig({}).AMQP_URL)).toEqual(['amqp://guest:guest@127.0.0.1:5672']);
+  });
+
+  it('a comma inside a password does not split the URL', () => {
+    expect(splitUrlList('amqp://u:pa,ss@h1:5672,amqp://u:pa,ss@h2:5672')).toEqual([
+      'amqp://u:pa,ss@h1:5672',
+      'amqp://u:pa,ss@h2:5672',
+    ]);
+  });
+
+  it('names a bad URL of the list by its position, never prints a password', () => {
+    const run = () => loadConfig({ AMQP_URL: 'amqp://u:hunter2-secret@h1:5672,http://u:hunter2-secret@h2' });
+    expect(run).toThrow(ConfigError);
+    expect(run).toThrow(/AMQP_URL=.*URL 2 of 2 must start with amqp:\/\/ or amqps:\/\//);
+    expect(() => run()).not.toThrow(/hunter2-secret/);
+  });
+
+  it('redacts the password of every URL of the list', () => {
+    expect(redactUrl('amqp://u:one@h1:5701,amqp://u:two@h2:5702')).toBe(
+      'amqp://u:***@h1:5701,amqp://u:***@h2:5702',
+    );
+  });
+
+  it('connectAny tries each node in turn and names each one, password hidden, when none answers', async () => {
+    const error = await connectAny('amqp://u:s3cret-pw@127.0.0.1:1,amqp://u:s3cret-pw@127.0.0.1:2', {
+      timeoutMs: 2_000,
+    }).catch((e: unknown) => e as Error);
+    expect(error).toBeInstanceOf(BrokerUnreachableError);
+    expect((error as Error).message).toMatch(/127\.0\.0\.1:1.*127\.0\.0\.1:2/);
+    expect((error as Error).message).not.toContain('s3cret-pw');
+  });
+});
+
+describe('Temporal over TLS (Temporal Cloud, a self-hosted cluster)', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'payrecon-tls-'));
+  const cert = path.join(dir, 'client.pem');
+  const key = path.join(dir, 'client.key');
+  writeFileSync(cert, 'CERT');
+  writeFileSync(key, 'KEY');
+
+  it('no TLS setting: plain gRPC to the address (the local dev server)', () => {
+    expect(temporalConnectionOptions(loadConfig({}))).toEqual({ address: '127.0.0.1:7233' });
+  });
+
+  it('a client certificate and key: mTLS with that pair', () => {
+    const config = loadConfig({
+      TEMPORAL_ADDRESS: 'payrecon.a1b2c.tmprl.cloud:7233',
+      TEMPORAL_TLS_CERT_PATH: cert,
+      TEMPORAL_TLS_KEY_PATH: key,
+    });
+    expect(temporalConnectionOptions(config)).toEqual({
+      address: 'payrecon.a1b2c.tmprl.cloud:7233',
+      tls: { clientCertPair: { crt: Buffer.from('CERT'), key: Buffer.from('KEY') } },
+    });
+  });
+
+  it('an API key: TLS on, the key as the bearer token', () => {
+    const config = loadConfig({ TEMPORAL_API_KEY: 'tc-api-key-0123456789' });
+    expect(temporalConnectionOptions(config)).toEqual({
+      address: '127.0.0.1:7233',
+      tls: {},
+      apiKey: 'tc-api-key-0123456789',
+    });
+  });
+
+  it('rejects a certificate without its key, and a path that is not a readable file', () => {
+    expect(() => loadConfig({ TEMPORAL_TLS_CERT_PATH: cert })).toThrow(/TEMPORAL_TLS_KEY_PATH=\(unset\)/);
+    expect(() =>
+      loadConfig({ TEMPORAL_TLS_CERT_PATH: path.join(dir, 'nope.pem'), TEMPORAL_TLS_KEY_PATH: key }),
+    ).toThrow(/TEMPORAL_TLS_CERT_PATH=.*must be the path of a readable file/);
+  });
+
+  it('never prints the API key: a bad value is shown by its length', () => {
+    const run = () => loadConfig({ TEMPORAL_API_KEY: 'tc-api-key-0123456789', TEMPORAL_ADDRESS: 'nope' });
+    expect(run).toThrow(ConfigError);
+    expect(run).not.toThrow(/tc-api-key-0123456789/);
+    expect(describeEnvValue('TEMPORAL_API_KEY', 'tc-api-key-0123456789')).toBe('(hidden, 21 characters)');
   });
 });

@@ -18,6 +18,7 @@ import { assertSecretsConfigured, type Config, loadConfig } from '../src/platfor
 import { calling, ServiceCallError } from '../src/platform/errors';
 import { createLogger, type Logger } from '../src/platform/logger';
 import { noMetrics, type PayreconMetrics } from '../src/platform/metrics';
+import { temporalConnectionOptions } from '../src/platform/temporal';
 import { installWorkerRuntime } from './runtime';
 
 /** What became of one delivery. */
@@ -371,7 +372,7 @@ async function main() {
   const log = createLogger('consumer', config.LOG_LEVEL);
   const database = createDatabase(config.DATABASE_URL, { max: config.DATABASE_POOL_MAX });
   // Lazy: the consumer keeps running while Temporal is down; those messages go to delayed retry.
-  const connection = Connection.lazy({ address: config.TEMPORAL_ADDRESS });
+  const connection = Connection.lazy(temporalConnectionOptions(config));
   const temporal = new TemporalClient({ connection, namespace: config.TEMPORAL_NAMESPACE });
   // The Temporal runtime is here only for its Prometheus exporter, which serves payrecon's counters.
   const metrics = installWorkerRuntime('WARN', config.CONSUMER_METRICS_ADDRESS);

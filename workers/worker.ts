@@ -3,6 +3,7 @@ import { createActivities } from '../activities';
 import { assertDatabaseReachable, createDatabase } from '../src/db/client';
 import { assertSecretsConfigured, type Config, loadConfig } from '../src/platform/config';
 import { createLogger } from '../src/platform/logger';
+import { temporalConnectionOptions } from '../src/platform/temporal';
 import type { PaymentGateway } from '../src/provider/gateway';
 import { HttpPaymentGateway } from '../src/provider/http';
 import { installWorkerRuntime } from './runtime';
@@ -36,7 +37,8 @@ export async function createOrderWorker({
   let ownConnection: NativeConnection | undefined;
   if (!connection) {
     try {
-      ownConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+      // The same address, TLS and API key as the client's connection.
+      ownConnection = await NativeConnection.connect(temporalConnectionOptions(config));
     } catch (error) {
       await database.close();
       throw new Error(

@@ -1,3 +1,4 @@
+import { accessSync, constants, statSync } from 'node:fs';
 import ms from 'ms';
 import { z } from 'zod';
 import { describeEnvValue } from './redact';
@@ -66,6 +67,19 @@ const urlList = (protocols: string[]) =>
     })
     .transform((raw) => splitUrlList(raw).join(','));
 
+/** A path to a file this process can read (a certificate or key), checked at start-up. */
+const readableFile = z.string().refine(
+  (raw) => {
+    try {
+      accessSync(raw, constants.R_OK);
+      return statSync(raw).isFile();
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be the path of a readable file' },
+);
+
 const positiveInt = z.coerce.number().int().positive();
 
 /** host:port, or `off` (then undefined). The default comes before the transform, so `off` stays off. */
@@ -89,6 +103,16 @@ export const configSchema = z.object({
     .regex(/^[\w.-]+:\d+$/, 'must be host:port')
     .default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  /**
+   * mTLS to Temporal Cloud or a TLS-secured self-hosted server: the client certificate and its key (PEM
+   * files), set together. Either of them, a CA or an API key turns TLS on.
+   */
+  TEMPORAL_TLS_CERT_PATH: readableFile.optional(),
+  TEMPORAL_TLS_KEY_PATH: readableFile.optional(),
+  /** CA that signed a self-hosted server's certificate (PEM); unset: the system's roots (Temporal Cloud). */
+  TEMPORAL_TLS_CA_PATH: readableFile.optional(),
+  /** Temporal Cloud API key, instead of a client certificate: a secret, never logged (shown by its length). */
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('payrecon-orders'),
   TEMPORAL_UI_URL: url(['http:', 'https:']).default('http://127.0.0.1:8233'),
   DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/payrecon'),
@@ -195,7 +219,15 @@ export function parseEnv<S extends z.ZodObject>(
 
 /** payrecon's configuration from the environment, validated (see README, "Configuration"). */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  return parseEnv(configSchema, env);
+  const config = parseEnv(configSchema, env);
+  // A certificate without its key (or the reverse) cannot make a TLS client: say so at start-up.
+  if (Boolean(config.TEMPORAL_TLS_CERT_PATH) !== Boolean(config.TEMPORAL_TLS_KEY_PATH)) {
+    const missing = config.TEMPORAL_TLS_CERT_PATH ? 'TEMPORAL_TLS_KEY_PATH' : 'TEMPORAL_TLS_CERT_PATH';
+    throw new ConfigError(
+      `invalid configuration in the environment:\n  ${missing}=(unset): TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH go together (the client certificate and its key)`,
+    );
+  }
+  return config;
 }
 
 /**
