@@ -201,7 +201,7 @@ async function ensureSeed(
       (select count(*) from orders where paid_at >= ${from} and paid_at < ${until} and status = 'PAID'
          and id like ${`${day.prefix}%`}) as mine,
       (select count(*) from orders where paid_at >= ${from} and paid_at < ${until}
-         and amount <> 1000 + substr(id, ${skip})::int % 9000) as defects`;
+         and id like ${`${day.prefix}%`} and amount <> 1000 + substr(id, ${skip})::int % 9000) as defects`;
   const right =
     Number(counts?.trades) === day.rows &&
     Number(counts?.orders) === day.rows &&
