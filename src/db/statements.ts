@@ -208,6 +208,9 @@ export async function stageStatementRows(
     set parsed_at = now(), declared_summary = ${summary === null ? null : JSON.stringify(summary)}::jsonb,
         rejected_lines = ${JSON.stringify(rejected)}::jsonb, rejected_count = ${rejectedCount}
     where id = ${statement.id}`;
+  // Fresh statistics before the match: without them the planner takes the new rows for one row and
+  // joins every order against every row (quadratic; tools/bench/README.md).
+  await sql`analyze reconciliation_statement_rows`;
   return { rowsStaged: staged, resumedFrom, rejected: rejectedCount };
 }
 
