@@ -171,7 +171,9 @@ describe('payrecon recon schedule', () => {
     expect(first.stdout).toMatch(/daily at 10:30 Asia\/Shanghai/);
     expect(first.stdout).toContain('BUFFER_ONE');
     expect(first.stdout).toContain('3 days');
-    expect(first.stdout).toMatch(/next runs: +\d \(below\)\n {2}\d{4}-\d{2}-\d{2} 10:30:00 Asia\/Shanghai \(/);
+    expect(first.stdout).toMatch(
+      /next runs: +\d \(below\)\n {2}\d{4}-\d{2}-\d{2} 10:30:00 Asia\/Shanghai \(/,
+    );
 
     const second = await cliJson<{
       scheduleId: string;
