@@ -7,8 +7,11 @@ import { loadConfig } from '../src/platform/config';
 import {
   checkDiscrepancies,
   checkFinalStates,
+  checkMerchantEvents,
   checkMessageRouting,
   checkMessages,
+  checkReconciliation,
+  checkRefundMoney,
   checkSettledBy,
   checkSingleTransition,
   type OrderRowLite,
@@ -16,7 +19,7 @@ import {
   type TradeRowLite,
   type WorkflowEvidence,
 } from '../tools/chaos/checks';
-import { faultCounts, planDisruptions, planOrders } from '../tools/chaos/plan';
+import { faultCounts, planDisruptions, planOrders, refundCounts } from '../tools/chaos/plan';
 import type { ChaosReport } from '../tools/chaos/run';
 import { deleteTopology, uniqueSuffix } from './support/env';
 
@@ -57,6 +60,35 @@ describe('chaos plan', () => {
     ]);
     expect(disruptions.every((d) => d.atMs >= 5_000 && d.atMs <= 85_000)).toBe(true);
   });
+
+  it('gives exact refund and shop counts, refunds only to paid orders, kills alternating processes', () => {
+    expect(refundCounts(1000)).toMatchObject({ full: 40, partial: 40, race: 30, 'provider-fails': 20 });
+    const plans = planOrders({ orders: 1000, seed: 7, payWindowMs: 10_000, billDate: '2010-03-04' });
+    expect(plans.filter((p) => p.refund).length).toBe(230);
+    expect(plans.filter((p) => p.refund && ['late', 'never-pay', 'wrong-amount'].includes(p.kind))).toEqual(
+      [],
+    );
+    expect(plans.filter((p) => p.shop === 'down').length).toBe(10);
+    expect(plans.filter((p) => p.shop === 'down' && (p.refund || p.index >= 500))).toEqual([]);
+    // Paying buyers pay on the run's day (Asia/Shanghai), late and wrong-amount ones now.
+    const onDay = plans.filter((p) => p.paidAt);
+    expect(
+      onDay.every((p) => p.paidAt && p.paidAt >= '2010-03-03T16:00:00' && p.paidAt < '2010-03-04T16:00:00'),
+    ).toBe(true);
+    expect(plans.filter((p) => p.kind === 'late' && p.paidAt)).toEqual([]);
+    expect(
+      planOrders({ orders: 40, seed: 1, payWindowMs: 1_000, exhaust: false }).some((p) => p.shop === 'down'),
+    ).toBe(false);
+    const kills = planDisruptions({
+      seed: 3,
+      windowMs: 100_000,
+      killsWorker: 4,
+      killsConsumer: 0,
+      brokerRestarts: 0,
+      processes: 2,
+    });
+    expect(kills.map((d) => d.target).sort()).toEqual([1, 1, 2, 2]);
+  });
 });
 
 /** The checks must catch what they claim to: each is fed rows with one planted violation. */
@@ -69,6 +101,9 @@ describe('chaos checks', () => {
     amount: 100,
     faults: {},
     payAfterMs: 1,
+    paidAt: null,
+    refund: null,
+    shop: 'steady',
   });
   const order = (
     id: string,
@@ -82,6 +117,7 @@ describe('chaos checks', () => {
     tradeNo: status === 'PAID' ? `T-${id}` : null,
     paidAt: status === 'PAID' ? t(1) : null,
     closedAt: status === 'CLOSED' ? t(2) : null,
+    refundedAmount: 0,
     ...extra,
   });
   const trade = (orderId: string, status: string, extra: Partial<TradeRowLite> = {}): TradeRowLite => ({
@@ -92,6 +128,7 @@ describe('chaos checks', () => {
     paidAmount: status === 'TRADE_SUCCESS' ? 100 : null,
     paidAt: status === 'TRADE_SUCCESS' ? t(1) : null,
     closedAt: status === 'TRADE_CLOSED' ? t(2) : null,
+    refundedAmount: 0,
     ...extra,
   });
   const map = <T extends { id?: string; orderId?: string }>(rows: T[]) =>
@@ -214,6 +251,68 @@ describe('chaos checks', () => {
     ).toHaveLength(2);
   });
 
+  it('refunds: a refund executed twice, amounts that disagree and a fully refunded trade read right', () => {
+    const planned = [plan('a', 'clean'), plan('b', 'clean')];
+    const trades = map([
+      trade('a', 'TRADE_CLOSED', { paidAmount: 100, paidAt: t(1), closedAt: t(5), refundedAmount: 100 }),
+      trade('b', 'TRADE_SUCCESS', { refundedAmount: 40 }),
+    ]);
+    const orders = map([
+      order('a', 'REFUNDED', { paidAt: t(1), refundedAmount: 100 }),
+      order('b', 'PARTIALLY_REFUNDED', { paidAt: t(1), refundedAmount: 40 }),
+    ]);
+    expect(checkFinalStates(planned, orders, trades).violations).toEqual([]);
+    const ours = [
+      { id: 'r1', orderId: 'a', outRequestNo: 'a-R1', amount: 100, status: 'SUCCEEDED', settledBy: 'mq' },
+      { id: 'r2', orderId: 'b', outRequestNo: 'b-R1', amount: 40, status: 'SUCCEEDED', settledBy: 'poll' },
+    ];
+    const theirs = [
+      { orderId: 'a', outRequestNo: 'a-R1', amount: 100, status: 'SUCCESS', executions: 1 },
+      { orderId: 'b', outRequestNo: 'b-R1', amount: 40, status: 'SUCCESS', executions: 1 },
+    ];
+    expect(checkRefundMoney(planned, orders, trades, ours, theirs).violations).toEqual([]);
+    const twice = theirs.map((r) => (r.orderId === 'b' ? { ...r, executions: 2 } : r));
+    expect(checkRefundMoney(planned, orders, trades, ours, twice).violations.length).toBeGreaterThanOrEqual(
+      1,
+    );
+    const drift = map([
+      order('a', 'REFUNDED', { refundedAmount: 100 }),
+      order('b', 'PARTIALLY_REFUNDED', { refundedAmount: 50 }),
+    ]);
+    expect(checkRefundMoney(planned, drift, trades, ours, theirs).violations).toHaveLength(1);
+    // Merchant events: paid, then refunded; a missing refund event is a violation.
+    const events = [
+      { id: 'evt_a_1', orderId: 'a', sequence: 1, type: 'order.paid', status: 'DELIVERED', endpointId: 'ep' },
+      {
+        id: 'evt_a_2',
+        orderId: 'a',
+        sequence: 2,
+        type: 'order.refunded',
+        status: 'DELIVERED',
+        endpointId: 'ep',
+      },
+      { id: 'evt_b_1', orderId: 'b', sequence: 1, type: 'order.paid', status: 'DELIVERED', endpointId: 'ep' },
+    ];
+    expect(checkMerchantEvents(planned, orders, ours, events, () => 'ep').violations).toEqual([
+      'b (clean): events order.paid, expected order.paid, order.partially_refunded',
+    ]);
+  });
+
+  it('reconciliation: a break not planted, or a planted one not found, is a violation', () => {
+    const planted = [
+      { kind: 'MISSING_AT_PROVIDER', ref: 'a', status: 'OPEN' },
+      { kind: 'CONTROL_TOTALS', ref: 'payAmount', status: 'OPEN' },
+    ];
+    expect(checkReconciliation(planted, [...planted], null).violations).toEqual([]);
+    expect(
+      checkReconciliation(
+        planted,
+        [planted[0] as (typeof planted)[0], { kind: 'DUPLICATE', ref: 'b', status: 'OPEN' }],
+        null,
+      ).violations,
+    ).toHaveLength(2);
+  });
+
   it('settled by: a forged order settled by mq is a violation', () => {
     const planned = [plan('a', 'forge'), plan('b', 'clean')];
     const orders = map([order('a', 'PAID', { settledBy: 'mq' }), order('b', 'PAID', { settledBy: 'mq' })]);
@@ -222,9 +321,12 @@ describe('chaos checks', () => {
 });
 
 /**
- * The CI configuration of `npm run chaos`: a small batch with one worker and one consumer SIGKILL (the
- * broker restart is covered by test/publisher.test.ts and the full `npm run chaos`), on its own broker
- * prefix and task queue. Any violated invariant makes the driver exit 1 and this test fail.
+ * The CI configuration of `npm run chaos`: a small batch through the whole lifecycle (refunds of every
+ * kind, the merchant shops, the day's reconciliation) on two workers and two consumers, with one worker
+ * and one consumer SIGKILL and one merchant outage (the broker restart is covered by
+ * test/publisher.test.ts and the full `npm run chaos`; the shop whose events end EXHAUSTED only after
+ * 130 s is left out), on its own broker prefix and task queue. Any violated invariant makes the driver
+ * exit 1 and this test fail.
  */
 describe('chaos run (small CI configuration)', () => {
   const suffix = uniqueSuffix();
@@ -237,12 +339,15 @@ describe('chaos run (small CI configuration)', () => {
     ).catch(() => {});
   });
 
-  it('40 orders, a worker and a consumer SIGKILL: every invariant holds', { timeout: 180_000 }, async () => {
+  it('40 orders, refunds, shops and the reconciliation, a worker and a consumer SIGKILL: every invariant holds', {
+    timeout: 200_000,
+  }, async () => {
     const json = path.join(dir, 'results.json');
     const args = [
       'tools/chaos/main.ts',
       ...['--orders', '40', '--seed', '20261122', '--kills-worker', '1', '--kills-consumer', '1'],
-      ...['--broker-restarts', '0', '--pay-within', '30s', '--json', json],
+      ...['--broker-restarts', '0', '--pay-within', '30s', '--no-exhaust', '--drain-timeout', '90s'],
+      ...['--json', json],
     ];
     const { code, stdout, stderr } = await new Promise<{
       code: number | null;
@@ -254,7 +359,7 @@ describe('chaos run (small CI configuration)', () => {
         args,
         {
           cwd: ROOT,
-          timeout: 170_000,
+          timeout: 190_000,
           maxBuffer: 16 * 1024 * 1024,
           env: {
             ...process.env,
@@ -284,7 +389,12 @@ describe('chaos run (small CI configuration)', () => {
       expect.arrayContaining([
         ['kill-worker', 'ok'],
         ['kill-consumer', 'ok'],
+        ['refuse-merchant', 'ok'],
       ]),
     );
+    // The lifecycle happened: refunds, deliveries after failures, planted statement faults found.
+    expect(report.refundMix.reduce((n, r) => n + r.orders, 0)).toBeGreaterThanOrEqual(5);
+    expect(report.shops.find((s) => s.shop === 'flapping')?.attemptsMax).toBeGreaterThanOrEqual(3);
+    expect(report.reconciliation.found).toHaveLength(7);
   });
 });

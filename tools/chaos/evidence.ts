@@ -1,24 +1,45 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import type { temporal } from '@temporalio/proto';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import amqplib from 'amqplib';
+import { inArray } from 'drizzle-orm';
 import type { Database } from '../../src/db/client';
 import { findDiscrepancies, findOrders, findPaymentEvents } from '../../src/db/orders';
+import { merchantEvents, notificationAttempts, refunds } from '../../src/db/schema';
 import { orderWorkflowId } from '../../src/domain';
 import { declareAndPurge, topologyFor } from '../../src/mq/topology';
+import { refundWorkflowId } from '../../src/order/refund';
 import type { Config } from '../../src/platform/config';
 import { activityRuns } from '../../src/platform/history';
+import { notificationWorkflowId } from '../../workflows/notify-merchant';
+import { merchantDeliveries } from '../merchant/db/schema';
+import { deliveryView } from '../merchant/store';
 import type { ServiceProcess } from '../service';
+import { providerRefunds } from '../simulator/db/schema';
 import { findTrades } from '../simulator/trades';
 import type {
+  AttemptRowLite,
   DiscrepancyRowLite,
   EventRowLite,
+  MerchantEventLite,
   OrderRowLite,
+  ProviderRefundLite,
+  PublishedMessage,
+  RefundEvidence,
+  RefundRowLite,
   TradeRowLite,
   TransitionEvidence,
   WorkflowEvidence,
 } from './checks';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+export type History = temporal.api.history.v1.IHistory;
 
 /** What the chaos driver reads from (and does to) RabbitMQ, Temporal, Postgres and the processes. */
 
@@ -82,7 +103,10 @@ export async function terminateLeftovers(client: Client, taskQueue: string, log:
 const TRANSITION_ACTIVITIES = new Set(['markOrderPaid', 'closeOrder', 'holdOrderForReview']);
 
 /** The latest run's history of an order's workflow, reduced to what checkSingleTransition needs. */
-export async function workflowEvidence(client: Client, orderId: string): Promise<WorkflowEvidence> {
+export async function workflowEvidence(
+  client: Client,
+  orderId: string,
+): Promise<WorkflowEvidence & { history: History }> {
   const history = await client.workflow.getHandle(orderWorkflowId(orderId)).fetchHistory();
   const transitions: TransitionEvidence[] = [];
   for (const run of activityRuns(history)) {
@@ -92,16 +116,20 @@ export async function workflowEvidence(client: Client, orderId: string): Promise
     );
     transitions.push({ activity: run.type, changed: value.changed, status: value.status });
   }
+  const { execution, result } = executionOf<{ status: string }>(history);
+  return { orderId, execution, resultStatus: result?.status ?? null, transitions, history };
+}
+
+/** How a history ended (COMPLETED, FAILED, ..., RUNNING) and its result when it completed. */
+function executionOf<T>(history: History): { execution: string; result: T | null } {
   let execution = 'RUNNING';
-  let resultStatus: string | null = null;
+  let result: T | null = null;
   for (const event of history.events ?? []) {
     const done = event.workflowExecutionCompletedEventAttributes;
     if (done) {
       execution = 'COMPLETED';
       const payload = done.result?.payloads?.[0];
-      resultStatus = payload
-        ? (defaultPayloadConverter.fromPayload<{ status: string }>(payload)?.status ?? null)
-        : null;
+      result = payload ? (defaultPayloadConverter.fromPayload<T>(payload) ?? null) : null;
     }
     if (event.workflowExecutionFailedEventAttributes) execution = 'FAILED';
     if (event.workflowExecutionTerminatedEventAttributes) execution = 'TERMINATED';
@@ -109,7 +137,171 @@ export async function workflowEvidence(client: Client, orderId: string): Promise
     if (event.workflowExecutionCanceledEventAttributes) execution = 'CANCELED';
     if (event.workflowExecutionContinuedAsNewEventAttributes) execution = 'CONTINUED_AS_NEW';
   }
-  return { orderId, execution, resultStatus, transitions };
+  return { execution, result };
+}
+
+/** A refund's workflow history, reduced to what the refund checks need. */
+export async function refundEvidence(
+  client: Client,
+  refund: { id: string; orderId: string },
+): Promise<RefundEvidence & { history: History }> {
+  const history = await client.workflow.getHandle(refundWorkflowId(refund.id)).fetchHistory();
+  const applied: RefundEvidence['applied'] = [];
+  for (const run of activityRuns(history)) {
+    if (run.type !== 'applyRefund' || !run.result) continue;
+    const value = defaultPayloadConverter.fromPayload<{
+      changed: boolean;
+      orderStatus: string | null;
+      refundedAmount: number | null;
+      event: { id: string } | null;
+    }>(run.result);
+    applied.push({
+      changed: value.changed,
+      orderStatus: value.orderStatus,
+      refundedAmount: value.refundedAmount,
+      eventId: value.event?.id ?? null,
+    });
+  }
+  const { execution, result } = executionOf<{ phase: string; queries: number; settledBy: string | null }>(
+    history,
+  );
+  return {
+    refundId: refund.id,
+    orderId: refund.orderId,
+    execution,
+    phase: result?.phase ?? null,
+    queries: result?.queries ?? 0,
+    applied,
+    history,
+  };
+}
+
+/** A merchant event's delivery workflow history (for the replay), and how it ended. */
+export async function notificationHistory(client: Client, eventId: string) {
+  const history = await client.workflow.getHandle(notificationWorkflowId(eventId)).fetchHistory();
+  return { eventId, execution: executionOf(history).execution, history };
+}
+
+/** Any workflow's history by id (the reconciliation's). */
+export async function historyOf(client: Client, workflowId: string): Promise<History> {
+  return client.workflow.getHandle(workflowId).fetchHistory();
+}
+
+/**
+ * Replays the histories the run fetched against the current workflow code, as test/replay.test.ts
+ * does: one failure line per history that does not replay (a non-determinism, a bad history).
+ */
+export async function replayHistories(
+  histories: { workflowId: string; history: History }[],
+): Promise<{ replayed: number; failures: string[] }> {
+  try {
+    // The driver has no native runtime yet: install one that only says what matters.
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    // installed already (a second run in one process)
+  }
+  const failures: string[] = [];
+  let replayed = 0;
+  const results = Worker.runReplayHistories(
+    { workflowsPath: path.join(ROOT, 'workflows'), replayName: 'payrecon-chaos-replay' },
+    histories,
+  );
+  for await (const result of results) {
+    replayed++;
+    if (result.error) failures.push(`${result.workflowId}: ${result.error.name}: ${result.error.message}`);
+  }
+  return { replayed, failures };
+}
+
+/**
+ * The refund notices the payment simulator published or dropped, from its own log (pino JSON lines):
+ * their message ids are random and never reach the driver otherwise.
+ */
+export function refundNoticesFromLog(file: string): {
+  published: PublishedMessage[];
+  dropped: { orderId: string; messageId: string }[];
+} {
+  const published: PublishedMessage[] = [];
+  const dropped: { orderId: string; messageId: string }[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.includes('trade.refunded')) continue;
+    let entry: { msg?: string; orderId?: string; messageId?: string; routingKey?: string; copies?: number };
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (entry.routingKey !== 'trade.refunded' || !entry.orderId || !entry.messageId) continue;
+    if (entry.msg === 'notification published') {
+      published.push({ orderId: entry.orderId, messageId: entry.messageId, copies: entry.copies ?? 1 });
+    } else if (entry.msg === 'fault: notification dropped') {
+      dropped.push({ orderId: entry.orderId, messageId: entry.messageId });
+    }
+  }
+  return { published, dropped };
+}
+
+/**
+ * The rows of the lifecycle beyond the payment: payrecon's refunds and merchant events with their
+ * attempts, the simulator's refunds (its own table: the provider's truth), and every delivery the
+ * merchant simulator logged for the run's orders.
+ */
+export async function readLifecycleRows(db: Database, ids: string[]) {
+  const refundRows = (await db.select().from(refunds).where(inArray(refunds.orderId, ids))).map(
+    (r): RefundRowLite => ({
+      id: r.id,
+      orderId: r.orderId,
+      outRequestNo: r.outRequestNo,
+      amount: r.amount,
+      status: r.status,
+      settledBy: r.settledBy,
+    }),
+  );
+  const providerRows = (
+    await db.select().from(providerRefunds).where(inArray(providerRefunds.orderId, ids))
+  ).map(
+    (r): ProviderRefundLite => ({
+      orderId: r.orderId,
+      outRequestNo: r.outRequestNo,
+      amount: r.amount,
+      status: r.status,
+      executions: r.executions,
+    }),
+  );
+  const events = (await db.select().from(merchantEvents).where(inArray(merchantEvents.orderId, ids))).map(
+    (e): MerchantEventLite => ({
+      id: e.id,
+      orderId: e.orderId,
+      sequence: e.sequence,
+      type: e.type,
+      status: e.status,
+      endpointId: e.endpointId,
+    }),
+  );
+  const attempts: AttemptRowLite[] = [];
+  const eventIds = events.map((e) => e.id);
+  for (let i = 0; i < eventIds.length; i += 5_000) {
+    const rows = await db
+      .select()
+      .from(notificationAttempts)
+      .where(inArray(notificationAttempts.eventId, eventIds.slice(i, i + 5_000)));
+    for (const a of rows) {
+      attempts.push({
+        eventId: a.eventId,
+        attempt: a.attempt,
+        startedAt: a.startedAt,
+        durationMs: a.durationMs,
+        httpStatus: a.httpStatus,
+        errorKind: a.errorKind,
+      });
+    }
+  }
+  const deliveries = (
+    await db.select().from(merchantDeliveries).where(inArray(merchantDeliveries.orderId, ids))
+  )
+    .sort((a, b) => a.id - b.id)
+    .map(deliveryView);
+  return { refunds: refundRows, providerRefunds: providerRows, events, attempts, deliveries };
 }
 
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
@@ -140,7 +332,7 @@ export function sample<T>(items: T[], limit: number): T[] {
 export async function waitUntilServing(
   name: ServiceProcess,
   pid: number | undefined,
-  deps: { config: Config; temporal: Client; signal?: AbortSignal },
+  deps: { config: Config; temporal: Client; signal?: AbortSignal; consumers?: number },
   timeoutMs = 90_000,
 ): Promise<boolean> {
   const until = Date.now() + timeoutMs;
@@ -158,7 +350,7 @@ export async function waitUntilServing(
         try {
           const channel = await connection.createChannel();
           const { consumerCount } = await channel.checkQueue(topology.paySuccessQueue);
-          if (consumerCount > 0) return true;
+          if (consumerCount >= (deps.consumers ?? 1)) return true;
         } finally {
           await connection.close();
         }
@@ -193,6 +385,7 @@ export async function readRows(db: Database, ids: string[]) {
         tradeNo: r.tradeNo,
         paidAt: r.paidAt,
         closedAt: r.closedAt,
+        refundedAmount: r.refundedAmount,
       },
     ]),
   );
@@ -207,6 +400,7 @@ export async function readRows(db: Database, ids: string[]) {
         paidAmount: r.paidAmount,
         paidAt: r.paidAt,
         closedAt: r.closedAt,
+        refundedAmount: r.refundedAmount,
       },
     ]),
   );

@@ -41,6 +41,61 @@ export function formatReport(
   }
   out.push(mix.toString());
 
+  if (report.refundMix.length > 0) {
+    const refunds = new Table({ head: ['refund', 'orders', 'what', 'expected', 'as expected'], ...style });
+    for (const row of report.refundMix) {
+      refunds.push([row.kind, row.orders, row.what, row.final, `${row.asExpected}/${row.orders}`]);
+    }
+    out.push(refunds.toString());
+  }
+
+  const shops = new Table({
+    head: ['shop', 'orders', 'endpoint answers', 'events', 'delivered', 'exhausted', 'attempts (mean / max)'],
+    ...style,
+  });
+  for (const row of report.shops) {
+    shops.push([
+      row.shop,
+      row.orders,
+      row.what,
+      row.events,
+      row.delivered,
+      row.exhausted,
+      `${row.attemptsMean} / ${row.attemptsMax}`,
+    ]);
+  }
+  out.push(shops.toString());
+  if (report.exhaustedEvents.length > 0) out.push(`exhausted events: ${report.exhaustedEvents.join(', ')}`);
+
+  const r = report.reconciliation;
+  const recon = new Table({
+    head: [`reconciliation of ${r.billDate} (${r.provider})`, 'planted', 'found'],
+    ...style,
+  });
+  const keys = new Set([...r.planted, ...r.found].map((b) => `${b.kind} ${b.ref} ${b.status}`));
+  for (const key of [...keys].sort()) {
+    recon.push([
+      key,
+      r.planted.some((b) => `${b.kind} ${b.ref} ${b.status}` === key) ? 'yes' : '-',
+      r.found.some((b) => `${b.kind} ${b.ref} ${b.status}` === key) ? 'yes' : '-',
+    ]);
+  }
+  if (r.summary) {
+    recon.push([
+      'statement / payrecon payments',
+      {
+        colSpan: 2,
+        content: `${r.summary.theirs.payCount} / ${r.summary.ours.payCount} (${r.summary.matchedPayments} matched)`,
+      },
+    ]);
+    recon.push([
+      'statement / payrecon refunds',
+      { colSpan: 2, content: `${r.summary.theirs.refundCount} / ${r.summary.ours.refundCount}` },
+    ]);
+    recon.push(['result', { colSpan: 2, content: `${r.summary.status}, ${r.summary.totalBreaks} breaks` }]);
+  }
+  out.push(recon.toString());
+
   const notes = new Table({ head: ['evidence', 'count'], ...style });
   const m = report.messages;
   notes.push(
@@ -82,7 +137,8 @@ export function formatReport(
   out.push(
     `${report.options.orders} orders, seed ${report.options.seed}: ${(report.durationMs / 1000).toFixed(1)}s in all ` +
       `(create ${(p.createMs / 1000).toFixed(1)}s, settle ${(p.settleMs / 1000).toFixed(1)}s, drain ${(p.drainMs / 1000).toFixed(1)}s, ` +
-      `check ${(p.collectMs / 1000).toFixed(1)}s), ${report.ordersPerSecond} orders/s end to end`,
+      `reconcile ${(p.reconMs / 1000).toFixed(1)}s, collect ${(p.collectMs / 1000).toFixed(1)}s, replay ${(p.replayMs / 1000).toFixed(1)}s), ` +
+      `${report.ordersPerSecond} orders/s end to end`,
   );
   out.push(
     report.violations === 0
