@@ -97,6 +97,8 @@ export interface RefundEvidence {
   phase: string | null;
   /** Refund queries the workflow made. */
   queries: number;
+  /** What the provider answered the submit (SUCCESS, FAILED, PROCESSING); null when not in the history. */
+  submitted: string | null;
   /** Each applyRefund result in the history. */
   applied: {
     changed: boolean;
@@ -681,6 +683,7 @@ export function checkRefundPlans(
   const violations: string[] = [];
   const recordOf = new Map(records.map((r) => [r.orderId, r]));
   let refused = 0;
+  let queriedWhileProcessing = 0;
   for (const plan of planned) {
     const mine = refunds.filter((r) => r.orderId === plan.orderId);
     if (!plan.refund) {
@@ -718,10 +721,18 @@ export function checkRefundPlans(
       violations.push(`${id}: ${record.refused.length} requests refused, expected ${expectRefused}`);
     const histories = evidence.filter((e) => e.orderId === plan.orderId);
     if (scenario.queried && histories.length > 0 && !histories.some((e) => e.queries > 0))
-      violations.push(`${id}: no refund query in the history, though the provider kept it PROCESSING`);
+      violations.push(`${id}: no refund query in the history, though no valid refund notice came`);
+    if (
+      scenario.staysProcessing &&
+      histories.length > 0 &&
+      !histories.some((e) => e.submitted === 'PROCESSING')
+    )
+      violations.push(`${id}: the provider did not answer the submit PROCESSING`);
+    if (scenario.staysProcessing && histories.some((e) => e.queries > 0)) queriedWhileProcessing++;
   }
   return result('each refund ended as its kind says', planned.filter((p) => p.refund).length, violations, {
     'refund requests refused (the racing second one)': refused,
+    'refunds kept PROCESSING and queried on the ladder': queriedWhileProcessing,
   });
 }
 

@@ -147,7 +147,10 @@ export async function refundEvidence(
 ): Promise<RefundEvidence & { history: History }> {
   const history = await client.workflow.getHandle(refundWorkflowId(refund.id)).fetchHistory();
   const applied: RefundEvidence['applied'] = [];
+  let submitted: string | null = null;
   for (const run of activityRuns(history)) {
+    if (run.type === 'submitRefund' && run.result)
+      submitted = defaultPayloadConverter.fromPayload<{ status: string }>(run.result)?.status ?? null;
     if (run.type !== 'applyRefund' || !run.result) continue;
     const value = defaultPayloadConverter.fromPayload<{
       changed: boolean;
@@ -171,6 +174,7 @@ export async function refundEvidence(
     execution,
     phase: result?.phase ?? null,
     queries: result?.queries ?? 0,
+    submitted,
     applied,
     history,
   };

@@ -149,7 +149,7 @@ export async function recoverShops(
   let n = 0;
   for (const { orderId } of rows) {
     if (!orderId || !waiting.has(orderId)) continue;
-    await merchant.setOrderFaults(orderId, {});
+    await merchantCall(() => merchant.setOrderFaults(orderId, {}));
     waiting.delete(orderId);
     n++;
   }
@@ -158,6 +158,22 @@ export async function recoverShops(
 
 export function recoveringShop(name: ShopName): boolean {
   return SHOPS[name].recovers;
+}
+
+/**
+ * A call to the merchant simulator's control API, tried again for up to 20 s: during a planned
+ * `refuse-merchant` outage it refuses the driver's connections too.
+ */
+export async function merchantCall<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  const until = Date.now() + 20_000;
+  for (;;) {
+    try {
+      return await call();
+    } catch (error) {
+      if (Date.now() > until || signal?.aborted) throw error;
+      await sleep(500, signal);
+    }
+  }
 }
 
 // --- refunds ---------------------------------------------------------------------------------------------

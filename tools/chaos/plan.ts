@@ -192,8 +192,13 @@ export interface RefundScenario {
   notice: MessageFate;
   /** The order's paid notice is published again (twice) after the refund settled: the sources' race. */
   republishPaid: boolean;
-  /** The refund workflow must have queried at least once (it stayed PROCESSING past a ladder step). */
+  /** The refund workflow must have queried at least once (no valid notice ever comes). */
   queried: boolean;
+  /**
+   * The provider answered the submit PROCESSING and kept it so past the first ladder step (the query
+   * then sees PROCESSING, unless the workflow ran late and the notice came first).
+   */
+  staysProcessing: boolean;
 }
 
 /** Refunds end 1 s after the request (past the notice, before the first 2 s query) unless said otherwise. */
@@ -211,6 +216,7 @@ export const REFUND_SCENARIOS: Record<RefundKind, RefundScenario> = {
     notice: 'recorded',
     republishPaid: true,
     queried: false,
+    staysProcessing: false,
   },
   partial: {
     what: 'half back; the paid notice is published again afterwards (twice)',
@@ -223,6 +229,7 @@ export const REFUND_SCENARIOS: Record<RefundKind, RefundScenario> = {
     notice: 'recorded',
     republishPaid: true,
     queried: false,
+    staysProcessing: false,
   },
   'two-partials': {
     what: '30 %, then the rest once the first settled',
@@ -235,6 +242,7 @@ export const REFUND_SCENARIOS: Record<RefundKind, RefundScenario> = {
     notice: 'recorded',
     republishPaid: false,
     queried: false,
+    staysProcessing: false,
   },
   race: {
     what: 'two 60 % requests at once: one is refused, one executes',
@@ -247,6 +255,7 @@ export const REFUND_SCENARIOS: Record<RefundKind, RefundScenario> = {
     notice: 'recorded',
     republishPaid: false,
     queried: false,
+    staysProcessing: false,
   },
   'notice-drop': {
     what: 'all back; the refund notice is never published',
@@ -259,6 +268,7 @@ export const REFUND_SCENARIOS: Record<RefundKind, RefundScenario> = {
     notice: 'none',
     republishPaid: false,
     queried: true,
+    staysProcessing: false,
   },
   'notice-duplicate': {
     what: 'half back; the refund notice is published 3 times (one message id)',
@@ -271,6 +281,7 @@ export const REFUND_SCENARIOS: Record<RefundKind, RefundScenario> = {
     notice: 'recorded',
     republishPaid: false,
     queried: false,
+    staysProcessing: false,
   },
   'notice-forge': {
     what: 'all back; the refund notice is signed with a wrong secret',
@@ -283,6 +294,7 @@ export const REFUND_SCENARIOS: Record<RefundKind, RefundScenario> = {
     notice: { parked: ['BAD_SIGNATURE'] },
     republishPaid: false,
     queried: true,
+    staysProcessing: false,
   },
   'notice-corrupt': {
     what: 'half back; the refund notice is not JSON / not the schema (alternating)',
@@ -295,6 +307,7 @@ export const REFUND_SCENARIOS: Record<RefundKind, RefundScenario> = {
     notice: { parked: ['NOT_JSON', 'SCHEMA_VIOLATION'] },
     republishPaid: false,
     queried: true,
+    staysProcessing: false,
   },
   'provider-fails': {
     what: 'all back asked; the provider refuses it (FAILED), the order stays PAID',
@@ -307,6 +320,7 @@ export const REFUND_SCENARIOS: Record<RefundKind, RefundScenario> = {
     notice: 'recorded',
     republishPaid: false,
     queried: false,
+    staysProcessing: false,
   },
   processing: {
     what: 'all back; the provider stays PROCESSING 5 s, past the first 2 s refund query',
@@ -318,7 +332,8 @@ export const REFUND_SCENARIOS: Record<RefundKind, RefundScenario> = {
     settledBy: ['mq', 'poll'],
     notice: 'recorded',
     republishPaid: false,
-    queried: true,
+    queried: false,
+    staysProcessing: true,
   },
 };
 

@@ -68,6 +68,7 @@ import {
   createShops,
   Fleet,
   type FleetProcess,
+  merchantCall,
   moveRefundsOntoDay,
   type PlantedStatement,
   plantStatementFaults,
@@ -537,7 +538,8 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
           if (!trade) throw new Error(`the simulator did not open the trade of ${order.id}: ${tradeError}`);
           const faults = SHOPS[plan.shop].faults;
           // Before the buyer pays: the order's first event must meet its shop's answers.
-          if (Object.keys(faults).length > 0) await merchant.setOrderFaults(order.id, faults);
+          if (Object.keys(faults).length > 0)
+            await merchantCall(() => merchant.setOrderFaults(order.id, faults), signal);
           const entry = { ...plan, orderId: order.id };
           planned.push(entry);
           if (SHOPS[plan.shop].recovers) recovering.set(order.id, entry);
