@@ -1,4 +1,4 @@
-import amqplib, { type ConsumeMessage } from 'amqplib';
+import type { ConsumeMessage } from 'amqplib';
 import { createDatabase } from '../../src/db/client';
 import {
   closeOrder,
@@ -10,6 +10,7 @@ import {
   recordTradeSnapshot,
 } from '../../src/db/orders';
 import { isPaidTradeStatus, judgePaidFact } from '../../src/domain';
+import { connectAny } from '../../src/mq/connect';
 import { parsePaymentNotice } from '../../src/mq/notification';
 import { declareTopology, HEADERS, topologyFor } from '../../src/mq/topology';
 import { loadConfig } from '../../src/platform/config';
@@ -32,7 +33,7 @@ async function main() {
   const { db, sql } = database;
   const gateway = new HttpPaymentGateway({ baseUrl: config.PROVIDER_URL });
   const topology = topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY);
-  const connection = await amqplib.connect(config.AMQP_URL);
+  const connection = await connectAny(config.AMQP_URL);
   const channel = await connection.createConfirmChannel();
   await declareTopology(channel, topology);
   await channel.prefetch(config.CONSUMER_PREFETCH);

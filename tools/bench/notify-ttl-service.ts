@@ -1,5 +1,6 @@
-import amqplib, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { postWebhook } from '../../src/merchant/webhook';
+import { connectAny } from '../../src/mq/connect';
 import { createLogger } from '../../src/platform/logger';
 import {
   type NotifyTtlReport,
@@ -125,7 +126,7 @@ async function main() {
   const connect = async (): Promise<void> => {
     for (;;) {
       try {
-        const conn = await amqplib.connect(amqpUrl);
+        const conn = await connectAny(amqpUrl);
         conn.on('error', (error: Error) => log.warn({ err: error.message }, 'broker connection error'));
         conn.on('close', () => {
           if (stopping) return;

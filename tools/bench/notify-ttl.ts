@@ -1,4 +1,4 @@
-import amqplib from 'amqplib';
+import { connectAny } from '../../src/mq/connect';
 
 /**
  * The seed article's notification ladder on RabbitMQ (bench only): what tools/bench/notify-ttl-service.ts
@@ -71,7 +71,7 @@ export interface NotifyTtlReport {
 
 /** Declares the two exchanges and queues and empties them (leftovers of an aborted run). */
 export async function declareNotifyTtl(amqpUrl: string, topology: NotifyTtlTopology): Promise<void> {
-  const connection = await amqplib.connect(amqpUrl);
+  const connection = await connectAny(amqpUrl);
   try {
     const channel = await connection.createChannel();
     await channel.assertExchange(topology.workExchange, 'fanout', { durable: true });

@@ -2,10 +2,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type { Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import amqplib, { type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
+import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
 import { and, sql as dsql, eq, inArray } from 'drizzle-orm';
 import { createEndpoint, newWebhookSecret } from '../../src/db/merchant';
 import { merchantEvents } from '../../src/db/schema';
+import { connectAny } from '../../src/mq/connect';
 import { connectTemporal } from '../../src/platform/temporal';
 import { DELIVERY_LADDERS } from '../../workflows/ladder';
 import type { merchantNotificationWorkflow } from '../../workflows/notification';
@@ -370,7 +371,7 @@ function ttlProducer(amqpUrl: string) {
   const connections: ChannelModel[] = [];
   const open = () => {
     channel ??= (async () => {
-      const connection = await amqplib.connect(amqpUrl);
+      const connection = await connectAny(amqpUrl);
       connections.push(connection);
       connection.on('error', () => {});
       connection.on('close', () => {
