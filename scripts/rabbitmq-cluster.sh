@@ -17,12 +17,17 @@
 # /etc/rabbitmq) is never read, written, stopped or started: its env file and config are bypassed. The
 # machine's epmd (4369) is shared, which is what epmd is for. --fresh stops the nodes and wipes their data
 # first. Idempotent: start leaves running nodes alone and joins only those not in the cluster yet.
+#
+# A second cluster beside the first (the chaos run's own, so the cluster test's start --fresh and stop
+# do not touch it): RABBITMQ_CLUSTER_DIR (default .rabbitmq-cluster) and RABBITMQ_CLUSTER_NODE_PREFIX
+# (default payrecon-rmq: nodes payrecon-rmq<i>@localhost), with its own --base-port.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 
-STATE_DIR=$ROOT/.rabbitmq-cluster
+STATE_DIR=${RABBITMQ_CLUSTER_DIR:-$ROOT/.rabbitmq-cluster}
+NODE_PREFIX=${RABBITMQ_CLUSTER_NODE_PREFIX:-payrecon-rmq}
 SETTINGS_FILE=$STATE_DIR/cluster.env
 RABBITMQ_BIN=${RABBITMQ_BIN:-/usr/lib/rabbitmq/bin}
 START_TIMEOUT=${RABBITMQ_CLUSTER_START_TIMEOUT:-90}
@@ -34,9 +39,11 @@ die() {
 }
 
 usage() {
-  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit 2
 }
+
+[[ $NODE_PREFIX =~ ^[a-z][a-z0-9-]*$ ]] || die "RABBITMQ_CLUSTER_NODE_PREFIX must be lower-case letters, digits and dashes, got '$NODE_PREFIX'"
 
 # --- arguments ---------------------------------------------------------------------------------------
 COMMAND=${1:-}
@@ -98,7 +105,7 @@ if [[ -n $NODE_ARG ]] && ((NODE_ARG < 1 || NODE_ARG > NODES)); then
   die "node $NODE_ARG does not exist (the cluster has nodes 1 to $NODES)"
 fi
 
-node_name() { echo "payrecon-rmq$1@localhost"; }
+node_name() { echo "$NODE_PREFIX$1@localhost"; }
 amqp_port() { echo $((BASE_PORT + $1)); }
 dist_port() { echo $((BASE_PORT + $1 + 20000)); }
 node_dir() { echo "$STATE_DIR/rmq$1"; }
