@@ -33,6 +33,13 @@ import {
   writeReport,
 } from './report';
 import { runScale, type ScaleResult } from './scale';
+import {
+  parseScaleReal,
+  runScaleReal,
+  SCALE_REAL_OPTIONS,
+  SCALE_REAL_USAGE,
+  type ScaleRealResult,
+} from './scale-real';
 import { type FloorResult, runTemporalFloor } from './temporal-floor';
 
 const usage = `usage: npm run bench -- [options]
@@ -46,6 +53,7 @@ const usage = `usage: npm run bench -- [options]
   --scale-sample 500        timers of each size that fire during the probe, the others keep waiting
                             (default 500)
   --scale-fire-rate 20      sampled timers due per second (default 20)
+${SCALE_REAL_USAGE}
   --skip-baselines          only payrecon: no Temporal floor, no cron baseline
   --worker-options JSON     bench worker with Temporal WorkerOptions, e.g. '{"maxCachedWorkflows":500}'
   --prefetch N              CONSUMER_PREFETCH of payrecon's consumer and the baseline's
@@ -98,6 +106,7 @@ function parseCli(argv: string[]) {
       scale: { type: 'string', default: '200' },
       'scale-sample': { type: 'string', default: '500' },
       'scale-fire-rate': { type: 'string', default: '20' },
+      ...SCALE_REAL_OPTIONS,
       'dedicated-server': { type: 'boolean', default: false },
       'server-pragmas': { type: 'string', default: DEV_SERVER_PRAGMAS.join(',') },
       'skip-baselines': { type: 'boolean', default: false },
@@ -234,9 +243,14 @@ function parseCli(argv: string[]) {
         timeoutMs: duration('recon-timeout', values['recon-timeout']),
       }
     : null;
+  const serverPragmas = values['server-pragmas']
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   return {
     help: values.help,
     recon,
+    scaleReal: parseScaleReal(values, serverPragmas, duration),
     rates,
     durationMs: duration('duration', values.duration),
     payDelayMs: duration('pay-delay', values['pay-delay']),
@@ -367,6 +381,7 @@ async function main() {
   let scale: ScaleResult[] = [];
   let notify: NotifyResult | null = null;
   let recon: ReconResult | null = null;
+  let scaleReal: ScaleRealResult | null = null;
   const endToEnd = cli.rates.length > 0;
   try {
     if (endToEnd) {
@@ -433,6 +448,12 @@ async function main() {
         workerOptions: cli.variant.workerOptions,
       });
     }
+    if (cli.scaleReal) {
+      log(
+        `scale probe with the real order workflow: ${cli.scaleReal.size.toLocaleString('en-US')} waiting orders, ORDER_START_DELAY ${cli.scaleReal.designs.join(' then ')}, each on a dedicated dev server`,
+      );
+      scaleReal = await runScaleReal(ctx, cli.scaleReal);
+    }
   } finally {
     watcher.close();
     await simulator.process.stop();
@@ -475,6 +496,7 @@ async function main() {
     ),
     verifyCost: verifyCost(payreconE2E),
     scale,
+    scaleReal,
     notify,
     recon,
     neverPaidQueries: neverPaidQueries(

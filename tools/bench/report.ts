@@ -12,6 +12,7 @@ import { renderNotifyChart } from './notify-chart';
 import type { ReconResult } from './recon';
 import { renderReconChart } from './recon-chart';
 import type { ScaleResult } from './scale';
+import { renderScaleReal, type ScaleRealResult } from './scale-real';
 import type { FloorResult } from './temporal-floor';
 
 export interface LoadStats {
@@ -40,6 +41,8 @@ export interface BenchReport {
   /** VERIFY_PAID_NOTICES=always against on-mismatch at each rate both ran (--verify-notices both). */
   verifyCost: VerifyCost[];
   scale: ScaleResult[];
+  /** N waiting orders with the real order workflow, per ORDER_START_DELAY design (--scale-real). */
+  scaleReal?: ScaleRealResult | null;
   /** Merchant notification ladder: the seed's TTL + dead-letter queue beside payrecon's workflows (--notify). */
   notify: NotifyResult | null;
   /** The daily reconciliation at scale beside a naive row-by-row loop (--recon). */
@@ -431,6 +434,7 @@ export function renderReport(report: BenchReport): string {
     out.push(table.toString());
   }
 
+  if (report.scaleReal && report.scaleReal.runs.length > 0) out.push(renderScaleReal(report.scaleReal.runs));
   if (report.notify) out.push(...renderNotify(report.notify));
   if (report.recon) out.push(...renderRecon(report.recon));
   return out.join('\n');
