@@ -6,12 +6,12 @@ import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
-import amqplib from 'amqplib';
 import { inArray } from 'drizzle-orm';
 import type { Database } from '../../src/db/client';
 import { findDiscrepancies, findOrders, findPaymentEvents } from '../../src/db/orders';
 import { merchantEvents, notificationAttempts, refunds } from '../../src/db/schema';
 import { orderWorkflowId } from '../../src/domain';
+import { connectAny } from '../../src/mq/connect';
 import { declareAndPurge, topologyFor } from '../../src/mq/topology';
 import { refundWorkflowId } from '../../src/order/refund';
 import type { Config } from '../../src/platform/config';
@@ -66,9 +66,14 @@ export async function resetQueues(config: Config): Promise<void> {
 
 export async function queueDepths(config: Config) {
   const topology = topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY);
-  const connection = await amqplib.connect(config.AMQP_URL);
+  // Any node of a cluster (AMQP_URL may list them all): a quorum queue's count is its leader's, and the
+  // classic parking queue's is its home node's, wherever the driver is connected.
+  const connection = await connectAny(config.AMQP_URL);
+  // A node stopping under it (--cluster) or a queue whose node is down must reject, not crash the driver.
+  connection.on('error', () => {});
   try {
     const channel = await connection.createChannel();
+    channel.on('error', () => {});
     const [work, retry, parking] = await Promise.all(
       [topology.paySuccessQueue, topology.retryQueue, topology.parkingQueue].map((q) =>
         channel.checkQueue(q),
@@ -350,9 +355,11 @@ export async function waitUntilServing(
         if ((pollers ?? []).some((p) => p.identity?.startsWith(`${pid}@`))) return true;
       } else if (name === 'consumer') {
         const topology = topologyFor(deps.config.AMQP_PREFIX, deps.config.CONSUMER_RETRY_DELAY);
-        const connection = await amqplib.connect(deps.config.AMQP_URL);
+        const connection = await connectAny(deps.config.AMQP_URL);
+        connection.on('error', () => {});
         try {
           const channel = await connection.createChannel();
+          channel.on('error', () => {});
           const { consumerCount } = await channel.checkQueue(topology.paySuccessQueue);
           if (consumerCount >= (deps.consumers ?? 1)) return true;
         } finally {

@@ -3,6 +3,7 @@ import { and, inArray } from 'drizzle-orm';
 import type { Database, Sql } from '../../src/db/client';
 import { createEndpoint } from '../../src/db/merchant';
 import { findRefund, RefundRefused } from '../../src/db/refunds';
+import { amqpUrls } from '../../src/mq/connect';
 import { topologyFor } from '../../src/mq/topology';
 import { requestRefund } from '../../src/order/refund';
 import type { Config } from '../../src/platform/config';
@@ -296,7 +297,8 @@ export async function runRefunds(
 /** The driver's own publisher (the paid notices published again), signed like the provider's. */
 export function chaosPublisher(config: Config): PaymentEventPublisher {
   return new PaymentEventPublisher({
-    url: config.AMQP_URL,
+    // Every node of a cluster: it reconnects to a surviving one.
+    url: amqpUrls(config.AMQP_URL),
     topology: topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY),
     secret: config.NOTIFY_HMAC_SECRET,
     appId: 'payrecon-chaos',

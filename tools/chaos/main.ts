@@ -2,13 +2,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import ms from 'ms';
+import { ChaosCluster, clusterSpec } from './cluster';
 import { formatReport } from './report';
 import { type ChaosOptions, chaosEnvironment, runChaos } from './run';
 
 /**
  * `npm run chaos`: a batch of orders through their whole lifecycle (payment, refunds, merchant
  * notifications, the day's reconciliation) under notification, refund, merchant and statement faults,
- * process kills and a broker restart, then the invariants checked from Postgres, the simulators' tables
+ * process kills and a broker restart (or, with --cluster, the pay-success leader's node stopped on a
+ * three-node RabbitMQ cluster), then the invariants checked from Postgres, the simulators' tables
  * and logs, RabbitMQ and Temporal (histories replayed).
  * Exit code: 0 every invariant holds, 1 a violation (or the run failed), 2 bad arguments.
  */
@@ -20,7 +22,13 @@ const usage = `usage: npm run chaos -- [options]
   --kills-worker K      SIGKILL and restart a worker K times, alternating (default 3; with 2 or more,
                         the last one during the day's reconciliation)
   --kills-consumer K    SIGKILL and restart a consumer K times, alternating (default 3)
-  --broker-restarts B   rabbitmqctl stop_app / start_app B times (default 1; affects every user of the broker)
+  --broker-restarts B   rabbitmqctl stop_app / start_app B times (default 1, 0 with --cluster; affects every
+                        user of the broker)
+  --cluster             run against a local three-node RabbitMQ cluster (scripts/rabbitmq-cluster.sh; started
+                        unless it runs, and then stopped at the end): every process gets all three nodes'
+                        URLs; instead of the broker restart the node leading the pay-success quorum queue
+                        is stopped mid-stream and started again
+  --leader-stops N      with --cluster: stop the pay-success leader's node N times, 5 s each (default 1)
   --merchant-refusals M the merchant simulator refuses every connection for 3 s, M times (default 1)
   --no-exhaust          no orders at the shop that answers 500 to everything (its events end EXHAUSTED
                         130 s after the first attempt; the CI configuration leaves it out to stay short)
@@ -36,7 +44,8 @@ const usage = `usage: npm run chaos -- [options]
 
 environment: CHAOS_DATABASE_URL (default database payrecon_chaos on DATABASE_URL's server),
 CHAOS_AMQP_PREFIX (payrecon-chaos), CHAOS_TASK_QUEUE (payrecon-chaos), CHAOS_SIMULATOR_PORT (a free port),
-RABBITMQCTL (/usr/sbin/rabbitmqctl); Temporal, RabbitMQ and the HMAC secret as for the service.`;
+RABBITMQCTL (/usr/sbin/rabbitmqctl), CHAOS_CLUSTER (own: nodes payrecon-chaos-rmq1..3 on 5711-5713, data
+.run/rabbitmq-cluster-chaos; shared: the script's default cluster, 5701-5703); Temporal, RabbitMQ and the HMAC secret as for the service.`;
 
 export class UsageError extends Error {}
 
@@ -68,7 +77,9 @@ export function parseChaosArgs(argv: string[]) {
         'kills-worker': { type: 'string', default: '3' },
         'merchant-refusals': { type: 'string', default: '1' },
         'kills-consumer': { type: 'string', default: '3' },
-        'broker-restarts': { type: 'string', default: '1' },
+        'broker-restarts': { type: 'string' },
+        'leader-stops': { type: 'string' },
+        cluster: { type: 'boolean', default: false },
         'pay-within': { type: 'string', default: '60s' },
         ladder: { type: 'string', default: '2s,4s,8s' },
         rate: { type: 'string', default: '10' },
@@ -95,6 +106,24 @@ export function parseChaosArgs(argv: string[]) {
   if (!Number.isFinite(rate) || rate <= 0 || rate > 1_000) {
     throw new UsageError(`--rate must be a number of orders per second above 0, got "${text('rate')}"`);
   }
+  const cluster = values.cluster === true;
+  // The broker restart stops the machine's broker, which a cluster run does not use.
+  if (cluster && values['broker-restarts'] !== undefined && text('broker-restarts') !== '0')
+    throw new UsageError('--broker-restarts restarts the machine broker: with --cluster use --leader-stops');
+  if (!cluster && values['leader-stops'] !== undefined && text('leader-stops') !== '0')
+    throw new UsageError('--leader-stops needs --cluster');
+  const brokerRestarts =
+    values['broker-restarts'] === undefined
+      ? cluster
+        ? 0
+        : 1
+      : count('broker-restarts', text('broker-restarts'), 0, 10);
+  const leaderStops =
+    values['leader-stops'] === undefined
+      ? cluster
+        ? 1
+        : 0
+      : count('leader-stops', text('leader-stops'), 0, 10);
   const seed =
     values.seed === undefined
       ? Math.floor(Math.random() * 2 ** 31)
@@ -107,7 +136,9 @@ export function parseChaosArgs(argv: string[]) {
       seed,
       killsWorker: count('kills-worker', text('kills-worker'), 0, 100),
       killsConsumer: count('kills-consumer', text('kills-consumer'), 0, 100),
-      brokerRestarts: count('broker-restarts', text('broker-restarts'), 0, 10),
+      brokerRestarts,
+      leaderStops,
+      cluster,
       processes: count('processes', text('processes'), 1, 8),
       merchantRefusals: count('merchant-refusals', text('merchant-refusals'), 0, 10),
       lateRace: values['late-race'] === true,
@@ -142,18 +173,35 @@ async function main(): Promise<number> {
   const abort = new AbortController();
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
-      console.error(`chaos: ${signal}: stopping the service (and starting RabbitMQ again if it is stopped)`);
+      console.error(
+        `chaos: ${signal}: stopping the service (and starting RabbitMQ or a stopped cluster node again${parsed.options.cluster ? ', then stopping the cluster if this run started it' : ''})`,
+      );
       abort.abort(new Error(`interrupted by ${signal}`));
     });
   }
-  const options: ChaosOptions = {
-    ...parsed.options,
-    logFile: path.join(root, '.run', `chaos-${stamp}.log`),
-    log: (line) => console.log(`chaos: ${line}`),
-    signal: abort.signal,
-  };
-  console.log(`chaos: seed ${options.seed} (repeat with --seed ${options.seed})`);
-  const report = await runChaos(options, chaosEnvironment());
+  const log = (line: string) => console.log(`chaos: ${line}`);
+  const environment = chaosEnvironment();
+  const cluster = parsed.options.cluster ? new ChaosCluster(clusterSpec()) : null;
+  let report: Awaited<ReturnType<typeof runChaos>>;
+  try {
+    const clusterRun = cluster ? { handle: cluster, ...(await cluster.ensure(log)) } : null;
+    if (clusterRun) log(`AMQP_URL=${clusterRun.urls}`);
+    const options: ChaosOptions = {
+      ...parsed.options,
+      cluster: clusterRun,
+      logFile: path.join(root, '.run', `chaos-${stamp}.log`),
+      log,
+      signal: abort.signal,
+    };
+    console.log(`chaos: seed ${options.seed} (repeat with --seed ${options.seed})`);
+    report = await runChaos(options, environment);
+  } finally {
+    // A cluster this run started goes again, whatever happened (a failure, Ctrl-C); one it found running stays.
+    if (cluster?.startedHere) {
+      log('stopping the RabbitMQ cluster this run started');
+      await cluster.stop().catch((error: Error) => console.error(`chaos: ${error.message}`));
+    }
+  }
   console.log(formatReport(report, { color: process.stdout.isTTY }));
   mkdirSync(path.dirname(jsonFile), { recursive: true });
   writeFileSync(jsonFile, `${JSON.stringify(report, null, 2)}\n`);

@@ -485,7 +485,13 @@ export function candidateBillDate(startedAtMs: number, seed: number): string {
   return shiftBillDate('2001-01-01', (Math.floor(startedAtMs / 60_000) + seed) % 7_300);
 }
 
-export type DisruptionKind = 'kill-worker' | 'kill-consumer' | 'restart-broker' | 'refuse-merchant';
+export type DisruptionKind =
+  | 'kill-worker'
+  | 'kill-consumer'
+  | 'restart-broker'
+  | 'refuse-merchant'
+  /** --cluster: the node leading the pay-success quorum queue stopped, then started again. */
+  | 'stop-leader';
 
 export interface Disruption {
   kind: DisruptionKind;
@@ -510,6 +516,8 @@ export function planDisruptions(options: {
   brokerRestarts: number;
   /** Times the merchant simulator refuses connections (3 s each). */
   merchantRefusals?: number;
+  /** Times the pay-success leader's node is stopped (5 s down, then started again; --cluster). */
+  leaderStops?: number;
   /** Processes of each kind (worker, consumer); kills alternate between them. Default 1. */
   processes?: number;
 }): Disruption[] {
@@ -538,5 +546,7 @@ export function planDisruptions(options: {
     ...spread('kill-consumer', options.killsConsumer, () => 1_000 + Math.floor(random() * 1_000), true),
     ...spread('restart-broker', options.brokerRestarts, () => 3_000, false),
     ...spread('refuse-merchant', options.merchantRefusals ?? 0, () => 3_000, false),
+    // Last, so the draws above (and so every plan without --cluster) stay as they were.
+    ...spread('stop-leader', options.leaderStops ?? 0, () => 5_000, false),
   ].sort((a, b) => a.atMs - b.atMs);
 }

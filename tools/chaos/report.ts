@@ -133,6 +133,20 @@ export function formatReport(
     out.push(disruptions.toString());
   }
 
+  if (report.cluster) {
+    const queues = new Table({
+      head: ['queue at the end (cluster)', 'type', 'leader / home node', 'messages', 'members online'],
+      ...style,
+    });
+    for (const q of report.cluster.queuesAtEnd) {
+      queues.push([q.name, q.type, q.node ?? '-', q.messages ?? '?', q.online.join(',') || '-']);
+    }
+    out.push(
+      `RabbitMQ cluster ${report.cluster.nodes.join(', ')} (${report.cluster.startedHere ? 'started by this run, stopped at its end' : 'found running, left running'})`,
+    );
+    out.push(queues.toString());
+  }
+
   const p = report.phases;
   out.push(
     `${report.options.orders} orders, seed ${report.options.seed}: ${(report.durationMs / 1000).toFixed(1)}s in all ` +

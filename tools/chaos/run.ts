@@ -41,6 +41,7 @@ import {
   type RefundEvidence,
   type WorkflowEvidence,
 } from './checks';
+import { allMembersOnline, type ChaosCluster, type ClusterQueue, checkClusterQueues } from './cluster';
 import {
   type History,
   historyOf,
@@ -99,6 +100,8 @@ export interface ChaosOptions {
   killsWorker: number;
   killsConsumer: number;
   brokerRestarts: number;
+  /** --cluster: times the node leading the pay-success quorum queue is stopped, then started again. */
+  leaderStops: number;
   payWithinMs: number;
   ladder: { stepsMs: number[]; repeatMs: number };
   /** Orders created per second. */
@@ -115,6 +118,8 @@ export interface ChaosOptions {
   lateRace: boolean;
   /** Orders at the `down` shop, whose events end EXHAUSTED 130 s later. */
   exhaust: boolean;
+  /** --cluster: the three-node cluster every process and check of the run uses (AMQP_URL: its URLs). */
+  cluster: { handle: ChaosCluster; urls: string; startedHere: boolean } | null;
   /** Where the service processes' logs go. */
   logFile: string;
   log: (line: string) => void;
@@ -158,7 +163,14 @@ export interface ChaosReport {
   startedAt: string;
   durationMs: number;
   ordersPerSecond: number;
-  options: Omit<ChaosOptions, 'log' | 'signal'>;
+  options: Omit<ChaosOptions, 'log' | 'signal' | 'cluster'> & { cluster: boolean };
+  /** --cluster: its nodes, whether the run started it, and the prefix's queues at the end (rabbitmqctl). */
+  cluster: {
+    nodes: string[];
+    urls: string;
+    startedHere: boolean;
+    queuesAtEnd: ClusterQueue[];
+  } | null;
   environment: ChaosEnvironment;
   phases: {
     createMs: number;
@@ -234,6 +246,8 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
     RECON_PROVIDER: 'chaos',
     RECON_HEAL_WAIT: '20s',
     LOG_LEVEL: 'info',
+    // --cluster: every process (consumers, workers, the simulator's publisher) and the driver get all nodes.
+    ...(options.cluster ? { AMQP_URL: options.cluster.urls } : {}),
   };
   const config = loadConfig({ ...process.env, ...env });
 
@@ -319,6 +333,7 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
       killsConsumer: options.killsConsumer,
       brokerRestarts: options.brokerRestarts,
       merchantRefusals: options.merchantRefusals,
+      leaderStops: options.cluster ? options.leaderStops : 0,
       processes: options.processes,
     });
     log(
@@ -367,6 +382,56 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
     // The run's clock (disruption times, the report) starts with the first order.
     const createStarted = Date.now();
     const atRun = () => Date.now() - createStarted;
+    // --cluster: the node leading pay-success stopped mid-stream (the script's stop-node: rabbitmqctl stop,
+    // the VM exits), down for downMs, started again (start-node: it rejoins as a follower), then every
+    // quorum member online again. Whichever node leads is stopped, also when it is the classic parking
+    // queue's home node: parks during the outage are returned by the broker and retried (the consumer).
+    const stopLeader = async (record: DisruptionRecord, downMs: number) => {
+      const cluster = options.cluster?.handle;
+      if (!cluster) throw new Error('stop-leader needs --cluster');
+      const prefix = config.AMQP_PREFIX;
+      const names = topologyFor(prefix, config.CONSUMER_RETRY_DELAY);
+      const before = await cluster.queues(prefix);
+      const leader = before.find((q) => q.name === names.paySuccessQueue)?.node;
+      const parkingHome = before.find((q) => q.name === names.parkingQueue)?.node ?? null;
+      if (!leader) throw new Error(`no leader of ${names.paySuccessQueue} on the cluster`);
+      const where =
+        parkingHome === leader
+          ? "also the parking queue's home node"
+          : `parking queue on node ${parkingHome}`;
+      log(
+        `>> RabbitMQ cluster: stop node ${leader} (leads ${names.paySuccessQueue}; ${where}), down ~${downMs / 1000}s`,
+      );
+      brokerDown = true;
+      let newLeader: number | null = null;
+      try {
+        await cluster.stopNode(leader);
+        const elected = await cluster.waitFor(
+          prefix,
+          (qs) => {
+            const q = qs.find((x) => x.name === names.paySuccessQueue);
+            return q?.node !== undefined && q.node !== null && q.node !== leader;
+          },
+          30_000,
+        );
+        newLeader = elected.queues.find((q) => q.name === names.paySuccessQueue)?.node ?? null;
+        await sleep(downMs, signal);
+      } finally {
+        await cluster.startNode(leader);
+        brokerDown = false;
+      }
+      const back = await cluster.waitFor(prefix, allMembersOnline, 60_000);
+      record.outageMs = atRun() - record.startedAtMs;
+      record.target = leader;
+      record.detail =
+        `node ${leader} stopped (led ${names.paySuccessQueue}; ${where}), new leader node ${newLeader ?? 'none within 30s'}, ` +
+        `started again; quorum members ${back.ok ? 'all online' : 'NOT all online after 60s'}`;
+      if (!back.ok)
+        driverErrors.push(`after node ${leader} came back not every quorum member was online within 60s`);
+      log(
+        `<< RabbitMQ node ${leader} back after ${(record.outageMs / 1000).toFixed(1)}s (new leader was node ${newLeader})`,
+      );
+    };
     const disrupt = async (disruption: Disruption) => {
       const startedAtMs = atRun();
       const record: DisruptionRecord = { ...disruption, startedAtMs, outageMs: 0, detail: '' };
@@ -386,6 +451,8 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
           record.outageMs = atRun() - startedAtMs;
           record.detail = 'rabbitmqctl stop_app, start_app, await_startup';
           log(`<< RabbitMQ back after ${(record.outageMs / 1000).toFixed(1)}s`);
+        } else if (disruption.kind === 'stop-leader') {
+          await stopLeader(record, disruption.downMs);
         } else if (disruption.kind === 'refuse-merchant') {
           log(`>> merchant simulator refuses connections for ${disruption.downMs / 1000}s`);
           await merchant.refuseConnections(disruption.downMs);
@@ -716,6 +783,13 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
       topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY),
     );
     const refundNotices = refundNoticesFromLog(simulatorLog);
+    // --cluster: the queues as the cluster holds them, after the parking queue was read (and given back).
+    const clusterAtEnd = options.cluster
+      ? {
+          running: await options.cluster.handle.running(),
+          queues: await options.cluster.handle.queues(config.AMQP_PREFIX),
+        }
+      : null;
     const fetchErrors: string[] = [];
     const histories: { workflowId: string; history: History }[] = [];
     const historyOrders = sample(ids, options.historyLimit);
@@ -828,6 +902,16 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
       checkPlanCarriedOut(planned, trades, orders, [...driverErrors]),
       processCheck,
     ];
+    if (clusterAtEnd) {
+      const names = topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY);
+      checks.push(
+        checkClusterQueues(
+          clusterAtEnd,
+          { work: names.paySuccessQueue, retry: names.retryQueue, parking: names.parkingQueue },
+          parked.length,
+        ),
+      );
+    }
     const tally = (key: (o: OrderRowLite) => string) => {
       const out: Record<string, number> = {};
       for (const o of orders.values()) out[key(o)] = (out[key(o)] ?? 0) + 1;
@@ -874,6 +958,8 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
         killsWorker: options.killsWorker,
         killsConsumer: options.killsConsumer,
         brokerRestarts: options.brokerRestarts,
+        leaderStops: options.leaderStops,
+        cluster: options.cluster !== null,
         payWithinMs: options.payWithinMs,
         ladder: options.ladder,
         rate: options.rate,
@@ -887,6 +973,15 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
       },
       environment: { ...environment, databaseUrl: redactUrl(environment.databaseUrl), simulatorPort },
       phases,
+      cluster:
+        options.cluster && clusterAtEnd
+          ? {
+              nodes: [1, 2, 3].map((i) => options.cluster?.handle.nodeName(i) ?? ''),
+              urls: redactUrl(options.cluster.urls),
+              startedHere: options.cluster.startedHere,
+              queuesAtEnd: clusterAtEnd.queues,
+            }
+          : null,
       disruptions: disruptionRecords,
       unplannedExits,
       faultMix: faultMixSummary(planned, orders),
