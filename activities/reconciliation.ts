@@ -18,6 +18,8 @@ import { PAID_ROW_STATUS, shiftBillDate } from '../src/provider/statement-format
 
 /** How often a download whose URL expired asks for a new one before the activity's own retry. */
 const URL_ATTEMPTS = 3;
+/** How often matchStatement heartbeats (its heartbeat timeout is 30 s, workflows/reconciliation.ts). */
+const MATCH_BEAT_MS = 5_000;
 
 export interface FetchedStatement {
   statementId: number;
@@ -28,8 +30,45 @@ export interface FetchedStatement {
   urlRequests: number;
 }
 
+/** One day's match: the statement staged for it, and the run it belongs to (null: a dry run). */
+export interface MatchInput {
+  provider: string;
+  billDate: string;
+  statementId: number;
+  runId: number | null;
+  midnightEdgeMs: number;
+}
+
 export function createReconciliationActivities(db: Database, gateway: PaymentGateway, config?: LadderConfig) {
   const sql = db.$client as Sql;
+
+  /** The day's match: control totals, the set-based match and the day's sums (src/db/reconciliation.ts). */
+  async function matchDay(input: MatchInput) {
+    const statement = await findStatement(sql, input.statementId);
+    if (!statement?.parsedAt)
+      throw ApplicationFailure.nonRetryable(`statement ${input.statementId} is not staged`);
+    const totals = await recon.controlTotals(sql, statement);
+    const previousStatementId = await recon.latestStatementOf(
+      sql,
+      input.provider,
+      shiftBillDate(input.billDate, -1),
+    );
+    const matchInput = { ...input, statement, previousStatementId };
+    const breaks = await recon.matchStatement(
+      sql,
+      matchInput,
+      recon.controlTotalBreaks(totals, statement.rejectedCount),
+    );
+    const day = await recon.dayTotals(sql, matchInput);
+    return {
+      breaks,
+      theirs: totals.computed,
+      declared: totals.declared,
+      rejectedLines: statement.rejectedCount,
+      ours: day.ours,
+      matchedPayments: day.matchedPayments,
+    };
+  }
 
   return {
     async startReconciliationRun(input: {
@@ -105,37 +144,16 @@ export function createReconciliationActivities(db: Database, gateway: PaymentGat
     },
 
     /** Checks the statement's own totals and matches the day; a dry run (runId null) only counts. */
-    async matchStatement(input: {
-      provider: string;
-      billDate: string;
-      statementId: number;
-      runId: number | null;
-      midnightEdgeMs: number;
-    }) {
-      const statement = await findStatement(sql, input.statementId);
-      if (!statement?.parsedAt)
-        throw ApplicationFailure.nonRetryable(`statement ${input.statementId} is not staged`);
-      const totals = await recon.controlTotals(sql, statement);
-      const previousStatementId = await recon.latestStatementOf(
-        sql,
-        input.provider,
-        shiftBillDate(input.billDate, -1),
-      );
-      const matchInput = { ...input, statement, previousStatementId };
-      const breaks = await recon.matchStatement(
-        sql,
-        matchInput,
-        recon.controlTotalBreaks(totals, statement.rejectedCount),
-      );
-      const day = await recon.dayTotals(sql, matchInput);
-      return {
-        breaks,
-        theirs: totals.computed,
-        declared: totals.declared,
-        rejectedLines: statement.rejectedCount,
-        ours: day.ours,
-        matchedPayments: day.matchedPayments,
-      };
+    async matchStatement(input: MatchInput) {
+      // Set-based SQL has no progress to report: the beat only says this worker is alive, so a killed
+      // worker's match is retried within the heartbeat timeout, not after the 30 min start-to-close.
+      const context = Context.current();
+      const beat = setInterval(() => context.heartbeat({ phase: 'matching' }), MATCH_BEAT_MS);
+      try {
+        return await matchDay(input);
+      } finally {
+        clearInterval(beat);
+      }
     },
 
     /**

@@ -175,6 +175,75 @@ describe('refunds (time-skipping)', () => {
     },
   );
 
+  scenario(
+    'refund-notice-during-query',
+    'a notice that arrives while the refund query that settles it runs is recorded; one that contradicts it is flagged',
+    async () => {
+      let workflowId = '';
+      let late: RefundNotice | undefined;
+      const orderId = await paidOrder({
+        refundSucceedsAtQuery: 1,
+        // The provider's notice says FAILED while its query is answering SUCCESS.
+        duringRefundQuery: async () => {
+          if (late) await env.client.workflow.getHandle(workflowId).signal(refundNoticeSignal, late);
+        },
+      });
+      const row = await createRefund(database.db, { orderId, amount: 3_000 });
+      // The deadline on the test server's clock: earlier scenarios moved it on by hours.
+      const input = {
+        ...refundWorkflowInput(row, refundsConfig),
+        deadline: new Date((await env.currentTimeMs()) + 3_600_000).toISOString(),
+      };
+      workflowId = refundWorkflowId(row.id);
+      late = {
+        messageId: randomUUID(),
+        orderId,
+        source: 'mq',
+        outRequestNo: row.outRequestNo,
+        refundNo: `RF-${row.outRequestNo}`,
+        status: 'REFUND_FAILED',
+        amount: 3_000,
+        currency: 'CNY',
+        refundedAt: new Date().toISOString(),
+      };
+      const sent = late;
+      const handle = await env.client.workflow.start('refundWorkflow', {
+        workflowId,
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        args: [input],
+      });
+      expect(await handle.result()).toMatchObject({
+        phase: 'SUCCEEDED',
+        queries: 1,
+        noticesReceived: 1,
+        settledBy: 'poll',
+      });
+      expect(await findOrder(database.db, orderId)).toMatchObject({
+        status: 'PARTIALLY_REFUNDED',
+        refundedAmount: 3_000,
+      });
+      const events =
+        await database.sql`select message_id, trade_status from payment_events where order_id = ${orderId} order by id`;
+      expect(events.filter((e) => e.message_id === sent.messageId)).toEqual([
+        { message_id: sent.messageId, trade_status: 'REFUND_FAILED' },
+      ]);
+      const flagged =
+        await database.sql`select kind, details from payment_discrepancies where order_id = ${orderId}`;
+      expect(flagged).toEqual([
+        {
+          kind: 'REFUND_CONTRADICTS_RECORD',
+          details: {
+            refundId: row.id,
+            refundStatus: 'SUCCEEDED',
+            notice: 'REFUND_FAILED',
+            messageId: sent.messageId,
+          },
+        },
+      ]);
+      return handle;
+    },
+  );
+
   it('never refunds more than was paid: a second request over what is left is refused before anything is sent', async () => {
     const orderId = await paidOrder();
     const results = await Promise.allSettled([

@@ -32,6 +32,7 @@ const CLOSES_THE_TRADE = [
   'cancel-unpaid',
   'paid-after-close-running',
   'paid-after-close-ended',
+  'paid-during-merchant-notification',
   // An operator's CLOSED decision on an order held for review closes the trade too.
   'review-resolved-closed',
 ];

@@ -159,15 +159,19 @@ async function closeAfterFinalCheck(
   return result.status ?? 'CLOSED';
 }
 
-/** The end: notices that came while settling are recorded (and contradictions flagged), then the result. */
+/**
+ * The end: the merchant is told, then notices that came while settling (or while the notification
+ * started: a child start is one more workflow task) are recorded and contradictions flagged. Nothing is
+ * awaited after the last look at the inbox, so no notice can land unseen.
+ */
 async function finish(run: OrderRun, status: OrderStatus): Promise<OrderWorkflowResult> {
+  if (run.merchantEvent) await notifyMerchant(run.orderId, run.merchantEvent);
+  await condition(allHandlersFinished);
   while (run.inbox.length > 0) {
     const notice = run.inbox.shift() as PaymentNotice;
     await db.recordPaymentNotice(notice);
     if (isPaidTradeStatus(notice.status)) await recordContradiction(run, status, notice);
   }
-  if (run.merchantEvent) await notifyMerchant(run.orderId, run.merchantEvent);
-  await condition(allHandlersFinished);
   return run.end(paymentOutcome(status));
 }
 

@@ -80,6 +80,8 @@ const staging = proxyActivities<Activities>({
 });
 const matching = proxyActivities<Activities>({
   startToCloseTimeout: '30m',
+  // The match heartbeats while its SQL runs: a killed worker's match moves on in 30 s, not 30 min.
+  heartbeatTimeout: '30s',
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5m' },
 });
 

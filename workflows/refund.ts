@@ -85,7 +85,7 @@ export async function refundWorkflow(input: RefundWorkflowInput): Promise<Refund
       continue;
     }
     const now = Date.now();
-    if (now >= deadline) return unconfirmed(input, state);
+    if (now >= deadline) break;
     const delay = Math.min(ladderDelay(input.ladder, step), deadline - now);
     state.nextCheckAt = new Date(now + delay).toISOString();
     const woken = await condition(() => inbox.length > 0, delay, {
@@ -97,7 +97,11 @@ export async function refundWorkflow(input: RefundWorkflowInput): Promise<Refund
     step++;
     answer = await queryOnLadder(input, state.queries);
   }
-  return settle(input, state, answer);
+  const phase = answer ? await settle(input, state, answer) : await unconfirmed(input);
+  // After the last await: a notice that came while a query, the settle or the merchant's notification
+  // ran is still in the inbox. Recorded, and flagged when it says otherwise than the outcome.
+  await recordLateNotices(input, inbox, phase);
+  return end(state, phase);
 }
 
 /** Keeps trying until the provider answers; every try carries the same out_request_no and amount. */
@@ -157,27 +161,55 @@ function fromNotice(notice: RefundNotice): Answer {
       };
 }
 
-async function settle(input: RefundWorkflowInput, state: RefundState, answer: Answer): Promise<RefundState> {
+async function settle(input: RefundWorkflowInput, state: RefundState, answer: Answer): Promise<RefundPhase> {
   state.settledBy = answer.by;
   if (answer.outcome === 'FAILED') {
     await db.failRefund.executeWithOptions({ summary: 'refund failed: the order stays as it was' }, [
       { refundId: input.refundId, reason: answer.reason ?? 'refused' },
     ]);
-    return end(state, 'FAILED');
+    return 'FAILED';
   }
   const result = await db.applyRefund.executeWithOptions({ summary: `apply refund (${answer.by})` }, [
     { refundId: input.refundId, settledBy: answer.by, providerRefundNo: answer.refundNo },
   ]);
   if (result.event) await notifyMerchant(input.orderId, result.event);
-  return end(state, 'SUCCEEDED');
+  return 'SUCCEEDED';
 }
 
-async function unconfirmed(input: RefundWorkflowInput, state: RefundState): Promise<RefundState> {
+async function unconfirmed(input: RefundWorkflowInput): Promise<RefundPhase> {
   await db.markRefundUnconfirmed.executeWithOptions(
     { summary: 'no answer by the refund deadline: UNKNOWN, for an operator' },
     [input.refundId],
   );
-  return end(state, 'UNKNOWN');
+  return 'UNKNOWN';
+}
+
+/** Notices left once the refund is decided: each recorded; one that contradicts the outcome is flagged. */
+async function recordLateNotices(
+  input: RefundWorkflowInput,
+  inbox: RefundNotice[],
+  phase: RefundPhase,
+): Promise<void> {
+  while (inbox.length > 0) {
+    const notice = inbox.shift() as RefundNotice;
+    await db.recordRefundNotice.executeWithOptions(
+      { summary: `record refund notice ${notice.messageId} (after the outcome)` },
+      [notice],
+    );
+    const agrees = notice.status === 'REFUND_SUCCESS' ? phase === 'SUCCEEDED' : phase === 'FAILED';
+    if (agrees) continue;
+    // The same details as a notice for an ended refund workflow (src/order/deliver-refund-notice.ts).
+    await db.recordDiscrepancy({
+      orderId: input.orderId,
+      kind: 'REFUND_CONTRADICTS_RECORD',
+      details: {
+        refundId: input.refundId,
+        refundStatus: phase,
+        notice: notice.status,
+        messageId: notice.messageId,
+      },
+    });
+  }
 }
 
 function end(state: RefundState, phase: RefundPhase): RefundState {

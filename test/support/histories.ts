@@ -42,6 +42,8 @@ export const ORDER_SCENARIOS = [
   'provider-reply-unreadable',
   'review-resolved-closed',
 ] as const;
+/** An order that ends while a notice arrives (test/finish-window.test.ts, a time-skipping server of its own). */
+export const FINISH_SCENARIOS = ['paid-during-merchant-notification'] as const;
 /** The merchant notification workflow's scenarios (test/notification.test.ts). */
 export const DELIVERY_SCENARIOS = [
   'delivery-first-success',
@@ -59,6 +61,7 @@ export const REFUND_SCENARIOS = [
   'refund-by-notice',
   'refund-failed',
   'refund-unconfirmed',
+  'refund-notice-during-query',
 ] as const;
 
 /** The daily reconciliation's scenarios (test/reconciliation.test.ts, on the dev server). */
@@ -70,6 +73,7 @@ export const DELAYED_START_SCENARIOS = ['paid-mq-during-start-delay', 'paid-poll
 /** Every scenario whose history is a replay fixture. */
 export const RECORDED_SCENARIOS = [
   ...ORDER_SCENARIOS,
+  ...FINISH_SCENARIOS,
   ...DELIVERY_SCENARIOS,
   ...REFUND_SCENARIOS,
   ...RECON_SCENARIOS,

@@ -86,6 +86,7 @@ export class ScriptedGateway implements PaymentGateway {
       return { outRequestNo, status: 'NOT_FOUND', refundNo: null, amount: null, failureReason: null };
     refund.queries++;
     const script = this.trades.get(refund.orderId) ?? {};
+    await script.duringRefundQuery?.();
     if (
       refund.status === 'PROCESSING' &&
       script.refundSucceedsAtQuery !== undefined &&
@@ -133,5 +134,7 @@ export interface TradeScript {
   refundFails?: boolean;
   /** Runs while the close is in flight, before the provider answers (a notice racing the close). */
   duringClose?: () => Promise<void>;
+  /** Runs while a refund query is in flight, before the provider answers (a notice racing the query). */
+  duringRefundQuery?: () => Promise<void>;
   unpaidStatus?: TradeLookupStatus;
 }

@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { temporal } from '@temporalio/proto';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { type Activities, createActivities } from '../activities';
+import { createDatabase } from '../src/db/client';
+import { createEndpoint } from '../src/db/merchant';
+import { findOrder, insertOrder } from '../src/db/orders';
+import { orderWorkflowInput, orderWorkflowStartOptions } from '../src/order/start';
+import { installWorkerRuntime } from '../workers/runtime';
+import { notificationWorkflowId } from '../workflows/notify-merchant';
+import { orderWorkflow, paymentNoticeSignal } from '../workflows/order';
+import { testConfig } from './support/env';
+import { FINISH_SCENARIOS, HistoryRecorder } from './support/histories';
+import { paidNotice } from './support/notice';
+import { ScriptedGateway } from './support/scripted-gateway';
+import { scenarioOf, startTestWorker, startTimeSkipping } from './support/time-skipping';
+
+const { EventType } = temporal.api.enums.v1;
+
+/**
+ * An order that ends while a notice is on its way: the notice lands while the workflow starts the
+ * merchant notification of its last transition (a child start is one more workflow task) and must
+ * still be recorded. A file of its own, with its own time-skipping server: once a parent has ended
+ * with an abandoned child, that server stops skipping time for later tests (sdk-typescript#1101).
+ */
+const config = testConfig('finish');
+const database = createDatabase(config.DATABASE_URL, { max: 5 });
+const gateway = new ScriptedGateway();
+const AMOUNT = 9_900;
+const LADDER = { stepsMs: [3_000, 30_000], repeatMs: 60_000 };
+/** `<orderId>` → runs once that order's closeOrder has committed, before its reply. */
+const afterCloseOrder = new Map<string, () => Promise<void>>();
+// A shop that answers every merchant notification with success.
+const shop = createServer((_req, res) => res.writeHead(200).end('success'));
+let shopUrl = '';
+const histories = new HistoryRecorder(FINISH_SCENARIOS);
+let env: TestWorkflowEnvironment;
+let worker: Awaited<ReturnType<typeof startTestWorker>> | undefined;
+
+function withCloseHook(activities: Activities): Activities {
+  return {
+    ...activities,
+    async closeOrder(input) {
+      const result = await activities.closeOrder(input);
+      await afterCloseOrder.get(input.orderId)?.();
+      return result;
+    },
+  };
+}
+
+beforeAll(async () => {
+  await new Promise<void>((resolve) => shop.listen(0, '127.0.0.1', resolve));
+  shopUrl = `http://127.0.0.1:${(shop.address() as AddressInfo).port}/hooks`;
+  installWorkerRuntime('ERROR');
+  env = await startTimeSkipping();
+  worker = await startTestWorker(env, {
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    activities: withCloseHook(createActivities({ db: database.db, gateway })),
+  });
+});
+
+afterAll(async (file) => {
+  await worker?.stop();
+  await env?.teardown();
+  await new Promise<void>((resolve) => shop.close(() => resolve()));
+  await database.close();
+  await histories.finish(file);
+});
+
+const scenario = scenarioOf(histories);
+
+describe('an order ending while a notice arrives (time-skipping)', () => {
+  scenario(
+    'paid-during-merchant-notification',
+    'a notice signalled while the closed order starts its merchant notification is recorded and flagged PAID_AFTER_CLOSE',
+    async () => {
+      const ep = await createEndpoint(database.db, { url: shopUrl });
+      const orderId = `fw_${randomUUID().slice(0, 12)}`;
+      const row = await insertOrder(database.db, {
+        id: orderId,
+        amount: AMOUNT,
+        currency: 'CNY',
+        payDeadline: new Date((await env.currentTimeMs()) + 10 * 60_000),
+        providerTradeNo: `SIM-${orderId}`,
+        notifyEndpointId: ep.id,
+      });
+      gateway.script(orderId, { amount: AMOUNT });
+      const input = orderWorkflowInput(row, config, { pollLadder: LADDER });
+      const handle = await env.client.workflow.start(
+        orderWorkflow,
+        orderWorkflowStartOptions(input, config.TEMPORAL_TASK_QUEUE),
+      );
+      const late = paidNotice(orderId, AMOUNT);
+      // Signalled once the order is CLOSED and the inbox was looked at: it lands while the child starts.
+      afterCloseOrder.set(orderId, () => handle.signal(paymentNoticeSignal, late));
+
+      expect(await handle.result()).toMatchObject({ status: 'CLOSED', discrepancies: ['PAID_AFTER_CLOSE'] });
+      expect(await findOrder(database.db, orderId)).toMatchObject({
+        status: 'CLOSED',
+        closeReason: 'PAY_DEADLINE_PASSED',
+      });
+      const events = await database.sql`select message_id from payment_events where order_id = ${orderId}`;
+      expect(events.filter((e) => e.message_id === late.messageId)).toHaveLength(1);
+      const flagged = await database.sql`select kind from payment_discrepancies where order_id = ${orderId}`;
+      expect(flagged).toEqual([{ kind: 'PAID_AFTER_CLOSE' }]);
+      // The window itself: the notice reached the workflow after it had commanded the child's start.
+      const kinds = ((await handle.fetchHistory()).events ?? []).map((e) => e.eventType);
+      const childInitiated = kinds.indexOf(EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED);
+      expect(childInitiated).toBeGreaterThan(0);
+      expect(kinds.indexOf(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)).toBeGreaterThan(childInitiated);
+      // And the shop heard of the close.
+      const [closed] = await database.sql`select id from merchant_events where order_id = ${orderId}`;
+      const delivery = env.client.workflow.getHandle(notificationWorkflowId(String(closed?.id)));
+      expect(await delivery.result()).toMatchObject({ status: 'DELIVERED', attempts: 1 });
+      return handle;
+    },
+  );
+});
