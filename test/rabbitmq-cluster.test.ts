@@ -219,4 +219,68 @@ describe('payrecon on a three-node RabbitMQ cluster', () => {
     );
     expect(await stack.queueDepth(parkingQueue)).toBe(0);
   }, 150_000);
+
+  it("a message parked while the parking queue's node is down is parked once the node is back, once", async () => {
+    const { parkingQueue } = stack.topology;
+    // The classic parking queue's home node, from its process id (rabbitmqctl's table shows the node).
+    const listing = await cluster('ctl', '1', '-q', 'list_queues', 'name', 'pid', '--no-table-headers');
+    const line = listing.split('\n').find((l) => l.split('\t')[0] === parkingQueue);
+    const home = Number(/<payrecon-rmq(\d)@/.exec(line ?? '')?.[1]);
+    expect(home).toBeGreaterThanOrEqual(1);
+    const survivor = home === 1 ? 2 : 1;
+    const consumer = stack.consumer;
+    if (!consumer) throw new Error('the stack has no consumer');
+    const deferredBefore = consumer.stats.parkDeferred ?? 0;
+    const parkedBefore = consumer.stats.parked.BAD_SIGNATURE ?? 0;
+    // Parks the consumer tried: counted parked (the broker confirmed) or deferred (the broker returned it).
+    const tried = () =>
+      (consumer.stats.parkDeferred ?? 0) -
+      deferredBefore +
+      (consumer.stats.parked.BAD_SIGNATURE ?? 0) -
+      parkedBefore;
+
+    await cluster('stop-node', String(home));
+    // Signed with a wrong secret: the consumer parks it BAD_SIGNATURE. Published through a survivor.
+    const messageId = `forged-while-parking-node-down-${Date.now()}`;
+    await stack.publish(
+      {
+        version: 1,
+        messageId,
+        orderId: 'ord_none',
+        tradeNo: 'T-none',
+        status: 'TRADE_SUCCESS',
+        amount: 1,
+        currency: 'CNY',
+        paidAt: new Date().toISOString(),
+      },
+      { secret: 'not-the-shared-secret', messageId },
+    );
+    // The consumer reconnects to a survivor, takes the message and parks it while the parking queue's
+    // node is down. Without mandatory parks the broker confirms that park and drops the message; with
+    // them it returns it, and the consumer sends it to the retry queue to be judged (and parked) again.
+    await eventually(
+      'the consumer tried to park the message while the node was down',
+      async () => (tried() >= 1 ? true : undefined),
+      60_000,
+    );
+    await sleep(2_000); // a few more retry rounds with the node still down
+    expect(await connectionPorts(survivor)).not.toContain(portOf(home));
+
+    await cluster('start-node', String(home));
+    await eventually(
+      'every member of pay-success online again',
+      async () =>
+        (await queueRow(survivor, stack.topology.paySuccessQueue)).online.length === NODES ? true : undefined,
+      30_000,
+    );
+    // The retry delay is 300 ms: a deferred park is parked within a few seconds of the node's return.
+    await sleep(5_000);
+    const parked = await stack.drainParking();
+    expect(parked.map((m) => m.properties.messageId)).toEqual([messageId]);
+    expect(parked[0]?.properties.headers?.['x-payrecon-reason']).toBe('BAD_SIGNATURE');
+    // Deferred while the node was down, parked once after it came back.
+    expect(consumer.stats.parkDeferred).toBeGreaterThanOrEqual(deferredBefore + 1);
+    expect(consumer.stats.parked.BAD_SIGNATURE).toBe(parkedBefore + 1);
+    expect(await stack.queueDepth(stack.topology.retryQueue)).toBe(0);
+  }, 180_000);
 });

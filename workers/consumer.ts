@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { type Client, Connection, Client as TemporalClient } from '@temporalio/client';
 import amqp, { type ChannelWrapper } from 'amqp-connection-manager';
-import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import { createDatabase, type Database, redactUrl } from '../src/db/client';
 import { recordDiscrepancy } from '../src/db/orders';
 import { amqpUrls } from '../src/mq/connect';
@@ -140,6 +141,14 @@ function ownHeaders(headers: Record<string, unknown>): Record<string, string | n
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
+/**
+ * The broker returned a park (basic.return before its ack): no queue took it. On a cluster that is the
+ * classic parking queue while its node is down; without `mandatory` the broker would confirm and drop it.
+ */
+class ParkingUnroutableError extends Error {
+  override name = 'ParkingUnroutableError';
+}
+
 function attemptsSoFar(message: ConsumeMessage): number {
   const raw = Number(message.properties.headers?.[HEADERS.attempts] ?? 0);
   return Number.isInteger(raw) && raw >= 0 ? raw : 0;
@@ -150,7 +159,14 @@ export interface PaymentConsumer {
   ready: Promise<void>;
   /** Stops taking messages, finishes the ones in flight, closes everything this consumer opened. */
   close(): Promise<void>;
-  stats: { delivered: number; late: number; retried: number; parked: Record<string, number> };
+  /** `parkDeferred`: parks the broker returned (parking queue unreachable), sent to the retry queue instead. */
+  stats: {
+    delivered: number;
+    late: number;
+    retried: number;
+    parkDeferred: number;
+    parked: Record<string, number>;
+  };
 }
 
 /**
@@ -161,10 +177,18 @@ export function startPaymentConsumer(deps: PaymentConsumerDeps): PaymentConsumer
   const { config, log } = deps;
   const metrics = deps.metrics ?? noMetrics;
   const topology = topologyFor(config.AMQP_PREFIX, config.CONSUMER_RETRY_DELAY);
-  const stats: PaymentConsumer['stats'] = { delivered: 0, late: 0, retried: 0, parked: {} };
+  const stats: PaymentConsumer['stats'] = { delivered: 0, late: 0, retried: 0, parkDeferred: 0, parked: {} };
   const inFlight = new Set<Promise<void>>();
   // Bumped on every (re)connect: a delivery tag from an older channel must not be acked on the new one.
   let channelGeneration = 0;
+  // Parks awaiting their confirm, by their park id; a basic.return marks one (it comes before the ack).
+  const parksInFlight = new Map<string, { returned: string | null }>();
+  const onReturn = (returned: Message) => {
+    const parkId = returned.properties.headers?.[HEADERS.parkId];
+    const park = typeof parkId === 'string' ? parksInFlight.get(parkId) : undefined;
+    const fields = returned.fields as unknown as { replyCode?: number; replyText?: string };
+    if (park) park.returned = `${fields.replyCode ?? '?'} ${fields.replyText ?? 'returned'}`;
+  };
 
   // Every node of a cluster: on a lost connection the manager moves on to the next URL of the list.
   const connection = amqp.connect(amqpUrls(config.AMQP_URL), {
@@ -187,6 +211,7 @@ export function startPaymentConsumer(deps: PaymentConsumerDeps): PaymentConsumer
     confirm: true,
     setup: async (ch: ConfirmChannel) => {
       channelGeneration++;
+      ch.on('return', onReturn);
       const declared = await declareTopology(ch, topology, {
         sideChannel: async () => {
           const open = connection.connection;
@@ -197,7 +222,7 @@ export function startPaymentConsumer(deps: PaymentConsumerDeps): PaymentConsumer
       if (declared.parkingQueue === 'home-node-down') {
         log.warn(
           { queue: topology.parkingQueue },
-          "the parking queue's node is down (a classic queue lives on one node): messages parked now are dropped by the broker until it is back",
+          "the parking queue's node is down (a classic queue lives on one node): messages to park go to the retry queue until it is back",
         );
       }
     },
@@ -219,17 +244,29 @@ export function startPaymentConsumer(deps: PaymentConsumerDeps): PaymentConsumer
     headers: Record<string, unknown>,
   ) => {
     const started = Date.now();
+    // A park is mandatory: returned unroutable (the parking queue's node is down) it must not count as parked.
+    const parkId = exchange === topology.errorExchange ? randomUUID() : null;
+    const park = { returned: null as string | null };
+    if (parkId) parksInFlight.set(parkId, park);
     try {
       await channel.publish(exchange, routingKey, message.content, {
         persistent: true,
+        mandatory: parkId !== null,
         messageId: message.properties.messageId,
         contentType: message.properties.contentType,
-        headers,
+        headers: parkId ? { ...headers, [HEADERS.parkId]: parkId } : headers,
         timeout: config.CONSUMER_PUBLISH_TIMEOUT,
       });
     } catch (error) {
       const cause = lastChannelError && lastChannelError.at >= started ? lastChannelError.message : null;
       throw new Error(cause ? `${(error as Error).message}: ${cause}` : (error as Error).message);
+    } finally {
+      if (parkId) parksInFlight.delete(parkId);
+    }
+    if (park.returned) {
+      throw new ParkingUnroutableError(
+        `the broker returned the park (${park.returned}): no queue is bound to "${exchange}" that is up`,
+      );
     }
   };
 
@@ -251,6 +288,8 @@ export function startPaymentConsumer(deps: PaymentConsumerDeps): PaymentConsumer
       try {
         return await publishCopy(message, exchange, routingKey, { ...original, ...ours });
       } catch (error) {
+        // Returned whole: the headers were fine, the queue is not there.
+        if (error instanceof ParkingUnroutableError) throw error;
         log.warn(
           { messageId: message.properties.messageId, err: (error as Error).message },
           "republishing with the message's own headers failed; sending it with payrecon's headers only",
@@ -295,13 +334,28 @@ export function startPaymentConsumer(deps: PaymentConsumerDeps): PaymentConsumer
         'notification will be retried',
       );
     } else if (final.kind === 'park') {
-      await moveTo(message, topology.errorExchange, '', {
-        ...original,
-        [HEADERS.attempts]: attempts,
-        [HEADERS.reason]: final.reason,
-        [HEADERS.detail]: final.detail.slice(0, 1000),
-        [HEADERS.parkedAt]: new Date().toISOString(),
-      });
+      try {
+        await moveTo(message, topology.errorExchange, '', {
+          ...original,
+          [HEADERS.attempts]: attempts,
+          [HEADERS.reason]: final.reason,
+          [HEADERS.detail]: final.detail.slice(0, 1000),
+          [HEADERS.parkedAt]: new Date().toISOString(),
+        });
+      } catch (error) {
+        if (!(error instanceof ParkingUnroutableError)) throw error;
+        // The parking queue is unreachable (on a cluster: its node is down). The retry queue is a quorum
+        // queue and brings the message back after the delay; it is judged again and parked then.
+        await moveTo(message, '', topology.retryQueue, { ...original, [HEADERS.attempts]: attempts });
+        stats.retried++;
+        stats.parkDeferred++;
+        metrics.notificationReceived('retried');
+        log.warn(
+          { messageId: message.properties.messageId, reason: final.reason, err: error.message },
+          'the parking queue is unreachable; the message goes to the retry queue and is parked when it comes back',
+        );
+        return;
+      }
       stats.parked[final.reason] = (stats.parked[final.reason] ?? 0) + 1;
       metrics.notificationParked(final.reason);
       log.error(

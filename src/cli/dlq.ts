@@ -30,6 +30,7 @@ const STRIPPED_ON_REQUEUE = [
   HEADERS.reason,
   HEADERS.detail,
   HEADERS.parkedAt,
+  HEADERS.parkId,
   HEADERS.originalExchange,
   HEADERS.originalRoutingKey,
   'x-delivery-count',

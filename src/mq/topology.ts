@@ -18,6 +18,8 @@ export const HEADERS = {
   parkedAt: 'x-payrecon-parked-at',
   /** How many of the message's own headers were left off because they could not be republished. */
   droppedHeaders: 'x-payrecon-dropped-headers',
+  /** One id per park publish, so the consumer can tell which park the broker returned (mandatory). */
+  parkId: 'x-payrecon-park-id',
 } as const;
 
 export interface Topology {
