@@ -88,6 +88,18 @@ describe('chaos plan', () => {
       processes: 2,
     });
     expect(kills.map((d) => d.target).sort()).toEqual([1, 1, 2, 2]);
+    // --cluster's leader stop comes on top: the other disruptions of a seed stay where they were.
+    const withStop = planDisruptions({
+      seed: 3,
+      windowMs: 100_000,
+      killsWorker: 4,
+      killsConsumer: 0,
+      brokerRestarts: 0,
+      processes: 2,
+      leaderStops: 1,
+    });
+    expect(withStop.filter((d) => d.kind !== 'stop-leader')).toEqual(kills);
+    expect(withStop.filter((d) => d.kind === 'stop-leader').map((d) => d.downMs)).toEqual([5_000]);
   });
 });
 
