@@ -28,6 +28,9 @@ export interface Breakdown {
   workflowTasks: number | null;
   activities: number | null;
   localActivities: number | null;
+  /** Timers started (the ladder's next check; with ORDER_START_DELAY=first-step and a notice during the
+   * start delay, none). */
+  timers: number | null;
 }
 
 /** The marker the SDK records for each local activity (sdk-core's LOCAL_ACTIVITY_MARKER_NAME). */
@@ -68,6 +71,7 @@ function stages(events: HistoryEvent[], sentAt: number) {
         e.eventType === EventType.EVENT_TYPE_MARKER_RECORDED &&
         e.markerRecordedEventAttributes?.markerName === LOCAL_ACTIVITY_MARKER,
     ),
+    timers: count((e) => e.eventType === EventType.EVENT_TYPE_TIMER_STARTED),
   };
 }
 
@@ -105,5 +109,6 @@ export async function breakdown(
     workflowTasks: pick('workflowTasks'),
     activities: pick('activities'),
     localActivities: pick('localActivities'),
+    timers: pick('timers'),
   };
 }

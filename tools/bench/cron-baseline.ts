@@ -1,6 +1,13 @@
 import { insertOrder } from '../../src/db/orders';
 import { newOrderId } from '../../src/order/start';
-import { cpuPerOrder, type E2EResult, providerQueriesPerPaidOrder } from './e2e';
+import {
+  cpuPerOrder,
+  designMeter,
+  type E2EResult,
+  machineCpuPerMqOrder,
+  perMqOrder,
+  providerQueriesPerPaidOrder,
+} from './e2e';
 import { type FallbackResult, runFallback } from './fallback';
 import type { BenchContext } from './lib/context';
 import { driveOrders, randomAmount } from './lib/drive';
@@ -54,6 +61,8 @@ export async function runCronBaseline(
       service.resetPeak();
       const cpuBefore = service.cpuSeconds();
       const meter = cpuMeter();
+      // No Temporal server: the seeds' design does not use one (the dev server idles meanwhile).
+      const attributed = designMeter(ctx, { consumer: service.pid }, { temporal: false });
       const result = await driveOrders(ctx, {
         rate,
         durationMs: options.durationMs,
@@ -62,11 +71,15 @@ export async function runCronBaseline(
         drainTimeoutMs: 120_000,
       });
       const cpu = meter.stop(result.settled);
+      const designCpu = perMqOrder(attributed.stop(), result.byPath);
       const consumerCpuAfter = service.cpuSeconds();
       results.push({
         ...result,
         ...cpu,
         verifyNotices: null,
+        startDelay: null,
+        machineCpuMsPerMqOrder: machineCpuPerMqOrder(cpu.machineBusyMs, result.byPath),
+        ...designCpu,
         providerQueriesPerPaidOrder: await providerQueriesPerPaidOrder(
           ctx,
           result.orderIds,

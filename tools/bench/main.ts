@@ -7,9 +7,11 @@ import { installWorkerRuntime } from '../../workers/runtime';
 import { CRON_INTERVAL_MS, type CronBaselineResult, runCronBaseline } from './cron-baseline';
 import {
   type E2EResult,
+  type PayreconDesign,
   type PayreconVariant,
   payreconOrderFactory,
   runE2E,
+  type StartDelay,
   startPayrecon,
   type VerifyNotices,
 } from './e2e';
@@ -24,11 +26,13 @@ import { type NotifyOptions, type NotifyResult, runNotify } from './notify';
 import { type ReconOptions, type ReconResult, runRecon } from './recon';
 import {
   type BenchReport,
+  goals,
   type LoadStats,
   machineInfo,
   neverPaidQueries,
   ratios,
   renderReport,
+  startDelayCost,
   verifyCost,
   writeReport,
 } from './report';
@@ -63,7 +67,14 @@ ${SCALE_REAL_USAGE}
                             on-mismatch, always, or both (each rate with each mode, back to back on the
                             same processes, plus their ratios); default: VERIFY_PAID_NOTICES of the
                             environment, else on-mismatch
-  --warmup 0s               before the end-to-end phase, each --verify-notices mode at the first rate
+  --start-delay MODE        ORDER_START_DELAY of the orders payrecon's end-to-end phase creates: none,
+                            first-step, or both (each rate with each, back to back on the same processes,
+                            in alternating order, like --verify-notices both; plus a before/after table);
+                            default: ORDER_START_DELAY of the environment, else its default
+  --probe-half              after the end-to-end sweep, run every payrecon design again at half of each
+                            design's ceiling (highest orders/s settled), and the floor and the seeds'
+                            design there too, for goal (b) and (c) of the report's goal table
+  --warmup 0s               before the end-to-end phase, each payrecon design at the first rate
                             for this long, not reported (default 0s: none)
   --notify                  the merchant notification ladder: the seed's design (one RabbitMQ delay queue
                             with per-message TTL, dead-lettered to the work queue) beside payrecon's
@@ -115,6 +126,8 @@ function parseCli(argv: string[]) {
       'pool-max': { type: 'string' },
       label: { type: 'string' },
       'verify-notices': { type: 'string' },
+      'start-delay': { type: 'string' },
+      'probe-half': { type: 'boolean', default: false },
       warmup: { type: 'string', default: '0s' },
       notify: { type: 'boolean', default: false },
       'notify-events': { type: 'string', default: '1000' },
@@ -187,6 +200,16 @@ function parseCli(argv: string[]) {
   };
   const verify = verifyModes[verifyRaw];
   if (!verify) throw new Error(`--verify-notices must be on-mismatch, always or both, got "${verifyRaw}"`);
+  const startDelayModes: Record<string, StartDelay[]> = {
+    none: ['none'],
+    'first-step': ['first-step'],
+    both: ['none', 'first-step'],
+  };
+  // Unset: whatever the configuration says (ORDER_START_DELAY or its default), resolved in main().
+  const startDelayRaw = values['start-delay'] || process.env.ORDER_START_DELAY;
+  const startDelays = startDelayRaw ? startDelayModes[startDelayRaw] : null;
+  if (startDelayRaw && !startDelays)
+    throw new Error(`--start-delay must be none, first-step or both, got "${startDelayRaw}"`);
   // --rates 0: no end-to-end phases at all (e.g. only the scale probe).
   const rates = list('rates', values.rates);
   const ladder = values['notify-ladder'];
@@ -266,6 +289,8 @@ function parseCli(argv: string[]) {
     skipBaselines: values['skip-baselines'],
     variant,
     verifyModes: verify,
+    startDelays,
+    probeHalf: values['probe-half'],
     warmupMs: duration('warmup', values.warmup),
     notify,
     json: values.json,
@@ -310,6 +335,17 @@ function loadSampler() {
   };
 }
 
+/** Half of each design's ceiling (its highest orders/s settled), rounded, when no rate run is that one. */
+function halfCeilingRates(results: E2EResult[], ran: number[]): number[] {
+  const ceilings = new Map<string, number>();
+  for (const r of results) {
+    const key = `${r.verifyNotices}|${r.startDelay}`;
+    ceilings.set(key, Math.max(ceilings.get(key) ?? 0, r.throughput));
+  }
+  const halves = [...ceilings.values()].map((c) => Math.max(1, Math.round(c / 2)));
+  return [...new Set(halves)].filter((rate) => !ran.includes(rate)).sort((a, b) => a - b);
+}
+
 const strip = (results: E2EResult[]) => results.map(({ orderIds: _ids, sentAt: _sent, ...rest }) => rest);
 
 async function main() {
@@ -347,7 +383,13 @@ async function main() {
         .map(([k, v]) => [k, Number(v)]),
     ),
     VERIFY_PAID_NOTICES: baseVerify,
+    ...(cli.startDelays?.[0] ? { ORDER_START_DELAY: cli.startDelays[0] } : {}),
   });
+  const startDelays = cli.startDelays ?? [config.ORDER_START_DELAY];
+  // Every VERIFY_PAID_NOTICES mode with every ORDER_START_DELAY, in the order given.
+  const designs: PayreconDesign[] = cli.verifyModes.flatMap((verifyNotices) =>
+    startDelays.map((startDelay) => ({ verifyNotices, startDelay })),
+  );
   const database = createDatabase(config.DATABASE_URL, { max: 20 });
   log(
     `preparing: database payrecon_bench, RabbitMQ prefix ${config.AMQP_PREFIX}, task queue ${config.TEMPORAL_TASK_QUEUE}`,
@@ -368,6 +410,7 @@ async function main() {
     sql: database.sql,
     temporal,
     simulator: simulator.client,
+    simulatorPid: simulator.process.pid,
     watcher,
     log,
   };
@@ -375,6 +418,7 @@ async function main() {
   const fallbackPayDelayMaxMs = 2_000;
 
   let payreconE2E: E2EResult[] = [];
+  let probeRates: number[] = [];
   let payreconFallback: FallbackResult | null = null;
   let floor: FloorResult[] | null = null;
   let cron: CronBaselineResult | null = null;
@@ -386,11 +430,21 @@ async function main() {
   try {
     if (endToEnd) {
       log(
-        `payrecon (${cli.variant.name}): worker and consumer processes, rates ${cli.rates.join(', ')}/s for ${cli.durationMs / 1000}s each, VERIFY_PAID_NOTICES ${cli.verifyModes.join(' and ')}`,
+        `payrecon (${cli.variant.name}): worker and consumer processes, rates ${cli.rates.join(', ')}/s for ${cli.durationMs / 1000}s each, VERIFY_PAID_NOTICES ${cli.verifyModes.join(' and ')}, ORDER_START_DELAY ${startDelays.join(' and ')}`,
       );
       const service = await startPayrecon(withProvider, cli.variant);
       try {
-        payreconE2E = await runE2E(ctx, service, cli);
+        payreconE2E = await runE2E(ctx, service, { ...cli, designs });
+        if (cli.probeHalf) {
+          probeRates = halfCeilingRates(payreconE2E, cli.rates);
+          if (probeRates.length > 0) {
+            log(`  half of each design's ceiling: ${probeRates.join(', ')}/s, every design`);
+            payreconE2E = [
+              ...payreconE2E,
+              ...(await runE2E(ctx, service, { ...cli, rates: probeRates, designs, warmupMs: 0 })),
+            ];
+          }
+        }
         if (cli.fallbackOrders > 0) {
           payreconFallback = await runFallback(ctx, {
             design: 'payrecon',
@@ -409,11 +463,12 @@ async function main() {
 
     if (endToEnd && !cli.skipBaselines) {
       log('Temporal floor: bare workflow (start, one signal, one activity), in-process worker');
-      floor = await runTemporalFloor(ctx, cli);
+      floor = await runTemporalFloor(ctx, { ...cli, rates: [...cli.rates, ...probeRates] });
       await database.sql`truncate orders, payment_events, payment_discrepancies`;
       log(`seeds' design: amqplib consumer with a direct conditional update + a scan every 20 s`);
       cron = await runCronBaseline(ctx, {
         ...cli,
+        rates: [...cli.rates, ...probeRates],
         fallback:
           cli.fallbackOrders > 0
             ? { orders: cli.fallbackOrders, rate: fallbackRate, payDelayMaxMs: fallbackPayDelayMaxMs }
@@ -481,6 +536,9 @@ async function main() {
         ? `dedicated dev server (fresh SQLite file${cli.serverPragmas.length ? `, ${cli.serverPragmas.join(', ')}` : ''})`
         : `${config.TEMPORAL_ADDRESS} (shared)`,
       verifyNotices: cli.verifyModes,
+      startDelay: startDelays,
+      probeHalf: cli.probeHalf,
+      probeRates,
       warmupMs: cli.warmupMs,
       settlementPollMs: 25,
       latencyClock:
@@ -494,6 +552,8 @@ async function main() {
       floor,
       cron,
     ),
+    goals: goals(strip(payreconE2E.filter((r) => r.verifyNotices === baseVerify)), floor, cron),
+    startDelayCost: startDelayCost(strip(payreconE2E)),
     verifyCost: verifyCost(payreconE2E),
     scale,
     scaleReal,

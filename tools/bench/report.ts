@@ -38,6 +38,10 @@ export interface BenchReport {
   floor: FloorResult[] | null;
   cron: { e2e: Omit<E2EResult, 'orderIds' | 'sentAt'>[]; fallback: FallbackResult | null } | null;
   ratios: Ratio[];
+  /** The issue's three goals, per ORDER_START_DELAY design, each from this run (see goals()). */
+  goals: Goal[];
+  /** ORDER_START_DELAY=first-step against none at each rate both ran (--start-delay both). */
+  startDelayCost: StartDelayCost[];
   /** VERIFY_PAID_NOTICES=always against on-mismatch at each rate both ran (--verify-notices both). */
   verifyCost: VerifyCost[];
   scale: ScaleResult[];
@@ -75,6 +79,8 @@ export function neverPaidQueries(
 
 export interface Ratio {
   rate: number;
+  /** The payrecon design of the row (its ORDER_START_DELAY). */
+  startDelay: E2EResult['startDelay'];
   /** payrecon ÷ the Temporal floor, and payrecon ÷ the cron baseline: latency (higher = payrecon slower)
    * and throughput (lower = payrecon slower). */
   vsFloor: { p50: number | null; p99: number | null; throughput: number | null };
@@ -129,7 +135,11 @@ export function verifyCost(payrecon: E2ERow[]): VerifyCost[] {
   const used = new Set<E2ERow>();
   for (const always of payrecon.filter((r) => r.verifyNotices === 'always')) {
     const base = payrecon.find(
-      (r) => r.verifyNotices === 'on-mismatch' && r.offeredRate === always.offeredRate && !used.has(r),
+      (r) =>
+        r.verifyNotices === 'on-mismatch' &&
+        r.startDelay === always.startDelay &&
+        r.offeredRate === always.offeredRate &&
+        !used.has(r),
     );
     if (!base) continue;
     used.add(base);
@@ -151,9 +161,192 @@ export function verifyCost(payrecon: E2ERow[]): VerifyCost[] {
   return costs;
 }
 
-/** The report's name of a payrecon row: the variant, and VERIFY_PAID_NOTICES when it is not the default. */
-export function payreconRowName(variant: PayreconVariant, r: Pick<E2EResult, 'verifyNotices'>): string {
-  return `payrecon (${variant.name}${r.verifyNotices === 'always' ? ', VERIFY_PAID_NOTICES=always' : ''})`;
+/** The report's name of a payrecon row: the variant, VERIFY_PAID_NOTICES when always, ORDER_START_DELAY. */
+export function payreconRowName(
+  variant: PayreconVariant,
+  r: Pick<E2EResult, 'verifyNotices' | 'startDelay'>,
+): string {
+  return `payrecon (${variant.name}${r.verifyNotices === 'always' ? ', VERIFY_PAID_NOTICES=always' : ''}${r.startDelay ? `, start delay ${r.startDelay}` : ''})`;
+}
+
+/** One ORDER_START_DELAY design's numbers at one rate, for the before/after table. */
+interface StartDelaySide {
+  throughput: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  workerCpuMsPerOrder: number | null;
+  consumerCpuMsPerOrder: number | null;
+  serverCpuMsPerOrder: number | null;
+  machineCpuMsPerMqOrder: number | null;
+  designCpuMsPerMqOrder: number | null;
+}
+
+/** ORDER_START_DELAY first-step against none at one offered rate (run back to back on the same processes). */
+export interface StartDelayCost {
+  rate: number;
+  none: StartDelaySide;
+  firstStep: StartDelaySide;
+  /** first-step ÷ none. */
+  ratio: Record<keyof StartDelaySide, number | null>;
+}
+
+const delaySide = (r: E2ERow): StartDelaySide => ({
+  throughput: r.throughput,
+  p50: r.latency.p50,
+  p95: r.latency.p95,
+  p99: r.latency.p99,
+  workerCpuMsPerOrder: r.workerCpuMsPerOrder,
+  consumerCpuMsPerOrder: r.consumerCpuMsPerOrder,
+  serverCpuMsPerOrder: r.serverCpuMsPerOrder,
+  machineCpuMsPerMqOrder: r.machineCpuMsPerMqOrder,
+  designCpuMsPerMqOrder: r.designCpuMsPerMqOrder,
+});
+
+export function startDelayCost(payrecon: E2ERow[]): StartDelayCost[] {
+  const costs: StartDelayCost[] = [];
+  const used = new Set<E2ERow>();
+  for (const after of payrecon.filter((r) => r.startDelay === 'first-step')) {
+    const before = payrecon.find(
+      (r) =>
+        r.startDelay === 'none' &&
+        r.verifyNotices === after.verifyNotices &&
+        r.offeredRate === after.offeredRate &&
+        !used.has(r),
+    );
+    if (!before) continue;
+    used.add(before);
+    const a = delaySide(after);
+    const b = delaySide(before);
+    const ratio = Object.fromEntries(
+      (Object.keys(a) as (keyof StartDelaySide)[]).map((k) => [k, div(a[k] ?? undefined, b[k] ?? undefined)]),
+    ) as StartDelayCost['ratio'];
+    costs.push({ rate: after.offeredRate, none: b, firstStep: a, ratio });
+  }
+  return costs;
+}
+
+/**
+ * Issue 14's goals for one payrecon design, from one run:
+ * (a) throughput ceiling ÷ the Temporal floor's ceiling ≥ 1.5 (ceiling: the highest orders/s settled at any
+ *     offered rate; a side that kept up with every rate offered only gives a lower bound);
+ * (b) p99 at about half its ceiling ÷ the floor's p99 at that same offered rate ≤ 1.5 (the rate both ran
+ *     nearest to half the ceiling: --probe-half adds it);
+ * (c) whole-machine CPU per MQ-settled order ÷ the seeds' design's at that same rate ≤ 3.
+ */
+export interface Goal {
+  startDelay: E2EResult['startDelay'];
+  verifyNotices: E2EResult['verifyNotices'];
+  goal: 'a' | 'b' | 'c' | "c'";
+  what: string;
+  /** payrecon's figure and the baseline's it is divided by. */
+  payrecon: number | null;
+  baseline: number | null;
+  ratio: number | null;
+  target: string;
+  verdict: 'PASS' | 'FAIL' | 'n/a';
+  note: string;
+}
+
+/** Kept up: settled ≥ 90% of the offered rate, so the ceiling is above this rate. */
+const keptUp = (r: { offeredRate: number; throughput: number }) => r.throughput >= 0.9 * r.offeredRate;
+
+export function goals(
+  payrecon: E2ERow[],
+  floor: FloorResult[] | null,
+  cron: CronBaselineResult | null,
+): Goal[] {
+  const out: Goal[] = [];
+  const keys = [...new Set(payrecon.map((r) => `${r.verifyNotices}|${r.startDelay}`))];
+  for (const key of keys) {
+    const rows = payrecon.filter((r) => `${r.verifyNotices}|${r.startDelay}` === key);
+    const first = rows[0];
+    if (!first) continue;
+    const base = { startDelay: first.startDelay, verifyNotices: first.verifyNotices };
+    const top = rows.reduce((a, b) => (b.throughput > a.throughput ? b : a));
+    const floorTop =
+      floor && floor.length > 0 ? floor.reduce((a, b) => (b.throughput > a.throughput ? b : a)) : null;
+    const payreconBound = rows.every(keptUp);
+    const floorBound = floor ? floor.every(keptUp) : false;
+    const ceilingRatio = div(top.throughput, floorTop?.throughput);
+    let aVerdict: Goal['verdict'] = ceilingRatio === null ? 'n/a' : ceilingRatio >= 1.5 ? 'PASS' : 'FAIL';
+    const aNotes: string[] = [
+      `payrecon's at ${top.offeredRate}/s offered, the floor's at ${floorTop?.offeredRate ?? '-'}/s`,
+    ];
+    if (payreconBound)
+      aNotes.push('payrecon kept up with every rate offered: its ceiling is higher (a lower bound)');
+    if (floorBound) aNotes.push('the floor kept up with every rate offered: its ceiling is higher');
+    // A lower bound of payrecon's ceiling that already passes still passes; one that fails proves nothing,
+    // and a floor below its ceiling makes the ratio too high.
+    if ((payreconBound && aVerdict === 'FAIL') || (floorBound && aVerdict === 'PASS')) aVerdict = 'n/a';
+    out.push({
+      ...base,
+      goal: 'a',
+      what: 'throughput ceiling ÷ Temporal floor ceiling (orders/s)',
+      payrecon: top.throughput,
+      baseline: floorTop?.throughput ?? null,
+      ratio: ceilingRatio,
+      target: '≥ 1.5',
+      verdict: aVerdict,
+      note: aNotes.join('; '),
+    });
+
+    const half = top.throughput / 2;
+    const common = rows.filter((r) => floor?.some((f) => f.offeredRate === r.offeredRate));
+    const near = common.length
+      ? common.reduce((a, b) => (Math.abs(b.offeredRate - half) < Math.abs(a.offeredRate - half) ? b : a))
+      : null;
+    const floorNear = near ? floor?.find((f) => f.offeredRate === near.offeredRate) : undefined;
+    const p99Ratio = div(near?.latency.p99, floorNear?.latency.p99);
+    out.push({
+      ...base,
+      goal: 'b',
+      what: `p99 at half the ceiling (${near?.offeredRate ?? '-'}/s offered; half of ${top.throughput} is ${Math.round(half * 10) / 10}) ÷ floor p99 at that rate (ms)`,
+      payrecon: near?.latency.p99 ?? null,
+      baseline: floorNear?.latency.p99 ?? null,
+      ratio: p99Ratio,
+      target: '≤ 1.5',
+      verdict: p99Ratio === null ? 'n/a' : p99Ratio <= 1.5 ? 'PASS' : 'FAIL',
+      note:
+        near && Math.abs(near.offeredRate - half) > 0.2 * half
+          ? `the nearest rate both ran is ${near.offeredRate}/s, more than 20% from half the ceiling (use --probe-half)`
+          : '',
+    });
+
+    // (c) at the same rate as (b): below both designs' ceilings, so each settles what is offered.
+    const cronAt = near ? cron?.e2e.find((c) => c.offeredRate === near.offeredRate) : undefined;
+    const cpuRatio = div(
+      near?.machineCpuMsPerMqOrder ?? undefined,
+      cronAt?.machineCpuMsPerMqOrder ?? undefined,
+    );
+    out.push({
+      ...base,
+      goal: 'c',
+      what: `whole-machine CPU per MQ-settled order at ${near?.offeredRate ?? '-'}/s ÷ seeds' design's (ms)`,
+      payrecon: near?.machineCpuMsPerMqOrder ?? null,
+      baseline: cronAt?.machineCpuMsPerMqOrder ?? null,
+      ratio: cpuRatio,
+      target: '≤ 3',
+      verdict: cpuRatio === null ? 'n/a' : cpuRatio <= 3 ? 'PASS' : 'FAIL',
+      note: "/proc/stat: every process on the machine over the phase, others' work too (see c')",
+    });
+    const designRatio = div(
+      near?.designCpuMsPerMqOrder ?? undefined,
+      cronAt?.designCpuMsPerMqOrder ?? undefined,
+    );
+    out.push({
+      ...base,
+      goal: "c'",
+      what: `CPU of the design's processes per MQ-settled order at ${near?.offeredRate ?? '-'}/s ÷ seeds' design's (ms)`,
+      payrecon: near?.designCpuMsPerMqOrder ?? null,
+      baseline: cronAt?.designCpuMsPerMqOrder ?? null,
+      ratio: designRatio,
+      target: '≤ 3',
+      verdict: designRatio === null ? 'n/a' : designRatio <= 3 ? 'PASS' : 'FAIL',
+      note: 'services, simulator, Temporal server (payrecon only), bench-database Postgres backends, broker, bench driver',
+    });
+  }
+  return out;
 }
 
 function temporalVersion(): string {
@@ -193,6 +386,7 @@ export function ratios(
     const c = cron?.e2e.find((r) => r.offeredRate === p.offeredRate);
     return {
       rate: p.offeredRate,
+      startDelay: p.startDelay,
       vsFloor: {
         p50: div(p.latency.p50, f?.latency.p50),
         p99: div(p.latency.p99, f?.latency.p99),
@@ -247,6 +441,8 @@ export function renderReport(report: BenchReport): string {
       'consumer MiB',
       'CPU ms/order (worker / consumer)',
       'server CPU ms/order',
+      'machine CPU ms/order (MQ-settled)',
+      "design's processes CPU ms/MQ order",
       'machine busy %',
     ],
   });
@@ -254,7 +450,7 @@ export function renderReport(report: BenchReport): string {
   const row = (
     design: string,
     r: Pick<E2EResult, 'offeredRate' | 'orders' | 'settled' | 'throughput' | 'latency'> &
-      Partial<Omit<E2EResult, 'orderIds' | 'sentAt'>>,
+      Partial<Omit<E2EResult, 'orderIds' | 'sentAt'>> & { machineCpuMsPerOrder?: number | null },
     own = true,
   ) =>
     e2e.push([
@@ -273,6 +469,8 @@ export function renderReport(report: BenchReport): string {
       own ? mb(r.consumerPeakMb ?? null) : '-',
       own ? `${r.workerCpuMsPerOrder ?? '-'} / ${r.consumerCpuMsPerOrder ?? '-'}` : '-',
       r.serverCpuMsPerOrder ?? '-',
+      r.machineCpuMsPerMqOrder ?? r.machineCpuMsPerOrder ?? '-',
+      r.designCpuMsPerMqOrder ?? '-',
       r.machineBusyPct ?? '-',
     ]);
   for (const r of report.payrecon.e2e) row(payreconRowName(report.payrecon.variant, r), r);
@@ -290,7 +488,7 @@ export function renderReport(report: BenchReport): string {
         'signal → workflow task',
         'task incl. local DB writes',
         'signal → completed',
-        'history: events / workflow tasks / activities / local activities',
+        'history: events / workflow tasks / activities / local activities / timers',
       ],
     });
     const v = (n: number | null | undefined) => (n === null || n === undefined ? '-' : n);
@@ -298,13 +496,13 @@ export function renderReport(report: BenchReport): string {
       const b = r.breakdown;
       if (!b) continue;
       table.push([
-        `${r.offeredRate}/s${r.verifyNotices === 'always' ? ', verify always' : ''}`,
+        `${r.offeredRate}/s${r.verifyNotices === 'always' ? ', verify always' : ''}${r.startDelay ? `, start delay ${r.startDelay}` : ''}`,
         b.sampled,
         b.toSignal,
         v(b.signalToTask),
         v(b.taskRun),
         b.signalToCompleted,
-        `${v(b.events)} / ${v(b.workflowTasks)} / ${v(b.activities)} / ${v(b.localActivities)}`,
+        `${v(b.events)} / ${v(b.workflowTasks)} / ${v(b.activities)} / ${v(b.localActivities)} / ${v(b.timers)}`,
       ]);
     }
     out.push(table.toString());
@@ -344,15 +542,92 @@ export function renderReport(report: BenchReport): string {
     out.push(table.toString());
   }
 
+  if (report.startDelayCost.length > 0) {
+    const table = newTable({
+      head: [
+        'ORDER_START_DELAY none → first-step (first-step ÷ none)',
+        'offered/s',
+        'orders/s',
+        'p50 ms',
+        'p95 ms',
+        'p99 ms',
+        'worker CPU ms/order',
+        'consumer CPU ms/order',
+        'server CPU ms/order',
+        'machine CPU ms/MQ order',
+        "design's processes CPU ms/MQ order",
+      ],
+    });
+    for (const c of report.startDelayCost) {
+      const cell = (k: keyof StartDelaySide) =>
+        `${c.none[k] ?? '-'} → ${c.firstStep[k] ?? '-'} (${x(c.ratio[k])})`;
+      table.push([
+        'none → first-step',
+        c.rate,
+        cell('throughput'),
+        cell('p50'),
+        cell('p95'),
+        cell('p99'),
+        cell('workerCpuMsPerOrder'),
+        cell('consumerCpuMsPerOrder'),
+        cell('serverCpuMsPerOrder'),
+        cell('machineCpuMsPerMqOrder'),
+        cell('designCpuMsPerMqOrder'),
+      ]);
+    }
+    out.push(table.toString());
+  }
+
   if (report.ratios.some((r) => r.vsFloor.p50 !== null || r.vsCron.p50 !== null)) {
     const table = newTable({
       head: ['payrecon ÷', 'offered/s', 'p50', 'p99', 'orders/s'],
     });
+    const tag = (r: Ratio) => (r.startDelay ? ` (start delay ${r.startDelay})` : '');
     for (const r of report.ratios) {
-      table.push(['Temporal floor', r.rate, x(r.vsFloor.p50), x(r.vsFloor.p99), x(r.vsFloor.throughput)]);
+      table.push([
+        `Temporal floor${tag(r)}`,
+        r.rate,
+        x(r.vsFloor.p50),
+        x(r.vsFloor.p99),
+        x(r.vsFloor.throughput),
+      ]);
     }
     for (const r of report.ratios) {
-      table.push(['seeds design (cron)', r.rate, x(r.vsCron.p50), x(r.vsCron.p99), x(r.vsCron.throughput)]);
+      table.push([
+        `seeds design (cron)${tag(r)}`,
+        r.rate,
+        x(r.vsCron.p50),
+        x(r.vsCron.p99),
+        x(r.vsCron.throughput),
+      ]);
+    }
+    out.push(table.toString());
+  }
+
+  if (report.goals.length > 0) {
+    const table = newTable({
+      head: [
+        'issue 14 goals (this run)',
+        'goal',
+        'payrecon',
+        'baseline',
+        'ratio',
+        'target',
+        'verdict',
+        'note',
+      ],
+    });
+    for (const g of report.goals) {
+      table.push([
+        `payrecon${g.startDelay ? `, start delay ${g.startDelay}` : ''}${g.verifyNotices === 'always' ? ', verify always' : ''}`,
+        `(${g.goal}) ${g.what}`,
+        g.payrecon ?? '-',
+        g.baseline ?? '-',
+        x(g.ratio),
+        g.target,
+        g.verdict,
+        g.note || '-',
+      ]);
     }
     out.push(table.toString());
   }

@@ -18,6 +18,8 @@ export interface FloorResult {
   errors: string[];
   serverCpuMsPerOrder: number | null;
   machineBusyPct: number | null;
+  /** The whole machine's busy CPU over the phase ÷ orders settled (the floor's worker is in the bench process). */
+  machineCpuMsPerOrder: number | null;
 }
 
 /**
@@ -78,6 +80,7 @@ export async function runTemporalFloor(
         latency.recordMs(done - sent);
         last = Math.max(last, done);
       }
+      const cpu = meter.stop(latency.count);
       const seconds = (last - first) / 1000;
       const result: FloorResult = {
         offeredRate: rate,
@@ -87,7 +90,12 @@ export async function runTemporalFloor(
         latency: latency.summary(),
         start: start.summary(),
         errors: generator.errors,
-        ...meter.stop(latency.count),
+        serverCpuMsPerOrder: cpu.serverCpuMsPerOrder,
+        machineBusyPct: cpu.machineBusyPct,
+        machineCpuMsPerOrder:
+          cpu.machineBusyMs !== null && latency.count > 0
+            ? Math.round((cpu.machineBusyMs * 10) / latency.count) / 10
+            : null,
       };
       results.push(result);
       ctx.log(

@@ -12,6 +12,8 @@ export interface BenchContext {
   sql: Sql;
   temporal: Client;
   simulator: SimulatorClient;
+  /** The simulator's process, for the CPU a design's orders cost it. */
+  simulatorPid?: number;
   watcher: SettlementWatcher;
   log: (line: string) => void;
 }

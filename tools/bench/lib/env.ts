@@ -50,6 +50,7 @@ export function configEnv(config: Config, extra: Record<string, string> = {}): R
     POLL_REPEAT: String(config.POLL_REPEAT),
     PAY_DEADLINE: String(config.PAY_DEADLINE),
     VERIFY_PAID_NOTICES: config.VERIFY_PAID_NOTICES,
+    ORDER_START_DELAY: config.ORDER_START_DELAY,
     WORKER_METRICS_ADDRESS: config.WORKER_METRICS_ADDRESS ?? 'off',
     CONSUMER_METRICS_ADDRESS: config.CONSUMER_METRICS_ADDRESS ?? 'off',
     LOG_LEVEL: config.LOG_LEVEL,

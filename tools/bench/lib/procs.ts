@@ -1,5 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync, type WriteStream, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import {
+  createWriteStream,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  type WriteStream,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -186,7 +193,7 @@ export function temporalServerPid(): number | null {
   }
 }
 
-/** A CPU meter over an interval: the machine's busy share (%) and the Temporal dev server's CPU seconds. */
+/** A CPU meter over an interval: the machine's busy share (%) and CPU time, and the Temporal dev server's CPU. */
 export function cpuMeter() {
   const machine = () => {
     const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '')
@@ -208,9 +215,84 @@ export function cpuMeter() {
       const total = m1.total - m0.total;
       return {
         machineBusyPct: total > 0 ? Math.round((1 - (m1.idle - m0.idle) / total) * 100) : null,
+        /** Busy CPU time of all cores over the interval (ms): /proc/stat counts USER_HZ ticks. */
+        machineBusyMs: total > 0 ? ((total - (m1.idle - m0.idle)) * 1000) / TICKS_PER_SECOND : null,
         serverCpuMsPerOrder:
           s0 !== null && s1 !== null && orders > 0 ? Math.round(((s1 - s0) * 1000 * 10) / orders) / 10 : null,
       };
+    },
+  };
+}
+
+/** Postgres backends serving `database`: their process title is "postgres: ... <user> <database> <host> ...". */
+function postgresBackends(database: string): number[] {
+  const title = new RegExp(`^postgres: .*\\s${database.replace(/[^\w]/g, '\\$&')}\\s`);
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (title.test(readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ')))
+        pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/** The process listening on a local TCP port (the RabbitMQ broker), from `ss`; null when unknown. */
+export function listenerPid(port: number): number | null {
+  try {
+    const out = execFileSync('ss', ['-ltnpH', `sport = :${port}`], { encoding: 'utf8', timeout: 5_000 });
+    const pid = Number(/pid=(\d+)/.exec(out)?.[1]);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+export interface AttributedCpu {
+  /** CPU ms over the interval of every process the design's orders run through, and the parts. */
+  totalMs: number;
+  parts: Record<string, number>;
+}
+
+/**
+ * CPU of the processes one design's orders go through, over an interval: the given processes (worker,
+ * consumer, simulator, Temporal server), this bench process (the shop's side: createOrder, the driver),
+ * the Postgres backends of `database` (those that start meanwhile count from zero; the shared background
+ * writers do not count) and the RabbitMQ broker (shared: others' queues count too). On a shared machine
+ * /proc/stat's busy time holds everybody's work; this holds the design's (and the broker's other users').
+ */
+export function attributedCpuMeter(
+  processes: Record<string, number | null | undefined>,
+  database: string,
+  amqpPort: number,
+) {
+  const broker = listenerPid(amqpPort);
+  const named = Object.entries({ ...processes, broker }).filter(
+    (entry): entry is [string, number] => typeof entry[1] === 'number' && entry[1] > 0,
+  );
+  const bench0 = process.cpuUsage();
+  const before = new Map(named.map(([name, pid]) => [name, readCpuSeconds(pid)]));
+  const pg0 = new Map(postgresBackends(database).map((pid) => [pid, readCpuSeconds(pid) ?? 0]));
+  return {
+    stop(): AttributedCpu {
+      const parts: Record<string, number> = {};
+      for (const [name, pid] of named) {
+        const a = before.get(name);
+        const b = readCpuSeconds(pid);
+        if (a !== null && a !== undefined && b !== null) parts[name] = Math.round((b - a) * 1000);
+      }
+      let pg = 0;
+      for (const pid of postgresBackends(database)) {
+        const now = readCpuSeconds(pid);
+        if (now !== null) pg += now - (pg0.get(pid) ?? 0);
+      }
+      parts.postgres = Math.round(pg * 1000);
+      const bench = process.cpuUsage(bench0);
+      parts.bench = Math.round((bench.user + bench.system) / 1000);
+      return { totalMs: Object.values(parts).reduce((a, b) => a + b, 0), parts };
     },
   };
 }
