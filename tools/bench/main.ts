@@ -4,6 +4,7 @@ import ms from 'ms';
 import { createDatabase } from '../../src/db/client';
 import { connectTemporal } from '../../src/platform/temporal';
 import { installWorkerRuntime } from '../../workers/runtime';
+import { chartRun } from './chart';
 import { CRON_INTERVAL_MS, type CronBaselineResult, runCronBaseline } from './cron-baseline';
 import {
   type E2EResult,
@@ -567,9 +568,9 @@ async function main() {
     ),
   };
   console.log(`\n${renderReport(report)}`);
-  console.log(`\nJSON: ${writeReport(report, cli.json)}`);
-  if (report.notify?.chart) console.log(`chart: ${report.notify.chart}`);
-  if (report.recon?.chart) console.log(`chart: ${report.recon.chart}`);
+  const jsonPath = writeReport(report, cli.json);
+  console.log(`\nJSON: ${jsonPath}`);
+  await chartRun(report, jsonPath, log);
   if (report.recon && report.recon.errors.length > 0) {
     // The numbers are kept (above), but a reconciliation that found other breaks than the seed put
     // there measured something else: the run fails.

@@ -8,9 +8,7 @@ import type { E2EResult, PayreconVariant } from './e2e';
 import type { FallbackResult } from './fallback';
 import { ROOT } from './lib/procs';
 import type { NotifyResult } from './notify';
-import { renderNotifyChart } from './notify-chart';
 import type { ReconResult } from './recon';
-import { renderReconChart } from './recon-chart';
 import type { ScaleResult } from './scale';
 import { renderScaleReal, type ScaleRealResult } from './scale-real';
 import type { FloorResult } from './temporal-floor';
@@ -875,22 +873,12 @@ function renderRecon(r: ReconResult): string[] {
   return out;
 }
 
-/** Writes the report as JSON; returns the path. */
+/** Writes the report as JSON; returns the path (main.ts then draws the chart beside it: chart.ts). */
 export function writeReport(report: BenchReport, file?: string): string {
   const target =
     file ??
     path.join(ROOT, 'tools', 'bench', 'results', `bench-${report.startedAt.replace(/[:.]/g, '-')}.json`);
   mkdirSync(path.dirname(target), { recursive: true });
-  if (report.notify) {
-    const chart = `${target.replace(/\.json$/, '')}-notify.svg`;
-    writeFileSync(chart, renderNotifyChart(report.notify));
-    report.notify.chart = path.relative(ROOT, chart);
-  }
-  if (report.recon) {
-    const chart = `${target.replace(/\.json$/, '')}-recon.svg`;
-    writeFileSync(chart, renderReconChart(report.recon));
-    report.recon.chart = path.relative(ROOT, chart);
-  }
   writeFileSync(target, `${JSON.stringify(report, null, 2)}\n`);
   return target;
 }
