@@ -25,6 +25,9 @@ export const PANEL_TITLES = {
   reconRss: 'Daily reconciliation: memory (RSS) while it runs',
   scaleLateness: 'Scale probe: timer lateness and first-task lag',
   scaleMemory: 'Scale probe: memory while all orders wait',
+  scaleRealLateness: 'Scale, real order workflow: how late the first tasks, timers and checks ran',
+  scaleRealQueries: 'Scale, real order workflow: provider queries made and due',
+  scaleRealMemory: 'Scale, real order workflow: memory',
 } as const;
 
 /** Names the report tables use for the baselines (report.ts). */
@@ -642,6 +645,185 @@ function scalePanels(report: ChartInput): Spec[] {
   return panels;
 }
 
+/** What the chart reads of a real-workflow scale run (report.scaleReal, tools/bench/scale-real.ts). */
+interface ScaleRealRun {
+  design: string;
+  target: number;
+  creationRate?: number;
+  outcome?: string;
+  firstTaskLag?: { p50: number; p99: number } | null;
+  timerFiredLate?: { p50: number; p99: number } | null;
+  firedToTask?: { p50: number; p99: number } | null;
+  queryBehindSchedule?: { p50: number; p99: number } | null;
+  queries?: { windowS: number; series: { t: number; achieved: number; demanded: number }[] } | null;
+  worker?: Record<string, number | null> | null;
+  server?: Record<string, number | null> | null;
+}
+
+function scaleRealPanels(report: ChartInput): Spec[] {
+  const runs = ((report as { scaleReal?: { runs?: ScaleRealRun[] } | null }).scaleReal?.runs ?? []).filter(
+    (r) => r.target > 0,
+  );
+  if (runs.length === 0) return [];
+  const name = (r: ScaleRealRun) => `${r.target.toLocaleString('en-US')} orders, start delay ${r.design}`;
+  const colour = colours(runs.map(name));
+  const subtitle = runs.map((r) => `${name(r)}: created at ${r.creationRate ?? '-'}/s; ${r.outcome ?? '-'}`);
+  const measures = [
+    ['created → first workflow task', 'firstTaskLag'],
+    ['timer due → TimerFired', 'timerFiredLate'],
+    ['TimerFired → its task', 'firedToTask'],
+    ['provider query behind its schedule', 'queryBehindSchedule'],
+  ] as const;
+  const lateness: Row[] = runs.flatMap((r) =>
+    measures.flatMap(([measure, key]) => {
+      const summary = r[key];
+      if (!summary) return [];
+      return (['p50', 'p99'] as const).map((stat) => ({
+        run: name(r),
+        measure,
+        stat,
+        ms: atLeastOne(summary[stat]),
+      }));
+    }),
+  );
+  const panels: Spec[] = [];
+  if (lateness.length > 0) {
+    panels.push({
+      title: { text: PANEL_TITLES.scaleRealLateness, subtitle, anchor: 'start' },
+      data: { values: lateness },
+      facet: {
+        column: {
+          field: 'stat',
+          type: 'nominal',
+          sort: ['p50', 'p99'],
+          header: { title: null, labelFontSize: 13, labelFontWeight: 'bold' },
+        },
+      },
+      spec: {
+        width: 300,
+        height: { step: 34 },
+        mark: { type: 'point', filled: true, size: 90 },
+        encoding: {
+          y: {
+            field: 'measure',
+            type: 'nominal',
+            sort: measures.map(([m]) => m),
+            title: null,
+            axis: { labelLimit: 300 },
+          },
+          yOffset: { field: 'run', type: 'nominal' },
+          x: {
+            field: 'ms',
+            type: 'quantitative',
+            title: 'ms (log scale; under 1 drawn at 1)',
+            scale: { type: 'log' },
+          },
+          color: { field: 'run', type: 'nominal', scale: colour, legend: legend('run') },
+        },
+      },
+    });
+  }
+  const queries: Row[] = runs.flatMap((r) =>
+    (r.queries?.series ?? []).flatMap((point) =>
+      (['achieved', 'demanded'] as const).map((kind) => ({
+        run: name(r),
+        kind: kind === 'achieved' ? 'made' : 'due (ladder)',
+        t: point.t,
+        perS: Math.round((point[kind] / Math.max(1, r.queries?.windowS ?? 10)) * 10) / 10,
+      })),
+    ),
+  );
+  if (queries.length > 0) {
+    panels.push({
+      title: {
+        text: PANEL_TITLES.scaleRealQueries,
+        subtitle: 'solid: queries made; dashed: queries the ladder had due (per window ÷ its seconds)',
+        anchor: 'start',
+      },
+      width: 420,
+      height: 220,
+      data: { values: queries },
+      mark: { type: 'line' },
+      encoding: {
+        x: { field: 't', type: 'quantitative', title: 'seconds since the burst started' },
+        y: { field: 'perS', type: 'quantitative', title: 'provider queries/s' },
+        color: { field: 'run', type: 'nominal', scale: colour, legend: legend('run') },
+        strokeDash: {
+          field: 'kind',
+          type: 'nominal',
+          scale: {
+            domain: ['made', 'due (ladder)'],
+            range: [
+              [1, 0],
+              [5, 4],
+            ],
+          },
+          legend: legend('queries'),
+        },
+        order: { field: 't' },
+      },
+    });
+  }
+  const phases = [
+    ['before', 'beforeMb'],
+    ['after burst', 'afterBurstMb'],
+    ['end', 'endMb'],
+    ['peak', 'peakMb'],
+  ] as const;
+  const memory: Row[] = runs.flatMap((r) =>
+    (['worker', 'server'] as const).flatMap((proc) =>
+      phases.flatMap(([phase, key]) => {
+        const mib = r[proc]?.[key];
+        return typeof mib === 'number'
+          ? [
+              {
+                run: name(r),
+                proc: proc === 'worker' ? 'worker' : 'Temporal server',
+                phase,
+                mib: Math.round(mib),
+              },
+            ]
+          : [];
+      }),
+    ),
+  );
+  if (memory.length > 0) {
+    panels.push({
+      title: {
+        text: PANEL_TITLES.scaleRealMemory,
+        subtitle: 'RSS of the worker process and the dedicated dev server',
+        anchor: 'start',
+      },
+      data: { values: memory },
+      facet: {
+        column: {
+          field: 'proc',
+          type: 'nominal',
+          header: { title: null, labelFontSize: 13, labelFontWeight: 'bold' },
+        },
+      },
+      spec: {
+        width: 220,
+        height: 220,
+        mark: 'bar',
+        encoding: {
+          x: {
+            field: 'phase',
+            type: 'nominal',
+            sort: phases.map(([p]) => p),
+            title: null,
+            axis: { labelAngle: 0, labelExpr: "split(datum.label, ' the ')" },
+          },
+          xOffset: { field: 'run', type: 'nominal' },
+          y: { field: 'mib', type: 'quantitative', title: 'RSS (MiB)' },
+          color: { field: 'run', type: 'nominal', scale: colour, legend: legend('run') },
+        },
+      },
+    });
+  }
+  return panels;
+}
+
 const INDEPENDENT = {
   scale: { color: 'independent', strokeDash: 'independent', x: 'independent', y: 'independent' },
   legend: { color: 'independent', strokeDash: 'independent' },
@@ -656,6 +838,8 @@ export function benchChartSpec(report: ChartInput): VegaLite.TopLevelSpec {
     [fallbackPanel(report), ...scalePanels(report)],
     notifyPanels(report),
     reconPanels(report),
+    scaleRealPanels(report).slice(0, 2),
+    scaleRealPanels(report).slice(2),
   ]
     .map((row) => row.filter((panel): panel is Spec => panel !== null))
     .filter((row) => row.length > 0);
