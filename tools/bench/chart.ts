@@ -168,7 +168,13 @@ function latencyPanel(rows: ReturnType<typeof e2eRows>): Spec | null {
       height: 220,
       mark: { type: 'line', point: { size: 50 } },
       encoding: {
-        x: { field: 'rate', type: 'quantitative', title: 'offered rate (orders/s)', scale: { zero: true } },
+        x: {
+          field: 'rate',
+          type: 'quantitative',
+          title: 'offered rate (orders/s)',
+          scale: { zero: true },
+          axis: { format: '~g' },
+        },
         y: {
           field: 'ms',
           type: 'quantitative',
@@ -216,7 +222,12 @@ function throughputPanel(rows: ReturnType<typeof e2eRows>): Spec | null {
         data: { values: rows.map((r) => ({ design: r.design, rate: r.rate, settled: r.throughput })) },
         mark: { type: 'line', point: { size: 50 } },
         encoding: {
-          x: { field: 'rate', type: 'quantitative', title: 'offered rate (orders/s)' },
+          x: {
+            field: 'rate',
+            type: 'quantitative',
+            title: 'offered rate (orders/s)',
+            axis: { format: '~g' },
+          },
           y: { field: 'settled', type: 'quantitative', title: 'settled (orders/s)' },
           color: {
             field: 'design',
@@ -247,7 +258,7 @@ function machineCpuPanel(rows: ReturnType<typeof e2eRows>): Spec | null {
     },
     mark: { type: 'line', point: { size: 50 } },
     encoding: {
-      x: { field: 'rate', type: 'quantitative', title: 'offered rate (orders/s)' },
+      x: { field: 'rate', type: 'quantitative', title: 'offered rate (orders/s)', axis: { format: '~g' } },
       y: { field: 'cpu', type: 'quantitative', title: 'CPU ms per MQ-settled order' },
       color: {
         field: 'design',
@@ -859,6 +870,8 @@ export function benchChartSpec(report: ChartInput): VegaLite.TopLevelSpec {
       fontSize: 18,
       subtitleFontSize: 12,
       offset: 16,
+      // A long command line would otherwise widen the whole picture.
+      limit: 1500,
     },
     background: 'white',
     padding: 16,
