@@ -173,7 +173,7 @@ function latencyPanel(rows: ReturnType<typeof e2eRows>): Spec | null {
           type: 'quantitative',
           title: 'offered rate (orders/s)',
           scale: { zero: true },
-          axis: { format: '~g' },
+          axis: { format: 'd' },
         },
         y: {
           field: 'ms',
@@ -226,7 +226,7 @@ function throughputPanel(rows: ReturnType<typeof e2eRows>): Spec | null {
             field: 'rate',
             type: 'quantitative',
             title: 'offered rate (orders/s)',
-            axis: { format: '~g' },
+            axis: { format: 'd' },
           },
           y: { field: 'settled', type: 'quantitative', title: 'settled (orders/s)' },
           color: {
@@ -258,7 +258,7 @@ function machineCpuPanel(rows: ReturnType<typeof e2eRows>): Spec | null {
     },
     mark: { type: 'line', point: { size: 50 } },
     encoding: {
-      x: { field: 'rate', type: 'quantitative', title: 'offered rate (orders/s)', axis: { format: '~g' } },
+      x: { field: 'rate', type: 'quantitative', title: 'offered rate (orders/s)', axis: { format: 'd' } },
       y: { field: 'cpu', type: 'quantitative', title: 'CPU ms per MQ-settled order' },
       color: {
         field: 'design',
