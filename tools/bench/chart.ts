@@ -66,6 +66,19 @@ function colours(names: string[]) {
   return { domain, range };
 }
 
+/** The colour channel every panel uses: one colour per design, the baselines' fixed. */
+function designColour(names: string[]) {
+  return { field: 'design', type: 'nominal', scale: colours(names), legend: legend('design') };
+}
+
+/** The offered-rate x axis of the end-to-end panels (whole numbers: d3's ~g writes 10 as 1e+1). */
+const RATE_AXIS = {
+  field: 'rate',
+  type: 'quantitative',
+  title: 'offered rate (orders/s)',
+  axis: { format: 'd' },
+} as const;
+
 const legend = (title: string) => ({
   title,
   orient: 'bottom',
@@ -168,25 +181,14 @@ function latencyPanel(rows: ReturnType<typeof e2eRows>): Spec | null {
       height: 220,
       mark: { type: 'line', point: { size: 50 } },
       encoding: {
-        x: {
-          field: 'rate',
-          type: 'quantitative',
-          title: 'offered rate (orders/s)',
-          scale: { zero: true },
-          axis: { format: 'd' },
-        },
+        x: { ...RATE_AXIS, scale: { zero: true } },
         y: {
           field: 'ms',
           type: 'quantitative',
           title: `${axisTitle('pay sent → PAID (ms', scale)})`,
           scale,
         },
-        color: {
-          field: 'design',
-          type: 'nominal',
-          scale: colours(rows.map((r) => r.design)),
-          legend: legend('design'),
-        },
+        color: designColour(rows.map((r) => r.design)),
         order: { field: 'rate' },
       },
     },
@@ -222,19 +224,9 @@ function throughputPanel(rows: ReturnType<typeof e2eRows>): Spec | null {
         data: { values: rows.map((r) => ({ design: r.design, rate: r.rate, settled: r.throughput })) },
         mark: { type: 'line', point: { size: 50 } },
         encoding: {
-          x: {
-            field: 'rate',
-            type: 'quantitative',
-            title: 'offered rate (orders/s)',
-            axis: { format: 'd' },
-          },
+          x: RATE_AXIS,
           y: { field: 'settled', type: 'quantitative', title: 'settled (orders/s)' },
-          color: {
-            field: 'design',
-            type: 'nominal',
-            scale: colours(rows.map((r) => r.design)),
-            legend: legend('design'),
-          },
+          color: designColour(rows.map((r) => r.design)),
           order: { field: 'rate' },
         },
       },
@@ -258,14 +250,9 @@ function machineCpuPanel(rows: ReturnType<typeof e2eRows>): Spec | null {
     },
     mark: { type: 'line', point: { size: 50 } },
     encoding: {
-      x: { field: 'rate', type: 'quantitative', title: 'offered rate (orders/s)', axis: { format: 'd' } },
+      x: RATE_AXIS,
       y: { field: 'cpu', type: 'quantitative', title: 'CPU ms per MQ-settled order' },
-      color: {
-        field: 'design',
-        type: 'nominal',
-        scale: colours(measured.map((r) => r.design)),
-        legend: legend('design'),
-      },
+      color: designColour(measured.map((r) => r.design)),
       order: { field: 'rate' },
     },
   };

@@ -108,12 +108,15 @@ export interface RefundEvidence {
   }[];
 }
 
-/** What the driver did for one order's refunds (tools/chaos/lifecycle.ts). */
-export interface RefundRecordLite {
+/** What the driver did for one order's refunds (tools/chaos/lifecycle.ts `runRefunds`). */
+export interface RefundRecord {
   orderId: string;
   kind: RefundKind;
+  /** refunds.id of the accepted requests. */
   refundIds: string[];
+  /** Requests requestRefund refused (RefundRefused): expected only for the racing pair. */
   refused: string[];
+  /** The paid notice published again after the refund settled (message ids, copies each). */
   republished: { messageId: string; copies: number; original: boolean }[];
   errors: string[];
 }
@@ -677,7 +680,7 @@ export function checkRefundMoney(
 export function checkRefundPlans(
   planned: PlannedOrder[],
   refunds: RefundRowLite[],
-  records: RefundRecordLite[],
+  records: RefundRecord[],
   evidence: RefundEvidence[],
 ): CheckResult {
   const violations: string[] = [];
@@ -747,7 +750,7 @@ export function checkLifecycleRouting(
   refunds: RefundRowLite[],
   refundNotices: PublishedMessage[],
   droppedNotices: { orderId: string; messageId: string }[],
-  records: RefundRecordLite[],
+  records: RefundRecord[],
   events: EventRowLite[],
   parked: ParkedMessage[],
 ): CheckResult {

@@ -16,7 +16,7 @@ import { type RunningService, type ServiceProcess, startService } from '../servi
 import type { BillFaults } from '../simulator/bill-faults';
 import type { SimulatorClient } from '../simulator/client';
 import { PaymentEventPublisher } from '../simulator/publisher';
-import type { PlannedOrder } from './checks';
+import type { PlannedOrder, RefundRecord } from './checks';
 import { sleep } from './evidence';
 import { REFUND_SCENARIOS, type RefundKind, SHOP_NAMES, SHOPS, type ShopName } from './plan';
 
@@ -185,19 +185,6 @@ export async function merchantCall<T>(call: () => Promise<T>, signal?: AbortSign
 }
 
 // --- refunds ---------------------------------------------------------------------------------------------
-
-/** What the driver did for one order's refunds. */
-export interface RefundRecord {
-  orderId: string;
-  kind: RefundKind;
-  /** refunds.id of the accepted requests. */
-  refundIds: string[];
-  /** Requests requestRefund refused (RefundRefused): expected only for the racing pair. */
-  refused: string[];
-  /** The paid notice published again after the refund settled (message ids, copies each). */
-  republished: { messageId: string; copies: number; original: boolean }[];
-  errors: string[];
-}
 
 /** A refund's row until it is no longer PROCESSING (or the time is up). */
 async function settledRefund(db: Database, refundId: string, timeoutMs: number, signal?: AbortSignal) {

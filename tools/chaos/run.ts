@@ -39,6 +39,7 @@ import {
   type PlannedOrder,
   type PublishedMessage,
   type RefundEvidence,
+  type RefundRecord,
   type WorkflowEvidence,
 } from './checks';
 import { allMembersOnline, type ChaosCluster, type ClusterQueue, checkClusterQueues } from './cluster';
@@ -73,7 +74,6 @@ import {
   moveRefundsOntoDay,
   type PlantedStatement,
   plantStatementFaults,
-  type RefundRecord,
   readBreaks,
   recoverShops,
   runReconciliation,
