@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -37,7 +37,10 @@ export interface DedicatedDevServer {
  * uses it, and stopping it discards everything (no cleanup of waiting workflows needed).
  * `pragmas` are passed as --sqlite-pragma (e.g. journal_mode=wal).
  */
-export async function startDedicatedDevServer(pragmas: string[] = []): Promise<DedicatedDevServer> {
+export async function startDedicatedDevServer(
+  pragmas: string[] = [],
+  logDir: string = LOG_DIR,
+): Promise<DedicatedDevServer> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'payrecon-bench-temporal-'));
   const port = await freePort();
   const args = [
@@ -64,7 +67,9 @@ export async function startDedicatedDevServer(pragmas: string[] = []): Promise<D
     ].flatMap((name) => ['--search-attribute', `${name}=Keyword`]),
     ...pragmas.flatMap((pragma) => ['--sqlite-pragma', pragma]),
   ];
-  const log = createWriteStream(path.join(LOG_DIR, 'bench-temporal.log'), { flags: 'a' });
+  // A fresh clone has no .run/ yet: the dedicated server is often the first thing a bench run starts.
+  mkdirSync(logDir, { recursive: true });
+  const log = createWriteStream(path.join(logDir, 'bench-temporal.log'), { flags: 'a' });
   const child: ChildProcess = spawn(temporalCli(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
@@ -96,6 +101,6 @@ export async function startDedicatedDevServer(pragmas: string[] = []): Promise<D
   }
   await stop();
   throw new Error(
-    `the dedicated Temporal dev server did not start on ${address} (log: .run/bench-temporal.log)`,
+    `the dedicated Temporal dev server did not start on ${address} (log: ${path.join(logDir, 'bench-temporal.log')})`,
   );
 }
