@@ -43,6 +43,14 @@ export function createOrderActivities(db: Database, metrics: PayreconMetrics) {
       );
     },
 
+    /** A matching paid notice recorded and the order paid, in one transaction (the MQ path's usual case). */
+    async markOrderPaidByNotice(input: {
+      notice: PaymentNotice;
+      settledBy: SettledBy;
+    }): Promise<TransitionResult> {
+      return counted(input.settledBy, await orders.markOrderPaidByNotice(db, input));
+    },
+
     async closeOrder(input: {
       orderId: string;
       reason: string;

@@ -122,7 +122,8 @@ require_rabbitmq() {
 }
 
 # The environment of every server and CLI call for node $1. Set for each call, never exported globally,
-# so nothing leaks into the machine's broker's tools.
+# so nothing leaks into the machine's broker's tools. A node that dies (e.g. a CLI call racing the stop that
+# removes its HOME) writes its crash dump to /tmp, not into the current folder (the repository).
 node_env() {
   local i=$1 dir
   dir=$(node_dir "$i")
@@ -140,7 +141,8 @@ node_env() {
     "RABBITMQ_LOG_BASE=$dir/log" \
     "RABBITMQ_PID_FILE=$dir/rabbitmq.pid" \
     "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}" \
-    "ERL_EPMD_ADDRESS=127.0.0.1"
+    "ERL_EPMD_ADDRESS=127.0.0.1" \
+    "ERL_CRASH_DUMP=${TMPDIR:-/tmp}/payrecon-rabbitmq-cluster-erl_crash.dump"
 }
 
 with_node_env() {

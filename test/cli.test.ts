@@ -313,13 +313,13 @@ describe('orders: create, show, list, query, signal, replay', () => {
       (e) => e.markerRecordedEventAttributes?.details?.data?.payloads ?? [],
     );
     const markOrderPaid = markers.find((p) =>
-      Buffer.from(p.data, 'base64').toString().includes('"markOrderPaid"'),
+      Buffer.from(p.data, 'base64').toString().includes('"markOrderPaidByNotice"'),
     );
     expect(markOrderPaid).toBeDefined();
     if (markOrderPaid) {
       const data = Buffer.from(markOrderPaid.data, 'base64')
         .toString()
-        .replace('"markOrderPaid"', '"closeOrder"');
+        .replace('"markOrderPaidByNotice"', '"closeOrder"');
       markOrderPaid.data = Buffer.from(data).toString('base64');
     }
     const tampered = path.join(workDir, 'tampered.json');

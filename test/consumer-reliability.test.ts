@@ -72,7 +72,9 @@ describe('consumer reliability on the real dev server, Postgres and RabbitMQ', (
     stack.sql`select source, message_id from payment_events where order_id = ${id}`;
   const markOrderPaidCount = async (workflowId: string) => {
     const history = await stack.temporal.workflow.getHandle(workflowId).fetchHistory();
-    return activityTypes(history).filter((type) => type === 'markOrderPaid').length;
+    return activityTypes(history).filter(
+      (type) => type === 'markOrderPaid' || type === 'markOrderPaidByNotice',
+    ).length;
   };
   const totalParked = (parked: Record<string, number>) => Object.values(parked).reduce((a, b) => a + b, 0);
   /** A Temporal client through a proxy of its own, closed at the end. */

@@ -1,7 +1,10 @@
 import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../src/cli/main';
 import { findOrder } from '../src/db/orders';
 import { SimulatorClient } from '../tools/simulator/client';
+import type { OrderWorkflowState } from '../workflows/order';
+import { inProcessCli } from './support/cli';
 import { deleteTopology, testConfig } from './support/env';
 import { DELAYED_START_SCENARIOS, HistoryRecorder } from './support/histories';
 import { createOrderWithTrade, type Stack, startStack } from './support/stack';
@@ -19,6 +22,7 @@ describe('orders started with a delay of the first ladder step', () => {
   let stack: Stack;
   let simulator: SimulatorClient;
   const ladder = { stepsMs: [2_000, 3_600_000], repeatMs: 3_600_000 };
+  const { cli, cliJson } = inProcessCli(runCli, () => stack.config);
 
   beforeAll(async () => {
     stack = await startStack(config, { simulator: true });
@@ -49,6 +53,8 @@ describe('orders started with a delay of the first ladder step', () => {
     const types = await eventTypes(workflowId);
     expect(types.filter((t) => t === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)).toHaveLength(1);
     expect(types).not.toContain(EventType.EVENT_TYPE_TIMER_STARTED);
+    // One local activity: the notice recorded and the order paid in one transaction (markOrderPaidByNotice).
+    expect(types.filter((t) => t === EventType.EVENT_TYPE_MARKER_RECORDED)).toHaveLength(1);
     // One upsert at the end: PaymentStatus and SettledBy together.
     expect(types.filter((t) => t === EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES)).toHaveLength(1);
     expect(await findOrder(stack.db, order.id)).toMatchObject({ status: 'PAID', settledBy: 'mq' });
@@ -82,5 +88,40 @@ describe('orders started with a delay of the first ladder step', () => {
     expect(delayed).toBeGreaterThanOrEqual(1_900);
     expect(await findOrder(stack.db, order.id)).toMatchObject({ status: 'PAID', settledBy: 'poll' });
     await histories.record('paid-poll-after-start-delay', stack.temporal.workflow.getHandle(workflowId));
+  });
+
+  it('during the delay, `query` and `order show` report the state it starts with, and when it starts', async () => {
+    // A ladder whose first step is far: the workflow stays in its start delay for the whole test.
+    const far = { stepsMs: [3_600_000], repeatMs: 3_600_000 };
+    const { order, workflowId } = await createOrderWithTrade(stack, { amount: 4_200, pollLadder: far });
+    const queried = await cliJson<{ workflowId: string; state: OrderWorkflowState; startsAt: string }>([
+      'query',
+      order.id,
+    ]);
+    expect(queried.workflowId).toBe(workflowId);
+    expect(queried.state).toMatchObject({
+      orderId: order.id,
+      amount: 4_200,
+      phase: 'AWAITING_PAYMENT',
+      pollAttempts: 0,
+    });
+    // It starts about one first step after creation, and the first check is due then.
+    const startsIn = Date.parse(queried.startsAt) - Date.now();
+    expect(startsIn).toBeGreaterThan(3_500_000);
+    expect(startsIn).toBeLessThanOrEqual(3_600_000);
+    expect(Math.abs(Date.parse(queried.state.nextCheckAt ?? '') - Date.parse(queried.startsAt))).toBeLessThan(
+      1_000,
+    );
+    const shown = await cliJson<{
+      workflow: { status: string; startsAt: string; state: OrderWorkflowState };
+    }>(['order', 'show', order.id]);
+    expect(shown.workflow).toMatchObject({ status: 'RUNNING', startsAt: queried.startsAt });
+    expect(shown.workflow.state.phase).toBe('AWAITING_PAYMENT');
+    const text = await cli(['query', order.id]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain('not started yet');
+    // A notice ends the delay: the order settles and the query is answered by the workflow itself.
+    await simulator.pay(order.id);
+    expect(await stack.temporal.workflow.getHandle(workflowId).result()).toMatchObject({ status: 'PAID' });
   });
 });

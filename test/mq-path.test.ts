@@ -66,7 +66,7 @@ describe('MQ path on the real dev server, Postgres and RabbitMQ', () => {
     expect((await orderRow(order.id))?.status).toBe('PAID');
     expect(await eventRows(order.id)).toHaveLength(1);
     const history = await stack.temporal.workflow.getHandle(workflowId).fetchHistory();
-    expect(activityTypes(history).filter((type) => type === 'markOrderPaid')).toHaveLength(1);
+    expect(activityTypes(history).filter((type) => type === 'markOrderPaidByNotice')).toHaveLength(1);
   });
 
   it('an event that arrives before the workflow exists starts it (signalWithStart)', async () => {

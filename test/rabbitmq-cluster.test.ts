@@ -202,7 +202,7 @@ describe('payrecon on a three-node RabbitMQ cluster', () => {
     expect(discrepancies).toEqual([]);
     for (const order of orders) {
       const history = await stack.temporal.workflow.getHandle(orderWorkflowId(order.id)).fetchHistory();
-      expect(activityTypes(history).filter((type) => type === 'markOrderPaid')).toHaveLength(1);
+      expect(activityTypes(history).filter((type) => type === 'markOrderPaidByNotice')).toHaveLength(1);
     }
 
     // Nothing parked, nothing left waiting; the queues are read through connectAny again.

@@ -265,7 +265,8 @@ describe('Temporal Web UI after a demo run', () => {
     await page.getByRole('heading', { name: orderWorkflowId(orderId) }).waitFor();
     await page.getByText(`"amount": ${PAID_AMOUNTS[0]}`).first().waitFor();
     await page.getByRole('tab', { name: /^Event History/ }).click();
-    const markPaid = page.getByText(/^mark order paid \(mq\)$/).first();
+    // The notice recorded and the order paid in one local activity (markOrderPaidByNotice).
+    const markPaid = page.getByText(/^record mq notice [0-9a-f-]{36}, mark order paid$/).first();
     await markPaid.waitFor();
     await screenshot('07-paid-order-event-history', markPaid);
   });

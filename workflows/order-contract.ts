@@ -84,3 +84,26 @@ export interface OrderWorkflowResult {
   pollAttempts: number;
   discrepancies: DiscrepancyKind[];
 }
+
+/**
+ * The state an order's workflow starts with. Also what `payrecon query` and `order show` report while a
+ * workflow started with a delay (ORDER_START_DELAY=first-step) has run no task and so answers no query.
+ */
+export function initialOrderState(input: OrderWorkflowInput): OrderWorkflowState {
+  return {
+    orderId: input.orderId,
+    amount: input.amount,
+    currency: input.currency,
+    payDeadline: input.payDeadline,
+    phase: 'AWAITING_PAYMENT',
+    settledBy: null,
+    ladderStep: 0,
+    pollAttempts: 0,
+    lastPoll: null,
+    nextCheckAt: null,
+    noticesReceived: 0,
+    duplicateNotices: 0,
+    discrepancies: [],
+    generation: 0,
+  };
+}

@@ -1,11 +1,12 @@
 import { ActivityFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { DiscrepancyKind, MerchantEventRef, PaymentNotice, TradeSnapshot } from '../src/domain';
-import type {
-  CarriedState,
-  OrderPhase,
-  OrderWorkflowInput,
-  OrderWorkflowResult,
-  OrderWorkflowState,
+import {
+  type CarriedState,
+  initialOrderState,
+  type OrderPhase,
+  type OrderWorkflowInput,
+  type OrderWorkflowResult,
+  type OrderWorkflowState,
 } from './order-contract';
 import { PaymentStatusKey, SettledByKey } from './search-attributes';
 
@@ -33,22 +34,7 @@ export class OrderRun {
 
   constructor(readonly input: OrderWorkflowInput) {
     const { carried } = input;
-    this.state = carried?.state ?? {
-      orderId: input.orderId,
-      amount: input.amount,
-      currency: input.currency,
-      payDeadline: input.payDeadline,
-      phase: 'AWAITING_PAYMENT',
-      settledBy: null,
-      ladderStep: 0,
-      pollAttempts: 0,
-      lastPoll: null,
-      nextCheckAt: null,
-      noticesReceived: 0,
-      duplicateNotices: 0,
-      discrepancies: [],
-      generation: 0,
-    };
+    this.state = carried?.state ?? initialOrderState(input);
     this.deadline = Date.parse(input.payDeadline);
     this.seenMessageIds = new Set(carried?.seenMessageIds ?? []);
     this.inbox = [...(carried?.pendingNotices ?? [])];

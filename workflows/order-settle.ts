@@ -9,6 +9,7 @@ import {
   type PaymentNotice,
   type SettledBy,
   type TradeSnapshot,
+  type TransitionResult,
   wasPaid,
 } from '../src/domain';
 import { db, ladderCheck } from './order-activities';
@@ -30,8 +31,14 @@ import type { OrderRun } from './order-run';
 export async function applyPaidNotice(run: OrderRun, notice: PaymentNotice): Promise<OrderStatus> {
   const mismatches = noticeMismatches(run.input, notice);
   if (mismatches.length === 0 && run.input.verifyNotices !== 'always') {
-    return applyPaidFact(run, notice, notice.source);
+    // The usual case: the notice is recorded and pays the order in one transaction (one local activity).
+    const paid = await db.markOrderPaidByNotice.executeWithOptions(
+      { summary: `record ${notice.source} notice ${notice.messageId}, mark order paid` },
+      [{ notice, settledBy: notice.source }],
+    );
+    return takePaidResult(run, paid, notice, notice.source);
   }
+  await recordNotice(notice);
   const provider = await askProvider(
     run,
     `verify ${notice.source} notice (${mismatches.join(', ') || 'always'})`,
@@ -52,6 +59,16 @@ export async function applyPaidNotice(run: OrderRun, notice: PaymentNotice): Pro
     });
   }
   return wasPaid(provider) ? applyPaidFact(run, provider, notice.source) : 'UNPAID';
+}
+
+/** Appends a notice to payment_events, so the fact survives even if it changes nothing. */
+export async function recordNotice(notice: PaymentNotice): Promise<void> {
+  // Its isNew is not a guard: a re-run local activity sees its own insert, and a running workflow has
+  // not settled on this notice.
+  await db.recordPaymentNotice.executeWithOptions(
+    { summary: `record ${notice.source} notice ${notice.messageId}` },
+    [notice],
+  );
 }
 
 /** The trade's status, recorded; null when the provider cannot answer now (the ladder asks again). */
@@ -99,6 +116,16 @@ export async function applyPaidFact(
       settledBy,
     },
   ]);
+  return takePaidResult(run, paid, fact, settledBy);
+}
+
+/** What the conditional update to PAID found: the order paid, or the fact it refused flagged. */
+async function takePaidResult(
+  run: OrderRun,
+  paid: TransitionResult,
+  fact: Pick<TradeSnapshot, 'tradeNo' | 'amount'> & { messageId?: string },
+  settledBy: SettledBy,
+): Promise<OrderStatus> {
   if (paid.status === 'PAID') run.state.settledBy = paid.settledBy;
   run.merchantEvent = paid.event;
   run.orderTradeNo = paid.tradeNo;

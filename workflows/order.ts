@@ -24,6 +24,7 @@ import {
   askProvider,
   holdForReview,
   recordContradiction,
+  recordNotice,
   recordProviderAnswer,
 } from './order-settle';
 
@@ -74,13 +75,11 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderWor
 async function applyNotices(run: OrderRun): Promise<OrderStatus | null> {
   while (run.inbox.length > 0) {
     const notice = run.inbox.shift() as PaymentNotice;
-    // Recorded first, so the fact survives even if it changes nothing. Its isNew is not a guard: a
-    // re-run local activity sees its own insert, and a running workflow has not settled on this notice.
-    await db.recordPaymentNotice.executeWithOptions(
-      { summary: `record ${notice.source} notice ${notice.messageId}` },
-      [notice],
-    );
-    if (!isPaidTradeStatus(notice.status)) continue;
+    if (!isPaidTradeStatus(notice.status)) {
+      await recordNotice(notice);
+      continue;
+    }
+    // Recorded too, with the update or before the provider is asked.
     const outcome = await applyPaidNotice(run, notice);
     if (outcome !== 'UNPAID') return outcome;
   }
@@ -169,7 +168,7 @@ async function finish(run: OrderRun, status: OrderStatus): Promise<OrderWorkflow
   await condition(allHandlersFinished);
   while (run.inbox.length > 0) {
     const notice = run.inbox.shift() as PaymentNotice;
-    await db.recordPaymentNotice(notice);
+    await recordNotice(notice);
     if (isPaidTradeStatus(notice.status)) await recordContradiction(run, status, notice);
   }
   return run.end(paymentOutcome(status));

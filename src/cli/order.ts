@@ -18,7 +18,7 @@ import {
   parseOrderId,
 } from './context';
 import { emit, formatFields, formatTable, isoOrNull, money, withJson } from './output';
-import { formatState, readWorkflow, type WorkflowView } from './query';
+import { formatStartDelay, formatState, readWorkflow, type WorkflowView } from './query';
 
 /** `order create | show | list`. */
 
@@ -238,6 +238,7 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
         `\nworkflow ${'workflowId' in workflow ? workflow.workflowId : orderWorkflowId(row.id)}: ${workflow.status}`,
       ];
       if ('webUi' in workflow) parts.push(formatFields({ 'web ui': workflow.webUi }));
+      if ('startsAt' in workflow && workflow.startsAt) parts.push(formatStartDelay(workflow.startsAt));
       if ('state' in workflow && workflow.state) parts.push(formatState(workflow.state));
       if ('result' in workflow && workflow.result) {
         parts.push(

@@ -1,6 +1,20 @@
-import { type Client, isGrpcServiceError, WorkflowNotFoundError } from '@temporalio/client';
+import {
+  type Client,
+  isGrpcServiceError,
+  type WorkflowExecutionDescription,
+  type WorkflowHandle,
+  WorkflowNotFoundError,
+} from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 import type { Command } from 'commander';
-import { type OrderWorkflowResult, type OrderWorkflowState, orderStateQuery } from '../../workflows/order';
+import {
+  initialOrderState,
+  type OrderWorkflowInput,
+  type OrderWorkflowResult,
+  type OrderWorkflowState,
+  orderStateQuery,
+} from '../../workflows/order';
 import { orderWorkflowId } from '../domain';
 import { workflowUiLink } from '../platform/config';
 import { type CliContext, CliError, describeError, parseOrderId } from './context';
@@ -23,9 +37,35 @@ export interface WorkflowView {
   historyLength?: number;
   webUi: string;
   state?: OrderWorkflowState;
+  /** Set while a delayed start (ORDER_START_DELAY=first-step) has run no task: `state` is the initial one. */
+  startsAt?: string;
   result?: OrderWorkflowResult;
   /** Why the state or result could not be read. */
   error?: string;
+}
+
+/**
+ * A workflow created with a start delay (ORDER_START_DELAY=first-step) has no workflow task until the
+ * delay ends or a notice starts it by signal-with-start, so no worker can answer a query yet: its state is
+ * the one it starts with, read from its input. Null once it has a task (the query answers then).
+ */
+export async function stateBeforeFirstTask(
+  handle: WorkflowHandle,
+  description: WorkflowExecutionDescription,
+): Promise<{ state: OrderWorkflowState; startsAt: string } | null> {
+  const startsAt = description.executionTime;
+  if (description.status.name !== 'RUNNING' || !startsAt || startsAt.getTime() <= Date.now()) return null;
+  // Before its first task the history is the start and any plain signals: a few events.
+  const events = (await handle.fetchHistory()).events ?? [];
+  const { EventType } = temporal.api.enums.v1;
+  if (events.some((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED)) return null;
+  const payload = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  if (!payload) return null;
+  const input = defaultPayloadConverter.fromPayload<OrderWorkflowInput>(payload);
+  return {
+    state: { ...initialOrderState(input), nextCheckAt: input.firstCheckAt ?? startsAt.toISOString() },
+    startsAt: startsAt.toISOString(),
+  };
 }
 
 /** The workflow's state via the query; a missing worker becomes a message, not a hang. */
@@ -77,7 +117,11 @@ export async function readWorkflow(ctx: CliContext, client: Client, orderId: str
     webUi,
   };
   try {
-    if (view.status === 'RUNNING') {
+    const delayed = await stateBeforeFirstTask(handle, description);
+    if (delayed) {
+      view.state = delayed.state;
+      view.startsAt = delayed.startsAt;
+    } else if (view.status === 'RUNNING') {
       view.state = await queryOrderState(client, workflowId, description.taskQueue);
     } else if (view.status === 'COMPLETED') {
       view.result = await client.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, () =>
@@ -88,6 +132,10 @@ export async function readWorkflow(ctx: CliContext, client: Client, orderId: str
     view.error = describeError(error);
   }
   return view;
+}
+
+export function formatStartDelay(startsAt: string): string {
+  return `not started yet: its first task runs at ${startsAt} (start delay, ORDER_START_DELAY=first-step), or at once when a payment notice comes; the state below is the one it starts with`;
 }
 
 export function formatState(state: OrderWorkflowState): string {
@@ -117,6 +165,21 @@ export function registerQueryCommand(program: Command, ctx: CliContext): void {
   ).action(async (orderId: string, options: { json?: boolean }) => {
     const client = await ctx.temporal();
     const workflowId = orderWorkflowId(orderId);
+    const handle = client.workflow.getHandle(workflowId);
+    const description = await handle.describe().catch((error: unknown) => {
+      if (error instanceof WorkflowNotFoundError) {
+        throw new CliError(`no workflow ${workflowId} on the Temporal server`);
+      }
+      throw new CliError(`cannot describe workflow ${workflowId}: ${describeError(error)}`);
+    });
+    const delayed = await stateBeforeFirstTask(handle, description);
+    if (delayed) {
+      const { state, startsAt } = delayed;
+      emit(ctx, options, { workflowId, state, startsAt }, () =>
+        [`workflow ${workflowId}`, formatStartDelay(startsAt), formatState(state)].join('\n'),
+      );
+      return;
+    }
     const state = await queryOrderState(client, workflowId, ctx.getConfig().TEMPORAL_TASK_QUEUE);
     emit(ctx, options, { workflowId, state }, () => `workflow ${workflowId}\n${formatState(state)}`);
   });

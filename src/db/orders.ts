@@ -184,6 +184,29 @@ export async function markOrderPaid(
   return transition(db, orderId, unpaid, { status: 'PAID', tradeNo, paidAt, settledBy });
 }
 
+/**
+ * A paid notice that matches the order (its trade, its money) recorded and the order marked paid in one
+ * transaction: the order workflow's path for the common case, one local activity and one commit where
+ * recordPaymentNotice then markOrderPaid took two. The notice is kept whether or not the update changes
+ * the row (a redelivery, an order already closed), like recordPaymentNotice keeps it.
+ */
+export async function markOrderPaidByNotice(
+  db: Database,
+  input: { notice: PaymentNotice; settledBy: SettledBy },
+): Promise<TransitionResult> {
+  const { notice, settledBy } = input;
+  const paidAt = new Date(notice.paidAt);
+  return transition(
+    db,
+    notice.orderId,
+    unpaid,
+    { status: 'PAID', tradeNo: notice.tradeNo, paidAt, settledBy },
+    async (tx) => {
+      await appendNotice(tx, paymentNoticeRow(notice));
+    },
+  );
+}
+
 /** Conditional close: an order that some path already paid is never closed. */
 export async function closeOrder(
   db: Database,
@@ -264,7 +287,7 @@ export async function resolveReview(
 // --- the append-only payment event log -----------------------------------------------------------------
 
 /** Appends a notice's row; false when its message id was recorded before (a redelivery). */
-async function appendNotice(db: Database, row: typeof paymentEvents.$inferInsert): Promise<boolean> {
+async function appendNotice(db: Queryable, row: typeof paymentEvents.$inferInsert): Promise<boolean> {
   const inserted = await db
     .insert(paymentEvents)
     .values(row)
@@ -275,12 +298,16 @@ async function appendNotice(db: Database, row: typeof paymentEvents.$inferInsert
 
 /** Appends a paid notice to the event log; false when it was recorded before. */
 export function recordPaymentNotice(db: Database, notice: PaymentNotice): Promise<boolean> {
+  return appendNotice(db, paymentNoticeRow(notice));
+}
+
+function paymentNoticeRow(notice: PaymentNotice): typeof paymentEvents.$inferInsert {
   const { orderId, source, messageId, tradeNo, status, amount, currency, paidAt } = notice;
-  return appendNotice(db, {
+  return {
     ...{ orderId, source, messageId, tradeNo, amount, currency },
     tradeStatus: status,
     paidAt: new Date(paidAt),
-  });
+  };
 }
 
 /** Appends a refund notice (its refund number as the trade number); false when it was recorded before. */

@@ -8,7 +8,7 @@ type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 /**
  * Where an order's end-to-end time goes, from a sample of workflow histories (medians, ms). The database
  * writes are local activities (workflows/order.ts), so they run inside the workflow task that handles the
- * signal: that task's run time includes recordPaymentNotice and markOrderPaid.
+ * signal: that task's run time includes markOrderPaidByNotice (the notice recorded and the order paid).
  */
 export interface Breakdown {
   sampled: number;

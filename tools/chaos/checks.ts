@@ -136,7 +136,10 @@ export interface PublishedMessage {
 /** A message found in the parking queue (src/mq/parking.ts); `reason` null when it carries none. */
 export type ParkedMessage = Pick<Parked, 'messageId' | 'reason'>;
 
-/** One transition activity (markOrderPaid, closeOrder, holdOrderForReview) as the history has it. */
+/**
+ * One transition activity (markOrderPaid, markOrderPaidByNotice, closeOrder, holdOrderForReview) as the
+ * history has it.
+ */
 export interface TransitionEvidence {
   activity: string;
   changed: boolean;
@@ -303,9 +306,9 @@ export function checkSettledBy(planned: PlannedOrder[], orders: Map<string, Orde
  * 1. The row (every order): each transition sets its own column and none clears another's (PAID sets
  *    paid_at, CLOSED closed_at, NEEDS_REVIEW neither), so PAID→CLOSED or CLOSED→PAID leaves both set.
  * 2. The workflow history (every order given): the workflow completed with the row's status, and every
- *    transition activity in it (markOrderPaid, closeOrder, holdOrderForReview) reported that same
- *    status, at most one of them with `changed: true`. A result naming another status means the row was
- *    in another state at that moment. Zero `changed: true` happens legitimately when the worker was
+ *    transition activity in it (markOrderPaid or markOrderPaidByNotice, closeOrder, holdOrderForReview)
+ *    reported that same status, at most one of them with `changed: true`. A result naming another
+ *    status means the row was in another state at that moment. Zero `changed: true` happens legitimately when the worker was
  *    killed after the UPDATE but before reporting it: the retry then finds the row already moved.
  */
 export function checkSingleTransition(

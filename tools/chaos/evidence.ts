@@ -105,7 +105,12 @@ export async function terminateLeftovers(client: Client, taskQueue: string, log:
   if (n > 0) log(`terminated ${n} workflows left over on task queue ${taskQueue}`);
 }
 
-const TRANSITION_ACTIVITIES = new Set(['markOrderPaid', 'closeOrder', 'holdOrderForReview']);
+const TRANSITION_ACTIVITIES = new Set([
+  'markOrderPaid',
+  'markOrderPaidByNotice',
+  'closeOrder',
+  'holdOrderForReview',
+]);
 
 /** The latest run's history of an order's workflow, reduced to what checkSingleTransition needs. */
 export async function workflowEvidence(
