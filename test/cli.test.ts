@@ -276,7 +276,7 @@ describe('orders: create, show, list, query, signal, replay', () => {
 
     const ended = await cli(['signal', 'initiated', order.id]);
     expect(ended.code).toBe(1);
-    expect(ended.stderr).toContain('is not running');
+    expect(ended.stderr).toContain('has ended (order is PAID)');
   });
 
   it('signal cancel closes an unpaid order after the final check', async () => {

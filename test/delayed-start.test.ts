@@ -124,4 +124,33 @@ describe('orders started with a delay of the first ladder step', () => {
     await simulator.pay(order.id);
     expect(await stack.temporal.workflow.getHandle(workflowId).result()).toMatchObject({ status: 'PAID' });
   });
+
+  it('an order due before its first step is started at its deadline and closed then, not a step later', async () => {
+    const far = { stepsMs: [3_600_000], repeatMs: 3_600_000 };
+    const { order, workflowId } = await createOrderWithTrade(stack, {
+      amount: 1_100,
+      pollLadder: far,
+      payWithinMs: 1_500,
+    });
+    const result = await stack.temporal.workflow.getHandle(workflowId).result();
+    expect(result).toMatchObject({ status: 'CLOSED' });
+    expect(await findOrder(stack.db, order.id)).toMatchObject({
+      status: 'CLOSED',
+      closeReason: 'PAY_DEADLINE_PASSED',
+    });
+  });
+
+  it('`signal cancel` during the delay starts the workflow at once: closed now, not after the first step', async () => {
+    const far = { stepsMs: [3_600_000], repeatMs: 3_600_000 };
+    const { order, workflowId } = await createOrderWithTrade(stack, { amount: 1_300, pollLadder: far });
+    const cancelled = await cli(['signal', 'cancel', order.id, '--reason', 'buyer left']);
+    expect(cancelled.code).toBe(0);
+    // Without signal-with-start the signal would wait an hour for the first task.
+    const result = await stack.temporal.workflow.getHandle(workflowId).result();
+    expect(result).toMatchObject({ status: 'CLOSED', settledBy: 'manual' });
+    expect(await findOrder(stack.db, order.id)).toMatchObject({
+      status: 'CLOSED',
+      closeReason: 'buyer left',
+    });
+  });
 });

@@ -46,7 +46,9 @@ const PAID_AMOUNTS = [12_800, 4_550, 19_900];
 const REVIEW_AMOUNT = 9_900;
 
 describe('Temporal Web UI after a demo run', () => {
-  const config = testConfig('ui');
+  // ORDER_START_DELAY none: the pages shown include the order waiting on its ladder timer (and that
+  // timer's summary), which an order started with the default delay only reaches after its first check.
+  const config = testConfig('ui', { ORDER_START_DELAY: 'none' });
   const taskQueue = config.TEMPORAL_TASK_QUEUE;
   const workflowsUrl = `${config.TEMPORAL_UI_URL}/namespaces/${encodeURIComponent(config.TEMPORAL_NAMESPACE)}/workflows`;
   let stack: Stack | undefined;

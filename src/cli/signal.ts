@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { Command } from 'commander';
-import { cancelOrderSignal, paymentInitiatedSignal } from '../../workflows/order';
+import { cancelOrderSignal, orderWorkflow, paymentInitiatedSignal } from '../../workflows/order';
 import { findOrder } from '../db/orders';
 import { orderWorkflowId, type PaymentNotice, TRADE_STATUSES, type TradeStatus } from '../domain';
 import { deliverPaymentNotice, type NoticeDelivery } from '../order/deliver-notice';
+import { orderWorkflowInput, orderWorkflowStartOptions } from '../order/start';
 import {
   type CliContext,
   CliError,
@@ -19,21 +20,34 @@ import { emit, formatFields, money, withJson } from './output';
 
 /** `signal`: an operator's payment notice, "payment initiated" or "cancel", sent to an order's workflow. */
 
-async function signalRunning(
+/**
+ * A plain signal (payment initiated, cancel) to an order's running workflow, sent by signal-with-start
+ * like the notices: a workflow still in its start delay (ORDER_START_DELAY=first-step) starts at once
+ * instead of holding the signal until its first step. An ended workflow is not started again
+ * (REJECT_DUPLICATE): that is an error here.
+ */
+async function signalOrder(
   ctx: CliContext,
   orderId: string,
-  send: (
-    handle: ReturnType<Awaited<ReturnType<CliContext['temporal']>>['workflow']['getHandle']>,
-  ) => Promise<void>,
-) {
+  send:
+    | { signal: typeof paymentInitiatedSignal; signalArgs: [] }
+    | { signal: typeof cancelOrderSignal; signalArgs: [{ reason: string }] },
+): Promise<string> {
+  const config = ctx.getConfig();
+  const { db } = await ctx.db();
+  const order = await findOrder(db, orderId);
+  if (!order) throw new CliError(`no order ${orderId} in the orders table`);
   const client = await ctx.temporal();
   const workflowId = orderWorkflowId(orderId);
   try {
-    await send(client.workflow.getHandle(workflowId));
+    await client.workflow.signalWithStart(orderWorkflow, {
+      ...orderWorkflowStartOptions(orderWorkflowInput(order, config), config.TEMPORAL_TASK_QUEUE),
+      ...send,
+    });
   } catch (error) {
-    if (error instanceof WorkflowNotFoundError) {
+    if (error instanceof WorkflowExecutionAlreadyStartedError) {
       throw new CliError(
-        `workflow ${workflowId} is not running (it has ended or never started): only a running order workflow takes this signal`,
+        `workflow ${workflowId} has ended (order is ${order.status}): only a running order workflow takes this signal`,
       );
     }
     throw new CliError(`signalling ${workflowId} failed: ${describeError(error)}`);
@@ -117,7 +131,7 @@ export function registerSignalCommands(program: Command, ctx: CliContext): void 
       .description('the buyer reached the pay page: restart the polling ladder from its first step')
       .argument('<orderId>', 'the order', parseOrderId),
   ).action(async (orderId: string, options: { json?: boolean }) => {
-    const workflowId = await signalRunning(ctx, orderId, (handle) => handle.signal(paymentInitiatedSignal));
+    const workflowId = await signalOrder(ctx, orderId, { signal: paymentInitiatedSignal, signalArgs: [] });
     emit(
       ctx,
       options,
@@ -135,9 +149,10 @@ export function registerSignalCommands(program: Command, ctx: CliContext): void 
       .argument('<orderId>', 'the order', parseOrderId)
       .option('--reason <text>', 'why (stored as the close reason)', 'CANCELLED_BY_OPERATOR'),
   ).action(async (orderId: string, options: { reason: string; json?: boolean }) => {
-    const workflowId = await signalRunning(ctx, orderId, (handle) =>
-      handle.signal(cancelOrderSignal, { reason: options.reason }),
-    );
+    const workflowId = await signalOrder(ctx, orderId, {
+      signal: cancelOrderSignal,
+      signalArgs: [{ reason: options.reason }],
+    });
     emit(
       ctx,
       options,

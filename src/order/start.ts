@@ -62,12 +62,16 @@ export function orderWorkflowStartOptions(input: OrderWorkflowInput, taskQueue: 
 /**
  * With ORDER_START_DELAY=first-step the first workflow task waits for the ladder's first step: a notice
  * before then (signal-with-start, the one path notices take) starts it at once and the order settles in
- * that one task, with no timer started and cancelled; otherwise the task runs the first check. Plain
- * signals (cancel, payment initiated) wait for the delay.
+ * that one task, with no timer started and cancelled; otherwise the task runs the first check. The
+ * CLI's plain signals (cancel, payment initiated) use signal-with-start too, so none waits for the delay.
+ * A deadline sooner than the first step shortens the delay to it.
  */
 function startDelayOf(input: OrderWorkflowInput, config: LadderConfig): number | null {
+  if (config.ORDER_START_DELAY !== 'first-step') return null;
   const firstStep = input.pollLadder.stepsMs[0] ?? input.pollLadder.repeatMs;
-  return config.ORDER_START_DELAY === 'first-step' && firstStep > 0 ? firstStep : null;
+  // Never past the pay deadline: an order due before its first step must still close on time.
+  const delay = Math.min(firstStep, Date.parse(input.payDeadline) - Date.now());
+  return delay > 0 ? Math.floor(delay) : null;
 }
 
 export interface CreateOrderRequest {
