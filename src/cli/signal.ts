@@ -23,7 +23,8 @@ import { emit, formatFields, money, withJson } from './output';
 /**
  * A plain signal (payment initiated, cancel) to an order's running workflow, sent by signal-with-start
  * like the notices: a workflow still in its start delay (ORDER_START_DELAY=first-step) starts at once
- * instead of holding the signal until its first step. An ended workflow is not started again
+ * instead of holding the signal until its first step, and an order whose workflow never started (its
+ * start failed after the row was written) gets it. An ended workflow is not started again
  * (REJECT_DUPLICATE): that is an error here.
  */
 async function signalOrder(
