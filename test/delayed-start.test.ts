@@ -22,6 +22,8 @@ describe('orders started with a delay of the first ladder step', () => {
   let stack: Stack;
   let simulator: SimulatorClient;
   const ladder = { stepsMs: [2_000, 3_600_000], repeatMs: 3_600_000 };
+  // A first step an hour away: the workflow stays in its start delay for the whole test.
+  const far = { stepsMs: [3_600_000], repeatMs: 3_600_000 };
   const { cli, cliJson } = inProcessCli(runCli, () => stack.config);
 
   beforeAll(async () => {
@@ -91,8 +93,6 @@ describe('orders started with a delay of the first ladder step', () => {
   });
 
   it('during the delay, `query` and `order show` report the state it starts with, and when it starts', async () => {
-    // A ladder whose first step is far: the workflow stays in its start delay for the whole test.
-    const far = { stepsMs: [3_600_000], repeatMs: 3_600_000 };
     const { order, workflowId } = await createOrderWithTrade(stack, { amount: 4_200, pollLadder: far });
     const queried = await cliJson<{ workflowId: string; state: OrderWorkflowState; startsAt: string }>([
       'query',
@@ -126,7 +126,6 @@ describe('orders started with a delay of the first ladder step', () => {
   });
 
   it('an order due before its first step is started at its deadline and closed then, not a step later', async () => {
-    const far = { stepsMs: [3_600_000], repeatMs: 3_600_000 };
     const { order, workflowId } = await createOrderWithTrade(stack, {
       amount: 1_100,
       pollLadder: far,
@@ -141,7 +140,6 @@ describe('orders started with a delay of the first ladder step', () => {
   });
 
   it('`signal cancel` during the delay starts the workflow at once: closed now, not after the first step', async () => {
-    const far = { stepsMs: [3_600_000], repeatMs: 3_600_000 };
     const { order, workflowId } = await createOrderWithTrade(stack, { amount: 1_300, pollLadder: far });
     const cancelled = await cli(['signal', 'cancel', order.id, '--reason', 'buyer left']);
     expect(cancelled.code).toBe(0);

@@ -308,8 +308,9 @@ export function checkSettledBy(planned: PlannedOrder[], orders: Map<string, Orde
  * 2. The workflow history (every order given): the workflow completed with the row's status, and every
  *    transition activity in it (markOrderPaid or markOrderPaidByNotice, closeOrder, holdOrderForReview)
  *    reported that same status, at most one of them with `changed: true`. A result naming another
- *    status means the row was in another state at that moment. Zero `changed: true` happens legitimately when the worker was
- *    killed after the UPDATE but before reporting it: the retry then finds the row already moved.
+ *    status means the row was in another state at that moment. Zero `changed: true` happens
+ *    legitimately when the worker was killed after the UPDATE but before reporting it: the retry then
+ *    finds the row already moved.
  */
 export function checkSingleTransition(
   planned: PlannedOrder[],
