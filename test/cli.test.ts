@@ -232,13 +232,15 @@ describe('orders: create, show, list, query, signal, replay', () => {
     expect(human.stdout).toContain(`workflow ${orderWorkflowId(order.id)}: COMPLETED`);
   });
 
-  it('signal notify (manual) pays the order; a second trade after the end becomes a discrepancy', async () => {
+  it('signal notify (manual) pays the order once the provider confirms it; a second trade after the end becomes a discrepancy', async () => {
     const { order, trade } = await createOrderViaCli();
     const tradeNo = trade?.tradeNo ?? 'no trade opened';
     const initiated = await cli(['signal', 'initiated', order.id]);
     expect(initiated.code).toBe(0);
+    // The buyer paid, but the provider's MQ notice was lost: the operator's notice brings the news.
+    await new SimulatorClient(config.PROVIDER_URL).pay(order.id, { faults: { drop: true } });
 
-    // The trade order create opened, with the amount due: nothing to check with the provider.
+    // An operator's notice is always checked with the provider (one trade query) before it pays.
     const first = await cliJson<{ delivery: string; notice: { source: string; currency: string } }>([
       'signal',
       'notify',

@@ -47,7 +47,7 @@ describe('payrecon notifications (CLI, real services)', () => {
     return added.endpoint.id;
   };
 
-  /** An order naming the endpoint, paid by an operator's notice of its own trade. */
+  /** An order naming the endpoint, paid by an operator's notice of its own trade (the provider's was lost). */
   const paidOrder = async (endpointId: string) => {
     const created = await cliJson<{
       order: { id: string; notifyEndpointId: string };
@@ -55,6 +55,7 @@ describe('payrecon notifications (CLI, real services)', () => {
     }>(['order', 'create', '--amount', '1500', '--ladder', '1h', '--notify-endpoint', endpointId]);
     expect(created.order.notifyEndpointId).toBe(endpointId);
     const orderId = created.order.id;
+    await new SimulatorClient(stack.config.PROVIDER_URL).pay(orderId, { faults: { drop: true } });
     await cliJson(['signal', 'notify', orderId, '--trade-no', created.trade.tradeNo, '--amount', '1500']);
     await stack.temporal.workflow.getHandle(orderWorkflowId(orderId)).result();
     return orderId;

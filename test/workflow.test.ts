@@ -336,6 +336,51 @@ describe('order workflow (time-skipping)', () => {
   );
 
   scenario(
+    'manual-notice-contradicted',
+    "an operator's notice naming the order's own trade and amount is checked: the provider says unpaid, nothing changes",
+    async () => {
+      // The buyer pays only by the 3rd query: the manual notice's check (the 1st) finds the trade unpaid.
+      const { orderId, handle } = await startOrder({ paidFromQuery: 3 });
+      await handle.signal(paymentNoticeSignal, notice(orderId, { source: 'manual' }));
+      const checked = await eventually('the notice checked', async () => {
+        const state = await handle.query(orderStateQuery);
+        return state.discrepancies.length > 0 ? state : undefined;
+      });
+      expect(checked).toMatchObject({
+        phase: 'AWAITING_PAYMENT',
+        discrepancies: ['NOTICE_CONTRADICTS_PROVIDER'],
+      });
+      expect(gateway.queryCount(orderId)).toBe(1);
+      expect(await orderRow(orderId)).toMatchObject({ status: 'UNPAID', tradeNo: null, settledBy: null });
+      expect((await events(orderId)).map((e) => e.source)).toEqual(['manual', 'poll']);
+      expect(await discrepancies(orderId)).toEqual([{ kind: 'NOTICE_CONTRADICTS_PROVIDER' }]);
+      // The ladder still finds the real payment later.
+      expect(await handle.result()).toMatchObject({ status: 'PAID', settledBy: 'poll' });
+      expect(await activityCount(handle, 'markOrderPaidByNotice')).toBe(0);
+      return handle;
+    },
+  );
+
+  scenario(
+    'reconciliation-notice-verified',
+    "a statement row's notice pays only once the provider confirms it, settled by reconciliation",
+    async () => {
+      const { orderId, handle } = await startOrder({ paidFromQuery: 1 });
+      await handle.signal(paymentNoticeSignal, notice(orderId, { source: 'reconciliation' }));
+      expect(await handle.result()).toMatchObject({
+        status: 'PAID',
+        settledBy: 'reconciliation',
+        pollAttempts: 0,
+        discrepancies: [],
+      });
+      expect(gateway.queryCount(orderId)).toBe(1);
+      expect((await events(orderId)).map((e) => e.source)).toEqual(['reconciliation', 'poll']);
+      expect(await activityCount(handle, 'markOrderPaidByNotice')).toBe(0);
+      return handle;
+    },
+  );
+
+  scenario(
     'provider-reply-unreadable',
     'an answer the provider gives that cannot be read is not retried, and the order is held, not closed on a guess',
     async () => {

@@ -3,8 +3,8 @@ import {
   type DiscrepancyKind,
   discrepancyForPaidFact,
   judgePaidFact,
+  noticeChecks,
   noticeContradictions,
-  noticeMismatches,
   type OrderStatus,
   type PaymentNotice,
   type SettledBy,
@@ -23,14 +23,15 @@ import type { OrderRun } from './order-run';
  */
 
 /**
- * A signature proves who sent a notice, not that the buyer paid. A notice that differs from what the
- * order knows (the trade payrecon opened, the money due), or any notice with `verifyNotices: always`,
- * is checked with the provider first: the provider's answer is the fact applied, and a contradiction
- * is flagged. If the provider cannot be asked now, the notice waits for the ladder's next check.
+ * A signature proves who sent a notice, not that the buyer paid. Only an MQ notice that names what the
+ * order knows (the trade payrecon opened, the money due) pays at once, unless `verifyNotices: always`;
+ * any other (an operator's, a statement row's, or one that differs) is checked with the provider first
+ * (`noticeChecks`, src/domain): the provider's answer is the fact applied, and a contradiction is
+ * flagged. If the provider cannot be asked now, the notice waits for the ladder's next check.
  */
 export async function applyPaidNotice(run: OrderRun, notice: PaymentNotice): Promise<OrderStatus> {
-  const mismatches = noticeMismatches(run.input, notice);
-  if (mismatches.length === 0 && run.input.verifyNotices !== 'always') {
+  const checks = noticeChecks(run.input, notice);
+  if (checks.length === 0) {
     // The usual case: the notice is recorded and pays the order in one transaction (one local activity).
     const paid = await db.markOrderPaidByNotice.executeWithOptions(
       { summary: `record ${notice.source} notice ${notice.messageId}, mark order paid` },
@@ -39,10 +40,7 @@ export async function applyPaidNotice(run: OrderRun, notice: PaymentNotice): Pro
     return takePaidResult(run, paid, notice, notice.source);
   }
   await recordNotice(notice);
-  const provider = await askProvider(
-    run,
-    `verify ${notice.source} notice (${mismatches.join(', ') || 'always'})`,
-  );
+  const provider = await askProvider(run, `verify ${notice.source} notice (${checks.join(', ')})`);
   if (!provider) return 'UNPAID';
   const contradicted = noticeContradictions(provider, notice);
   if (contradicted.length > 0) {

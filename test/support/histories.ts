@@ -39,6 +39,8 @@ export const ORDER_SCENARIOS = [
   'continue-as-new-duplicate-flood',
   'notice-contradicts-provider',
   'notice-verified-always',
+  'manual-notice-contradicted',
+  'reconciliation-notice-verified',
   'provider-reply-unreadable',
   'review-resolved-closed',
 ] as const;
