@@ -8,7 +8,7 @@ import { deliverPaymentNotice } from '../src/order/deliver-notice';
 import type { LadderConfig } from '../src/order/start';
 import { type PaymentGateway, ProviderReplyError, StatementUrlExpiredError } from '../src/provider/gateway';
 import { StatementFormatError } from '../src/provider/statement';
-import { PAID_ROW_STATUS, shiftBillDate } from '../src/provider/statement-format';
+import { shiftBillDate } from '../src/provider/statement-format';
 
 /**
  * The daily reconciliation's I/O, one step each (workflows/reconciliation.ts runs them in order): fetch
@@ -54,14 +54,12 @@ export function createReconciliationActivities(db: Database, gateway: PaymentGat
       shiftBillDate(input.billDate, -1),
     );
     const matchInput = { ...input, statement, previousStatementId };
-    const breaks = await recon.matchStatement(
-      sql,
-      matchInput,
-      recon.controlTotalBreaks(totals, statement.rejectedCount),
-    );
+    const control = recon.controlTotalBreaks(totals, statement.rejectedCount);
+    const breaks = await recon.matchStatement(sql, matchInput, control);
     const day = await recon.dayTotals(sql, matchInput);
     return {
       breaks,
+      controlTotalsOk: control.length === 0,
       theirs: totals.computed,
       declared: totals.declared,
       rejectedLines: statement.rejectedCount,
@@ -157,9 +155,10 @@ export function createReconciliationActivities(db: Database, gateway: PaymentGat
     },
 
     /**
-     * Hands each of this run's MISSING_LOCALLY breaks to its order's workflow as a `reconciliation`
-     * payment fact: a running workflow settles it through its own conditional update; an ended one
-     * records it (PAID_AFTER_CLOSE, ...), the same path as a late MQ notice.
+     * Hands each of this run's MISSING_LOCALLY breaks (rows the provider reports paid) to its order's
+     * workflow as a `reconciliation` payment fact with the row's status: a running workflow checks it
+     * with the provider (one trade query) and settles it through its own conditional update; an ended
+     * one records it (PAID_AFTER_CLOSE, ...), the same path as a late MQ notice.
      */
     async healBreaks(input: { provider: string; billDate: string; runId: number }) {
       if (!config)
@@ -172,7 +171,7 @@ export function createReconciliationActivities(db: Database, gateway: PaymentGat
           orderId: item.orderId,
           source: 'reconciliation',
           tradeNo: item.tradeNo,
-          status: PAID_ROW_STATUS,
+          status: item.status,
           amount: item.amount,
           currency: item.currency,
           paidAt: item.occurredAt,

@@ -29,7 +29,7 @@ import { createOrderWithTrade, type Stack, startStack } from './support/stack';
 const AMOUNT = 10_000;
 /** The days this file reconciles (a day before and after each included). */
 const FIRST_DAY = '2025-06-09';
-const LAST_DAY = '2025-06-16';
+const LAST_DAY = '2025-06-24';
 const ROOT = path.resolve(__dirname, '..');
 
 describe('daily reconciliation on the real services', () => {
@@ -262,6 +262,178 @@ describe('daily reconciliation on the real services', () => {
       await stack.sql`select kind from payment_discrepancies where order_id = ${closed.id}`;
     expect(discrepancies.map((d) => d.kind)).toEqual(['PAID_AFTER_CLOSE']);
     await histories.record('reconciliation-healed', handle);
+  });
+
+  /** An order with a trade open at the provider, left unpaid there (its ladder is an hour long). */
+  const unpaidOrder = async (name: string) => {
+    const { order, trade } = await createOrderWithTrade(stack, {
+      orderId: `${prefix}-${name}`,
+      amount: AMOUNT,
+    });
+    if (!trade?.tradeNo) throw new Error(`no trade opened for ${order.id}`);
+    return { order, tradeNo: trade.tradeNo };
+  };
+
+  const reconciliationEvents = (orderId: string) =>
+    stack.sql<{ trade_status: string }[]>`
+      select trade_status from payment_events where order_id = ${orderId} and source = 'reconciliation'`;
+
+  it('heals only rows the provider reports paid, with the row status, and pays only what the provider confirms', async () => {
+    const day = '2025-06-17';
+    // Rows naming an unpaid order's own trade and amount: two that are no payment, one that lies.
+    const closedRow = await unpaidOrder('row-closed');
+    const waitingRow = await unpaidOrder('row-waiting');
+    const lyingRow = await unpaidOrder('row-lying');
+    // Paid at the provider (its notice lost), listed as TRADE_FINISHED: a paid status all the same.
+    const { order: finished } = await createOrderWithTrade(stack, {
+      orderId: `${prefix}-finished`,
+      amount: AMOUNT,
+    });
+    await simulator.pay(finished.id, { paidAt: at(day, '08:00:00'), faults: { drop: true } });
+    const row = (unpaid: { order: { id: string }; tradeNo: string }, time: string, status?: string) => ({
+      orderId: unpaid.order.id,
+      tradeNo: unpaid.tradeNo,
+      amount: AMOUNT,
+      time: at(day, time),
+      ...(status ? { status } : {}),
+    });
+    await simulator.setBillFaults(day, {
+      extraPayments: [
+        row(closedRow, '09:00:00', 'TRADE_CLOSED'),
+        row(waitingRow, '09:10:00', 'WAIT_BUYER_PAY'),
+        row(lyingRow, '09:20:00'),
+      ],
+      statusOverrides: { [finished.id]: 'TRADE_FINISHED' },
+    });
+
+    const { summary } = await run(day);
+    expect(summary).toMatchObject({
+      statement: { controlTotalsOk: true },
+      healing: { signalled: 2 },
+      healed: 1,
+    });
+    expect((await breaksOf(day)).map((b) => [b.kind, b.ref, b.status, b.heal_action]).sort()).toEqual(
+      [
+        ['STATUS_MISMATCH', closedRow.order.id, 'OPEN', null],
+        ['STATUS_MISMATCH', waitingRow.order.id, 'OPEN', null],
+        ['MISSING_LOCALLY', lyingRow.order.id, 'OPEN', 'signalled'],
+        ['MISSING_LOCALLY', finished.id, 'AUTO_HEALED', 'signalled'],
+      ].sort(),
+    );
+    // No row that is not a payment reached an order; the lying row was checked with the provider.
+    for (const unpaid of [closedRow, waitingRow, lyingRow]) {
+      expect(await findOrder(stack.db, unpaid.order.id)).toMatchObject({ status: 'UNPAID', tradeNo: null });
+    }
+    expect(await reconciliationEvents(closedRow.order.id)).toEqual([]);
+    expect(await reconciliationEvents(waitingRow.order.id)).toEqual([]);
+    expect(await reconciliationEvents(lyingRow.order.id)).toEqual([{ trade_status: 'TRADE_SUCCESS' }]);
+    const contradicted = await stack.sql<{ kind: string }[]>`
+      select kind from payment_discrepancies where order_id = ${lyingRow.order.id}`;
+    expect(contradicted.map((d) => d.kind)).toEqual(['NOTICE_CONTRADICTS_PROVIDER']);
+    // The paid row healed its order with the status the row printed.
+    expect(await findOrder(stack.db, finished.id)).toMatchObject({
+      status: 'PAID',
+      settledBy: 'reconciliation',
+    });
+    expect(await reconciliationEvents(finished.id)).toEqual([{ trade_status: 'TRADE_FINISHED' }]);
+  });
+
+  it('a statement that fails its control totals is reported and changes nothing else', async () => {
+    const dayBefore = '2025-06-19';
+    const day = '2025-06-20';
+    // The day before: a payment at 23:58 that its statement leaves to the next day's (EXPECTED).
+    const edge = await paidOrder(at(dayBefore, '23:58:00'));
+    await simulator.setBillFaults(dayBefore, { carryToNextDay: [edge.id] });
+    await run(dayBefore);
+    const edgeBreak = () =>
+      stack.sql<{ status: string }[]>`
+        select status from reconciliation_breaks
+        where provider = ${provider} and bill_date = ${dayBefore} and kind = 'MISSING_AT_PROVIDER' and ref = ${edge.id}`;
+    expect(await edgeBreak()).toEqual([{ status: 'EXPECTED' }]);
+    // The day: paid at the provider, its notice lost, so a break healing would settle.
+    const { order: unhealed } = await createOrderWithTrade(stack, {
+      orderId: `${prefix}-unhealed`,
+      amount: AMOUNT,
+    });
+    await simulator.pay(unhealed.id, { paidAt: at(day, '08:00:00'), faults: { drop: true } });
+    await simulator.setBillFaults(day, { summaryDelta: { payCount: 1 } });
+
+    const failed = await run(day);
+    expect(failed.summary).toMatchObject({
+      statement: { controlTotalsOk: false },
+      healed: 0,
+      status: 'BREAKS',
+    });
+    expect(failed.summary.healing).toEqual({});
+    expect((await breaksOf(day)).map((b) => [b.kind, b.ref, b.status, b.heal_action]).sort()).toEqual(
+      [
+        ['CONTROL_TOTALS', 'payCount', 'OPEN', null],
+        ['MISSING_LOCALLY', unhealed.id, 'OPEN', null],
+      ].sort(),
+    );
+    expect(await findOrder(stack.db, unhealed.id)).toMatchObject({ status: 'UNPAID' });
+    expect(await reconciliationEvents(unhealed.id)).toEqual([]);
+    // The statement carries the edge row, but a statement that does not add up settles nothing.
+    expect(await edgeBreak()).toEqual([{ status: 'EXPECTED' }]);
+
+    // The provider's corrected statement: now the day heals, carries, and resolves the totals break.
+    await simulator.setBillFaults(day, {});
+    const corrected = await run(day);
+    expect(corrected.summary).toMatchObject({
+      statement: { controlTotalsOk: true },
+      healed: 1,
+      status: 'BALANCED',
+    });
+    expect(await findOrder(stack.db, unhealed.id)).toMatchObject({
+      status: 'PAID',
+      settledBy: 'reconciliation',
+    });
+    expect(await edgeBreak()).toEqual([{ status: 'RESOLVED' }]);
+
+    // A break an earlier run found stays open when a statement that fails its totals no longer lists it.
+    const later = '2025-06-22';
+    const gone = await paidOrder(at(later, '09:00:00'));
+    await simulator.setBillFaults(later, { omitPayments: [gone.id] });
+    await run(later);
+    await simulator.setBillFaults(later, { summaryDelta: { payAmount: 100 } });
+    expect((await run(later)).summary.statement.controlTotalsOk).toBe(false);
+    const kept = await stack.sql<{ kind: string; ref: string; status: string; resolved_by: string | null }[]>`
+      select kind, ref, status, resolved_by from reconciliation_breaks
+      where provider = ${provider} and bill_date = ${later} order by kind, ref`;
+    expect(kept).toEqual([
+      { kind: 'CONTROL_TOTALS', ref: 'payAmount', status: 'OPEN', resolved_by: null },
+      { kind: 'MISSING_AT_PROVIDER', ref: gone.id, status: 'OPEN', resolved_by: null },
+    ]);
+  }, 120_000);
+
+  it('reports each extra trade of a paid order as a break of its own, apart from a line printed twice', async () => {
+    const day = '2025-06-23';
+    const twice = await paidOrder(at(day, '10:00:00'));
+    const second = `${prefix}-second`;
+    const third = `${prefix}-third`;
+    await simulator.setBillFaults(day, {
+      // The second trade is printed before the one that paid our order.
+      extraPayments: [
+        { orderId: twice.id, tradeNo: second, amount: AMOUNT, time: at(day, '09:00:00') },
+        { orderId: twice.id, tradeNo: third, amount: 2_500, time: at(day, '11:00:00') },
+      ],
+      duplicatePayments: [twice.id],
+    });
+    const { summary } = await run(day);
+    const found = await stack.sql<
+      { kind: string; ref: string; trade_no: string; theirs: { amount: number } }[]
+    >`
+      select kind, ref, trade_no, theirs from reconciliation_breaks
+      where provider = ${provider} and bill_date = ${day} order by kind, ref`;
+    expect(found.map((b) => [b.kind, b.ref, b.trade_no, b.theirs.amount])).toEqual(
+      [
+        ['DUPLICATE', twice.id, twice.providerTradeNo, AMOUNT],
+        ['EXTRA_PAYMENT', `${twice.id}:${second}`, second, AMOUNT],
+        ['EXTRA_PAYMENT', `${twice.id}:${third}`, third, 2_500],
+      ].sort(),
+    );
+    expect(found[0]?.theirs).toMatchObject({ copies: 2 });
+    expect(summary).toMatchObject({ matchedPayments: 1, totalBreaks: 3, theirs: { payCount: 4 } });
   });
 
   it('asks for a new download URL when the first has expired', async () => {

@@ -42,7 +42,18 @@ export interface ReconciliationSummary {
   dryRun: boolean;
   /** reconciliation_runs.id; null on a dry run. */
   runId: number | null;
-  statement: { sha256: string; bytes: number; reused: boolean; urlRequests: number; rejectedLines: number };
+  statement: {
+    sha256: string;
+    bytes: number;
+    reused: boolean;
+    urlRequests: number;
+    rejectedLines: number;
+    /**
+     * False: the statement fails its own control totals (CONTROL_TOTALS breaks). Its breaks are reported
+     * and nothing else changes: no healing, no break resolved as no longer found, no midnight carry.
+     */
+    controlTotalsOk: boolean;
+  };
   /** What the statement's rows add up to, and what its summary line says they do. */
   theirs: StatementSummary;
   declared: StatementSummary | null;
@@ -121,7 +132,8 @@ export async function reconciliationWorkflow(input: ReconciliationInput): Promis
 
   let breaks = matched.breaks;
   let healing: Record<string, number> = {};
-  if (runId !== null) {
+  // A statement that does not add up is reported, never acted on (matchStatement resolved nothing).
+  if (runId !== null && matched.controlTotalsOk) {
     enter('HEALING');
     healing = await staging.healBreaks.executeWithOptions(
       { summary: "hand healable breaks to the orders' workflows" },
@@ -156,6 +168,7 @@ function summarize(
     rejectedLines: number;
     ours: ReconciliationSummary['ours'];
     matchedPayments: number;
+    controlTotalsOk: boolean;
   },
   breaks: BreakCounts,
   healing: Record<string, number>,
@@ -182,6 +195,7 @@ function summarize(
       reused: !fetched.isNew,
       urlRequests: fetched.urlRequests,
       rejectedLines: matched.rejectedLines,
+      controlTotalsOk: matched.controlTotalsOk,
     },
     theirs: matched.theirs,
     declared: matched.declared,

@@ -167,6 +167,10 @@ export function formatSummary(summary: ReconciliationSummary, extra: Record<stri
     `breaks: ${summary.totalBreaks} (${summary.open} open, ${summary.expected} expected, ${summary.healed} healed)`,
     breakCountsTable(summary),
     '',
+    // Summaries stored before controlTotalsOk existed were of statements acted on.
+    statement.controlTotalsOk === false
+      ? 'the statement fails its own control totals: its breaks are reported, nothing healed, resolved or carried'
+      : '',
     formatFields({ healing: healing || 'nothing to hand to an order', status: summary.status }),
     openLine(summary.billDate, summary.open, summary.expected),
   ];

@@ -30,12 +30,17 @@ export const BREAK_KINDS = [
   /** Ours is paid (or refunded), and the provider's statement does not list it. */
   'MISSING_AT_PROVIDER',
   'AMOUNT_MISMATCH',
-  /** The statement's trade or its status is not the one that paid our order. */
+  /** The row's status is not a paid one (no payment), or its trade is not the one that paid our order. */
   'STATUS_MISMATCH',
   /** A refund on one side only, or with another amount. */
   'REFUND_MISMATCH',
-  /** The statement lists an order's payment more than once. */
+  /** The statement lists an order's payment (or a refund) more than once: the same trade, printed again. */
   'DUPLICATE',
+  /**
+   * Another trade paid an order the statement already lists a payment of: the buyer paid twice, and
+   * this money goes back to them. One break per extra trade (ref `<order>:<trade>`).
+   */
+  'EXTRA_PAYMENT',
   /** The statement's own summary does not add up to its rows. */
   'CONTROL_TOTALS',
 ] as const;

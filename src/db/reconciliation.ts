@@ -1,9 +1,5 @@
-import {
-  billDayBounds,
-  PAID_ROW_STATUS,
-  REFUND_ROW_STATUS,
-  type StatementSummary,
-} from '../provider/statement-format';
+import { PAID_TRADE_STATUSES, type PaidTradeStatus } from '../domain/trade';
+import { billDayBounds, REFUND_ROW_STATUS, type StatementSummary } from '../provider/statement-format';
 import type { Sql } from './client';
 import type { BreakKind, BreakStatus } from './reconciliation-schema';
 import type { StatementRecord } from './statements';
@@ -16,6 +12,8 @@ import type { StatementRecord } from './statements';
  */
 
 const PAID_STATUSES = `('PAID','PARTIALLY_REFUNDED','REFUNDED')`;
+/** A statement row is a payment only when its status is one the provider gives a paid trade. */
+const PAID_ROW_STATUSES = `(${PAID_TRADE_STATUSES.map((status) => `'${status}'`).join(',')})`;
 
 /** The day as ISO strings: drizzle's postgres.js client takes and gives timestamps as text. */
 function dayBounds(billDate: string): { start: string; end: string } {
@@ -88,22 +86,45 @@ export function controlTotalBreaks(
 }
 
 /**
+ * Each trade the statement's pay rows name, once: its first line, and `copies`, how often the statement
+ * prints it. `rank` 1 is the order's payment: the trade that paid our order, else the trade payrecon
+ * opened, else the first paid row; every other trade of the order (rank > 1) is money the buyer paid
+ * again, with our order's side beside it.
+ */
+function payTrades(sql: Sql, statementId: number) {
+  return sql`
+    select p.order_id, p.trade_no, p.amount, p.currency, p.status, p.occurred_at, p.copies,
+           o.status as our_status, o.amount as our_amount, o.currency as our_currency,
+           o.trade_no as our_trade_no,
+           row_number() over (
+             partition by p.order_id
+             order by p.trade_no = o.trade_no desc nulls last, p.trade_no = o.provider_trade_no desc nulls last,
+                      p.status in ${sql.unsafe(PAID_ROW_STATUSES)} desc, p.line_no) as rank
+    from (
+      select distinct on (order_id, trade_no) order_id, trade_no, amount, currency, status, occurred_at, line_no,
+             count(*) over (partition by order_id, trade_no) as copies
+      from reconciliation_statement_rows
+      where statement_id = ${statementId} and type = 'pay'
+      order by order_id, trade_no, line_no
+    ) p left join orders o on o.id = p.order_id`;
+}
+
+/**
  * Every break of the day as (kind, ref, order_id, trade_no, ours, theirs, status): the statement's rows
- * against orders and refunds. A row a duplicate repeats is matched once (its first line) and the copies
- * are a DUPLICATE break. Our payment or refund on the wrong side of midnight is EXPECTED; one the
- * statement of the day before carried is no break.
+ * against orders and refunds. An order's payment is matched once (`payTrades` rank 1): a line the
+ * statement repeats is a DUPLICATE, and each other trade for the order an EXTRA_PAYMENT of its own. A
+ * pay row whose status is not a paid one is no payment: never MISSING_LOCALLY, a STATUS_MISMATCH. Our
+ * payment or refund on the wrong side of midnight is EXPECTED; one the statement of the day before
+ * carried is no break.
  */
 function candidates(sql: Sql, input: MatchInput, control: { ref: string; ours: unknown; theirs: unknown }[]) {
   const { start, end } = dayBounds(input.billDate);
   const edge = `${Math.round(input.midnightEdgeMs)} milliseconds`;
   const previous = input.previousStatementId ?? -1;
   return sql`
-    with theirs as (
-      select distinct on (order_id) order_id, trade_no, amount, currency, status, occurred_at,
-             count(*) over (partition by order_id) as copies
-      from reconciliation_statement_rows
-      where statement_id = ${input.statement.id} and type = 'pay'
-      order by order_id, line_no
+    with pay_trades as (${payTrades(sql, input.statement.id)}
+    ), theirs as (
+      select * from pay_trades where rank = 1
     ), their_refunds as (
       select distinct on (out_request_no) out_request_no, order_id, trade_no, amount, status, occurred_at,
              count(*) over (partition by out_request_no) as copies
@@ -122,6 +143,17 @@ function candidates(sql: Sql, input: MatchInput, control: { ref: string; ours: u
            'OPEN' as status
     from theirs t where t.copies > 1
     union all
+    -- Another trade for an order the statement already has a payment of: the buyer paid twice, and
+    -- that money goes back. One break per trade, keyed by it.
+    select 'EXTRA_PAYMENT', t.order_id || ':' || t.trade_no, t.order_id, t.trade_no,
+           case when t.our_status is null then null
+                else jsonb_build_object('status', t.our_status, 'amount', t.our_amount,
+                                        'tradeNo', t.our_trade_no) end,
+           jsonb_build_object('tradeNo', t.trade_no, 'amount', t.amount, 'currency', t.currency,
+                              'status', t.status, 'at', t.occurred_at, 'copies', t.copies),
+           'OPEN'
+    from pay_trades t where t.rank > 1
+    union all
     select 'DUPLICATE', t.out_request_no, t.order_id, t.trade_no, null,
            jsonb_build_object('outRequestNo', t.out_request_no, 'amount', t.amount, 'copies', t.copies), 'OPEN'
     from their_refunds t where t.copies > 1
@@ -133,7 +165,8 @@ function candidates(sql: Sql, input: MatchInput, control: { ref: string; ours: u
                               'status', t.status, 'at', t.occurred_at),
            'OPEN'
     from theirs t left join orders o on o.id = t.order_id
-    where o.id is null or o.status not in ${sql.unsafe(PAID_STATUSES)}
+    where (o.id is null or o.status not in ${sql.unsafe(PAID_STATUSES)})
+      and t.status in ${sql.unsafe(PAID_ROW_STATUSES)}
     union all
     select 'AMOUNT_MISMATCH', t.order_id, t.order_id, t.trade_no,
            jsonb_build_object('amount', o.amount, 'currency', o.currency),
@@ -142,11 +175,11 @@ function candidates(sql: Sql, input: MatchInput, control: { ref: string; ours: u
     where o.status in ${sql.unsafe(PAID_STATUSES)} and (t.amount <> o.amount or t.currency <> o.currency)
     union all
     select 'STATUS_MISMATCH', t.order_id, t.order_id, t.trade_no,
-           jsonb_build_object('status', o.status, 'tradeNo', o.trade_no),
+           case when o.id is null then null else jsonb_build_object('status', o.status, 'tradeNo', o.trade_no) end,
            jsonb_build_object('status', t.status, 'tradeNo', t.trade_no), 'OPEN'
-    from theirs t join orders o on o.id = t.order_id
-    where o.status in ${sql.unsafe(PAID_STATUSES)}
-      and (t.status <> ${PAID_ROW_STATUS} or t.trade_no is distinct from o.trade_no)
+    from theirs t left join orders o on o.id = t.order_id
+    where t.status not in ${sql.unsafe(PAID_ROW_STATUSES)}
+       or (o.status in ${sql.unsafe(PAID_STATUSES)} and t.trade_no is distinct from o.trade_no)
     union all
     select 'MISSING_AT_PROVIDER', o.id, o.id, o.trade_no,
            jsonb_build_object('status', o.status, 'amount', o.amount, 'tradeNo', o.trade_no, 'paidAt', o.paid_at),
@@ -195,8 +228,10 @@ function countsFrom(rows: readonly { kind: BreakKind; status: BreakStatus; n: st
 
 /**
  * Matches the day. A real run upserts the breaks (a break seen again keeps its status and gets this
- * run's id), settles the day before's EXPECTED breaks that this statement carried (RESOLVED) or did not
- * (OPEN), and resolves the day's open breaks this run no longer finds. A dry run only counts.
+ * run's id); when the statement passes its own control totals (`control` empty) it also settles the day
+ * before's EXPECTED breaks that this statement carried (RESOLVED) or did not (OPEN), and resolves the
+ * day's open breaks this run no longer finds. A statement that fails them is reported, never acted on:
+ * its absence of a row proves nothing. A dry run only counts.
  */
 export async function matchStatement(
   sql: Sql,
@@ -224,6 +259,7 @@ export async function matchStatement(
         returning kind, status
       )
       select kind, status, count(*) as n from written group by kind, status`;
+    if (control.length > 0) return countsFrom(rows);
     await tx`
       update reconciliation_breaks
       set status = 'RESOLVED', resolved_by = 'reconciliation', resolved_at = now(), updated_at = now(),
@@ -274,14 +310,9 @@ export async function dayTotals(sql: Sql, input: Pick<MatchInput, 'billDate' | '
          and settled_at < ${end}) as our_refund_count,
       (select coalesce(sum(amount), 0) from refunds where status = 'SUCCEEDED' and settled_at >= ${start}
          and settled_at < ${end}) as our_refund_amount,
-      (select count(*) from (
-         select distinct on (t.order_id) t.order_id, t.amount, t.currency, t.status, t.trade_no
-         from reconciliation_statement_rows t
-         where t.statement_id = ${input.statement.id} and t.type = 'pay'
-         order by t.order_id, t.line_no) t
-       join orders o on o.id = t.order_id
-       where o.status in ${sql.unsafe(PAID_STATUSES)} and o.amount = t.amount and o.currency = t.currency
-         and t.status = ${PAID_ROW_STATUS} and o.trade_no = t.trade_no) as matched_payments`;
+      (select count(*) from (${payTrades(sql, input.statement.id)}) t
+       where t.rank = 1 and t.our_status in ${sql.unsafe(PAID_STATUSES)} and t.our_amount = t.amount
+         and t.our_currency = t.currency and t.status in ${sql.unsafe(PAID_ROW_STATUSES)} and t.our_trade_no = t.trade_no) as matched_payments`;
   const n = (key: string) => Number(row?.[key] ?? 0);
   return {
     ours: {
@@ -338,30 +369,36 @@ export interface HealableBreak {
   id: number;
   orderId: string;
   tradeNo: string;
+  /** The row's status: a paid one (TRADE_SUCCESS, TRADE_FINISHED). */
+  status: PaidTradeStatus;
   amount: number;
   currency: string;
   occurredAt: string;
 }
 
-/** This run's MISSING_LOCALLY breaks of orders we have: the statement's payment, for their workflows. */
+/**
+ * This run's MISSING_LOCALLY breaks of orders we have whose row the provider reports paid: the
+ * statement's payment, for their workflows (which check it with the provider before it pays).
+ */
 export async function healableBreaks(sql: Sql, runId: number): Promise<HealableBreak[]> {
   const rows = await sql<
     {
       id: string;
       order_id: string;
       trade_no: string;
-      theirs: { amount: number; currency: string; at: string };
+      theirs: { amount: number; currency: string; status: PaidTradeStatus; at: string };
     }[]
   >`
     select b.id, b.order_id, b.trade_no, b.theirs from reconciliation_breaks b
     join orders o on o.id = b.order_id
     where b.last_run_id = ${runId} and b.kind = 'MISSING_LOCALLY' and b.status = 'OPEN'
-      and b.heal_action is null
+      and b.heal_action is null and b.theirs->>'status' in ${sql.unsafe(PAID_ROW_STATUSES)}
     order by b.id`;
   return rows.map((row) => ({
     id: Number(row.id),
     orderId: row.order_id,
     tradeNo: row.trade_no,
+    status: row.theirs.status,
     amount: Number(row.theirs.amount),
     currency: row.theirs.currency,
     occurredAt: new Date(row.theirs.at).toISOString(),

@@ -6,8 +6,14 @@ export type TradeStatus = (typeof TRADE_STATUSES)[number];
 export type TradeLookupStatus = TradeStatus | 'NOT_FOUND';
 
 /** TRADE_FINISHED is a paid trade past its refund window: paid all the same. */
+export const PAID_TRADE_STATUSES = [
+  'TRADE_SUCCESS',
+  'TRADE_FINISHED',
+] as const satisfies readonly TradeStatus[];
+export type PaidTradeStatus = (typeof PAID_TRADE_STATUSES)[number];
+
 export function isPaidTradeStatus(status: TradeLookupStatus): boolean {
-  return status === 'TRADE_SUCCESS' || status === 'TRADE_FINISHED';
+  return (PAID_TRADE_STATUSES as readonly string[]).includes(status);
 }
 
 export function isTradeStatus(value: unknown): value is TradeStatus {

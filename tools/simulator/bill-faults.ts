@@ -39,6 +39,11 @@ export const extraPaymentSchema = z.strictObject({
     .string()
     .regex(/^[A-Z]{3}$/, 'currency is an ISO 4217 code such as CNY')
     .optional(),
+  /** The status the row prints; default TRADE_SUCCESS (a row that is no payment: TRADE_CLOSED, ...). */
+  status: z
+    .string()
+    .regex(/^[A-Z_]{1,32}$/, 'a status is 1-32 capitals or _')
+    .optional(),
 });
 export type ExtraPayment = z.infer<typeof extraPaymentSchema>;
 

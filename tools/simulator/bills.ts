@@ -68,7 +68,7 @@ function extraRow(billDate: string, extra: ExtraPayment): StatementRow {
     currency: extra.currency ?? 'CNY',
     amount: extra.amount,
     fee: feeFor(extra.amount),
-    status: PAID_ROW_STATUS,
+    status: extra.status ?? PAID_ROW_STATUS,
     occurredAt: extra.time === undefined ? noon : new Date(extra.time),
   };
 }
