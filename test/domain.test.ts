@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   discrepancyForPaidFact,
   judgePaidFact,
+  noticeChecks,
   noticeContradictions,
   noticeMismatches,
   type TradeSnapshot,
@@ -40,6 +41,18 @@ describe('paid-fact rules', () => {
       'amount',
       'currency',
     ]);
+  });
+
+  it('only an MQ notice that matches may pay without a trade query; manual and reconciliation never do', () => {
+    const opened = { ...order, tradeNo: 'T1' };
+    const claim = { tradeNo: 'T1', amount: 9_900, currency: 'CNY' };
+    expect(noticeChecks(opened, { ...claim, source: 'mq' })).toEqual([]);
+    expect(noticeChecks({ ...opened, verifyNotices: 'always' }, { ...claim, source: 'mq' })).toEqual([
+      'always',
+    ]);
+    expect(noticeChecks(opened, { ...claim, amount: 1, source: 'mq' })).toEqual(['amount']);
+    expect(noticeChecks(opened, { ...claim, source: 'manual' })).toEqual(['manual notice']);
+    expect(noticeChecks(opened, { ...claim, source: 'reconciliation' })).toEqual(['reconciliation notice']);
   });
 
   it('the provider contradicts a notice when its trade is unpaid, or paid otherwise than claimed', () => {
