@@ -73,7 +73,7 @@ export function registerSignalCommands(program: Command, ctx: CliContext): void 
     signal
       .command('notify')
       .description(
-        'deliver a payment notice by hand (source "manual"), like the MQ consumer does: starts the workflow if needed; a notice for an ended workflow is recorded and checked for contradictions',
+        'deliver a payment notice by hand (source "manual"), like the MQ consumer does: starts the workflow if needed; the workflow checks it with the provider (one trade query) before it pays; a notice for an ended workflow is recorded and checked for contradictions',
       )
       .argument('<orderId>', 'the order that was paid', parseOrderId)
       .requiredOption('--trade-no <tradeNo>', "the provider's trade number")
