@@ -82,11 +82,8 @@ export function createOrderActivities(db: Database, metrics: PayreconMetrics) {
       return counted('manual', await orders.resolveReview(db, input));
     },
 
-    async recordDiscrepancy(input: {
-      orderId: string;
-      kind: DiscrepancyKind;
-      details: Record<string, unknown>;
-    }): Promise<boolean> {
+    /** A new row per order, kind and subject (the trade, refund or notice it is about); true if new. */
+    async recordDiscrepancy(input: orders.NewDiscrepancy): Promise<boolean> {
       const isNew = await orders.recordDiscrepancy(db, input);
       if (isNew) metrics.discrepancy(input.kind);
       return isNew;

@@ -1,14 +1,15 @@
 import { and, asc, count, desc, sql as dsql, eq, inArray, isNotNull, isNull, type SQL } from 'drizzle-orm';
 import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
-import type {
-  DiscrepancyKind,
-  MerchantEventRef,
-  OrderStatus,
-  PaymentNotice,
-  RefundNotice,
-  SettledBy,
-  TradeSnapshot,
-  TransitionResult,
+import {
+  type DiscrepancyKind,
+  discrepancySubject,
+  type MerchantEventRef,
+  type OrderStatus,
+  type PaymentNotice,
+  type RefundNotice,
+  type SettledBy,
+  type TradeSnapshot,
+  type TransitionResult,
 } from '../domain';
 import type { Database } from './client';
 import { merchantEvents, orders, paymentDiscrepancies, paymentEvents } from './schema';
@@ -348,15 +349,27 @@ export async function listPaymentEvents(db: Database, orderId: string): Promise<
 
 // --- discrepancies -------------------------------------------------------------------------------------
 
-/** One discrepancy per order and kind: recording it again changes nothing. Returns true if new. */
-export async function recordDiscrepancy(
-  db: Queryable,
-  input: { orderId: string; kind: DiscrepancyKind; details: Record<string, unknown> },
-): Promise<boolean> {
+export interface NewDiscrepancy {
+  orderId: string;
+  kind: DiscrepancyKind;
+  details: Record<string, unknown>;
+  /** What it is about; by default derived from the details (discrepancySubject in src/domain). */
+  subject?: string;
+}
+
+/**
+ * One discrepancy per order, kind and subject: recording the same fact again (a re-run, a redelivery)
+ * changes nothing, another trade, refund or notice is a new row. Returns true if new.
+ */
+export async function recordDiscrepancy(db: Queryable, input: NewDiscrepancy): Promise<boolean> {
+  const { orderId, kind, details } = input;
+  const subject = input.subject ?? discrepancySubject(kind, details);
   const inserted = await db
     .insert(paymentDiscrepancies)
-    .values(input)
-    .onConflictDoNothing({ target: [paymentDiscrepancies.orderId, paymentDiscrepancies.kind] })
+    .values({ orderId, kind, subject, details })
+    .onConflictDoNothing({
+      target: [paymentDiscrepancies.orderId, paymentDiscrepancies.kind, paymentDiscrepancies.subject],
+    })
     .returning({ id: paymentDiscrepancies.id });
   return inserted.length > 0;
 }
