@@ -76,6 +76,46 @@ describe('the provider gateway over HTTP', () => {
     );
   });
 
+  it('a well-typed but impossible trade answer (float amount, 4-letter currency, no date) is a ProviderReplyError', async () => {
+    const paid = {
+      orderId: 'o1',
+      tradeNo: 'T1',
+      status: 'TRADE_SUCCESS',
+      amount: 100,
+      currency: 'CNY',
+      paidAt: '2026-01-31T08:00:00+08:00',
+      refundedAmount: 0,
+    };
+    answer = { status: 200, body: JSON.stringify(paid) };
+    await expect(gateway.queryTrade('o1')).resolves.toMatchObject({ amount: 100, paidAt: paid.paidAt });
+    for (const [change, field] of [
+      [{ amount: 12.5 }, 'amount'],
+      [{ amount: -1 }, 'amount'],
+      [{ currency: 'CNYY' }, 'currency'],
+      [{ currency: 'cny' }, 'currency'],
+      [{ paidAt: 'yesterday' }, 'paidAt'],
+      [{ paidAt: '2026-02-31T00:00:00Z' }, 'paidAt'],
+      [{ paidAt: null }, 'paidAt'],
+      [{ tradeNo: '' }, 'tradeNo'],
+      [{ refundedAmount: 0.5 }, 'refundedAmount'],
+    ] as const) {
+      answer = { status: 200, body: JSON.stringify({ ...paid, ...change }) };
+      const error = await gateway.queryTrade('o1').catch((e: unknown) => e);
+      expect(error, JSON.stringify(change)).toBeInstanceOf(ProviderReplyError);
+      expect((error as Error).message, JSON.stringify(change)).toMatch(
+        new RegExp(`unreadable trade: .*${field}`),
+      );
+      await expect(gateway.closeTrade('o1'), JSON.stringify(change)).rejects.toBeInstanceOf(
+        ProviderReplyError,
+      );
+    }
+    // The activity fails for good: the workflow holds the order rather than retrying a write for ever.
+    answer = { status: 200, body: JSON.stringify({ ...paid, amount: 12.5 }) };
+    const activities = createProviderActivities(gateway, noMetrics);
+    const failure = await activities.queryTrade('o1').catch((error: unknown) => error);
+    expect(failure).toMatchObject({ nonRetryable: true, type: 'ProviderReplyError' });
+  });
+
   it('the activities fail for good on an unreadable answer, and stay retryable on an outage', async () => {
     const activities = createProviderActivities(gateway, noMetrics);
     answer = { status: 200, body: trade(42) };
