@@ -73,12 +73,7 @@ export function createOrderActivities(db: Database, metrics: PayreconMetrics) {
     },
 
     /** An operator's decision on an order held for review (conditional on NEEDS_REVIEW). */
-    async resolveReview(input: {
-      orderId: string;
-      outcome: 'PAID' | 'CLOSED';
-      note: string;
-      tradeNo?: string;
-    }): Promise<TransitionResult> {
+    async resolveReview(input: Parameters<typeof orders.resolveReview>[1]): Promise<TransitionResult> {
       return counted('manual', await orders.resolveReview(db, input));
     },
 

@@ -48,6 +48,19 @@ describe('the provider gateway over HTTP', () => {
     await expect(gateway.queryTrade('o1')).resolves.toMatchObject({ status: 'NOT_FOUND', tradeNo: null });
   });
 
+  it('a 404 on a close is the provider\'s "no such trade": nothing to close, not an unreadable answer', async () => {
+    answer = { status: 404, body: '{"status":"NOT_FOUND","orderId":"o1"}' };
+    await expect(gateway.closeTrade('o1')).resolves.toEqual({
+      orderId: 'o1',
+      status: 'NOT_FOUND',
+      tradeNo: null,
+      amount: null,
+      currency: null,
+      paidAt: null,
+    });
+    expect(requests.at(-1)).toMatchObject({ method: 'POST', url: '/trades/o1/close' });
+  });
+
   it('opens a trade with a POST of the order id, amount and currency', async () => {
     answer = { status: 201, body: trade('WAIT_BUYER_PAY') };
     await expect(gateway.openTrade({ orderId: 'o1', amount: 100, currency: 'CNY' })).resolves.toMatchObject({

@@ -45,8 +45,9 @@ export class HttpPaymentGateway implements PaymentGateway {
     return this.call('GET', orderId, `/trades/${encodeURIComponent(orderId)}`);
   }
 
+  /** A 404 is the provider's "no such trade" (never opened): nothing to close, an answer like a query's. */
   closeTrade(orderId: string): Promise<TradeSnapshot> {
-    return this.call('POST', orderId, `/trades/${encodeURIComponent(orderId)}/close`);
+    return this.call('POST', orderId, `/trades/${encodeURIComponent(orderId)}/close`, undefined, true);
   }
 
   submitRefund(request: RefundRequest): Promise<RefundSnapshot> {
@@ -112,8 +113,14 @@ export class HttpPaymentGateway implements PaymentGateway {
     return readStatement(file, format);
   }
 
-  private async call(method: string, orderId: string, path: string, body?: unknown): Promise<TradeSnapshot> {
-    const json = await this.request(method, path, body, method === 'GET');
+  private async call(
+    method: string,
+    orderId: string,
+    path: string,
+    body?: unknown,
+    notFoundIsAnswer = method === 'GET',
+  ): Promise<TradeSnapshot> {
+    const json = await this.request(method, path, body, notFoundIsAnswer);
     if (json === NOT_FOUND) {
       return { orderId, status: 'NOT_FOUND', tradeNo: null, amount: null, currency: null, paidAt: null };
     }
