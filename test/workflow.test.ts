@@ -19,6 +19,7 @@ import {
   paymentInitiatedSignal,
   paymentNoticeSignal,
 } from '../workflows/order';
+import { OrderRun } from '../workflows/order-run';
 import { orderReviewWorkflow } from '../workflows/review';
 import { OrderIdKey, PaymentStatusKey } from '../workflows/search-attributes';
 import { eventually, testConfig } from './support/env';
@@ -546,6 +547,26 @@ describe('order workflow (time-skipping)', () => {
       return handle;
     },
   );
+
+  it('a ladder restart and a delayed first check not yet acted on survive continue-as-new', () => {
+    const input: OrderWorkflowInput = {
+      orderId: 'wf_carry',
+      amount: AMOUNT,
+      currency: 'CNY',
+      payDeadline: '2026-01-01T00:30:00.000Z',
+      pollLadder: DEFAULT_LADDER,
+      firstCheckAt: '2026-01-01T00:00:03.000Z',
+    };
+    const run = new OrderRun(input);
+    // What the paymentInitiated handler does; the next run must still restart the ladder.
+    run.restartLadder = true;
+    // Continue-as-new hands the carried state over as JSON.
+    const carried = JSON.parse(JSON.stringify(run.carry()));
+    const next = new OrderRun({ ...input, carried });
+    expect(next.restartLadder).toBe(true);
+    expect(next.firstCheckAt).toBe(Date.parse('2026-01-01T00:00:03.000Z'));
+    expect(next.state.generation).toBe(1);
+  });
 
   scenario(
     'continue-as-new-duplicate-flood',
