@@ -3,9 +3,12 @@ import type { AddressInfo } from 'node:net';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProviderActivities } from '../activities/provider';
+import { createOrder } from '../src/order/start';
 import { noMetrics } from '../src/platform/metrics';
 import { ProviderReplyError, ProviderUnavailableError } from '../src/provider/gateway';
 import { HttpPaymentGateway } from '../src/provider/http';
+import { deleteTopology, testConfig } from './support/env';
+import { type Stack, startStack } from './support/stack';
 
 /**
  * The HTTP gateway against a real HTTP server that answers what a test scripts: what a retry can fix
@@ -139,4 +142,44 @@ describe('the provider gateway over HTTP', () => {
     const outage = await activities.closeTrade('o1').catch((error: unknown) => error);
     expect(outage).toBeInstanceOf(ProviderUnavailableError);
   });
+});
+
+describe('an impossible trade answer on the real worker', () => {
+  const config = testConfig('provider');
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack(config, { gateway, consumer: false });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await deleteTopology(config);
+  });
+
+  it('a paid answer of 12.5 fen holds the order for review at its deadline instead of wedging its workflow', async () => {
+    const { order, workflowId } = await createOrder(
+      { db: stack.db, client: stack.temporal, config: stack.config },
+      { amount: 100, payWithinMs: 1_500, pollLadder: { stepsMs: [3_600_000], repeatMs: 3_600_000 } },
+    );
+    answer = {
+      status: 200,
+      body: JSON.stringify({
+        orderId: order.id,
+        tradeNo: 'T1',
+        status: 'TRADE_SUCCESS',
+        amount: 12.5,
+        currency: 'CNY',
+        paidAt: '2026-01-31T00:00:00Z',
+      }),
+    };
+    // Without the gateway's check the answer's row (amount bigint) fails a local activity retried for
+    // ever, and the workflow never gets past its final check.
+    const result = await Promise.race([
+      stack.temporal.workflow.getHandle(workflowId).result(),
+      new Promise((resolve) => setTimeout(() => resolve('still running after 20 s'), 20_000)),
+    ]);
+    expect(result).toMatchObject({ status: 'NEEDS_REVIEW', discrepancies: ['PROVIDER_REPLY_INVALID'] });
+    const [row] = await stack.sql`select status from orders where id = ${order.id}`;
+    expect(row).toMatchObject({ status: 'NEEDS_REVIEW' });
+    expect(requests.some((r) => r.url === `/trades/${order.id}/close`)).toBe(false);
+  }, 30_000);
 });
