@@ -85,6 +85,23 @@ describe('orders held for review', () => {
 
   it('review resolve CLOSED closes the order with the note and asks the provider to close the trade', async () => {
     const order = await heldOrder();
+    // An operator's PAID naming a trade the provider does not report paid changes nothing (exit 1).
+    const wrong = await cli([
+      'review',
+      'resolve',
+      order.id,
+      '--to',
+      'PAID',
+      '--trade-no',
+      'T-TYPO',
+      '--note',
+      'x',
+    ]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain(
+      `stays NEEDS_REVIEW: the provider reports trade ${order.providerTradeNo} paid, not T-TYPO`,
+    );
+    expect(await orderRow(order.id)).toMatchObject({ status: 'NEEDS_REVIEW' });
     const before = (
       await stack.sql`select count(*)::int as n from payment_events where order_id = ${order.id}`
     )[0];
@@ -100,6 +117,8 @@ describe('orders held for review', () => {
       await stack.sql`select source, trade_status from payment_events where order_id = ${order.id} order by id`;
     expect(events.length).toBe((before?.n ?? 0) + 1);
     expect(events.at(-1)).toMatchObject({ source: 'poll', trade_status: 'TRADE_SUCCESS' });
+    // The command reports what the close answered: the trade was paid, so it stays paid (refund it).
+    expect(closed.stdout).toMatch(/trade close:\s+TRADE_SUCCESS/);
   });
 
   it('an order whose trade the provider never opened (--no-trade) closes CLOSED at its deadline: nothing to close', async () => {
