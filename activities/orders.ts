@@ -73,20 +73,12 @@ export function createOrderActivities(db: Database, metrics: PayreconMetrics) {
     },
 
     /** An operator's decision on an order held for review (conditional on NEEDS_REVIEW). */
-    async resolveReview(input: {
-      orderId: string;
-      outcome: 'PAID' | 'CLOSED';
-      note: string;
-      tradeNo?: string;
-    }): Promise<TransitionResult> {
+    async resolveReview(input: Parameters<typeof orders.resolveReview>[1]): Promise<TransitionResult> {
       return counted('manual', await orders.resolveReview(db, input));
     },
 
-    async recordDiscrepancy(input: {
-      orderId: string;
-      kind: DiscrepancyKind;
-      details: Record<string, unknown>;
-    }): Promise<boolean> {
+    /** A new row per order, kind and subject (the trade, refund or notice it is about); true if new. */
+    async recordDiscrepancy(input: orders.NewDiscrepancy): Promise<boolean> {
       const isNew = await orders.recordDiscrepancy(db, input);
       if (isNew) metrics.discrepancy(input.kind);
       return isNew;

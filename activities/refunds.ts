@@ -28,8 +28,8 @@ export function createRefundActivities(db: Database, metrics: PayreconMetrics) {
     },
 
     async markRefundUnconfirmed(refundId: string): Promise<void> {
-      await refunds.markRefundUnconfirmed(db, refundId);
-      metrics.discrepancy('REFUND_UNCONFIRMED');
+      // Counted once: a re-run after a lost reply finds the refund UNKNOWN already and records nothing.
+      if (await refunds.markRefundUnconfirmed(db, refundId)) metrics.discrepancy('REFUND_UNCONFIRMED');
     },
   };
 }

@@ -414,20 +414,16 @@ describe('dlq: the parking queue', () => {
   });
 
   it('discrepancies list shows the UNKNOWN_ORDER the consumer recorded; resolve marks it', async () => {
-    const listed = await cliJson<{ discrepancies: { id: number; orderId: string; kind: string }[] }>([
-      'discrepancies',
-      'list',
-      '--kind',
-      'UNKNOWN_ORDER',
-      '--unresolved',
-      '--limit',
-      '1000',
-    ]);
+    const listed = await cliJson<{
+      discrepancies: { id: number; orderId: string; kind: string; subject: string }[];
+    }>(['discrepancies', 'list', '--kind', 'UNKNOWN_ORDER', '--unresolved', '--limit', '1000']);
     const mine = listed.discrepancies.find((d) => d.orderId === lateOrderId);
     expect(mine?.kind).toBe('UNKNOWN_ORDER');
+    // Keyed on the trade the notice names: another trade for the same unknown order is a row of its own.
+    expect(mine?.subject).toBe(late.tradeNo);
 
     const human = await cli(['discrepancies', 'list', '--order', lateOrderId]);
-    expect(human.stdout).toMatch(/ID\s+ORDER\s+KIND/);
+    expect(human.stdout).toMatch(/ID\s+ORDER\s+KIND\s+SUBJECT/);
     expect(human.stdout).toContain('UNKNOWN_ORDER');
 
     const resolved = await cliJson<{ discrepancy: { resolution: string; resolvedAt: string } }>([

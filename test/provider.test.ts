@@ -3,9 +3,12 @@ import type { AddressInfo } from 'node:net';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProviderActivities } from '../activities/provider';
+import { createOrder } from '../src/order/start';
 import { noMetrics } from '../src/platform/metrics';
 import { ProviderReplyError, ProviderUnavailableError } from '../src/provider/gateway';
 import { HttpPaymentGateway } from '../src/provider/http';
+import { deleteTopology, testConfig } from './support/env';
+import { type Stack, startStack } from './support/stack';
 
 /**
  * The HTTP gateway against a real HTTP server that answers what a test scripts: what a retry can fix
@@ -48,6 +51,19 @@ describe('the provider gateway over HTTP', () => {
     await expect(gateway.queryTrade('o1')).resolves.toMatchObject({ status: 'NOT_FOUND', tradeNo: null });
   });
 
+  it('a 404 on a close is the provider\'s "no such trade": nothing to close, not an unreadable answer', async () => {
+    answer = { status: 404, body: '{"status":"NOT_FOUND","orderId":"o1"}' };
+    await expect(gateway.closeTrade('o1')).resolves.toEqual({
+      orderId: 'o1',
+      status: 'NOT_FOUND',
+      tradeNo: null,
+      amount: null,
+      currency: null,
+      paidAt: null,
+    });
+    expect(requests.at(-1)).toMatchObject({ method: 'POST', url: '/trades/o1/close' });
+  });
+
   it('opens a trade with a POST of the order id, amount and currency', async () => {
     answer = { status: 201, body: trade('WAIT_BUYER_PAY') };
     await expect(gateway.openTrade({ orderId: 'o1', amount: 100, currency: 'CNY' })).resolves.toMatchObject({
@@ -76,6 +92,46 @@ describe('the provider gateway over HTTP', () => {
     );
   });
 
+  it('a well-typed but impossible trade answer (float amount, 4-letter currency, no date) is a ProviderReplyError', async () => {
+    const paid = {
+      orderId: 'o1',
+      tradeNo: 'T1',
+      status: 'TRADE_SUCCESS',
+      amount: 100,
+      currency: 'CNY',
+      paidAt: '2026-01-31T08:00:00+08:00',
+      refundedAmount: 0,
+    };
+    answer = { status: 200, body: JSON.stringify(paid) };
+    await expect(gateway.queryTrade('o1')).resolves.toMatchObject({ amount: 100, paidAt: paid.paidAt });
+    for (const [change, field] of [
+      [{ amount: 12.5 }, 'amount'],
+      [{ amount: -1 }, 'amount'],
+      [{ currency: 'CNYY' }, 'currency'],
+      [{ currency: 'cny' }, 'currency'],
+      [{ paidAt: 'yesterday' }, 'paidAt'],
+      [{ paidAt: '2026-02-31T00:00:00Z' }, 'paidAt'],
+      [{ paidAt: null }, 'paidAt'],
+      [{ tradeNo: '' }, 'tradeNo'],
+      [{ refundedAmount: 0.5 }, 'refundedAmount'],
+    ] as const) {
+      answer = { status: 200, body: JSON.stringify({ ...paid, ...change }) };
+      const error = await gateway.queryTrade('o1').catch((e: unknown) => e);
+      expect(error, JSON.stringify(change)).toBeInstanceOf(ProviderReplyError);
+      expect((error as Error).message, JSON.stringify(change)).toMatch(
+        new RegExp(`unreadable trade: .*${field}`),
+      );
+      await expect(gateway.closeTrade('o1'), JSON.stringify(change)).rejects.toBeInstanceOf(
+        ProviderReplyError,
+      );
+    }
+    // The activity fails for good: the workflow holds the order rather than retrying a write for ever.
+    answer = { status: 200, body: JSON.stringify({ ...paid, amount: 12.5 }) };
+    const activities = createProviderActivities(gateway, noMetrics);
+    const failure = await activities.queryTrade('o1').catch((error: unknown) => error);
+    expect(failure).toMatchObject({ nonRetryable: true, type: 'ProviderReplyError' });
+  });
+
   it('the activities fail for good on an unreadable answer, and stay retryable on an outage', async () => {
     const activities = createProviderActivities(gateway, noMetrics);
     answer = { status: 200, body: trade(42) };
@@ -86,4 +142,44 @@ describe('the provider gateway over HTTP', () => {
     const outage = await activities.closeTrade('o1').catch((error: unknown) => error);
     expect(outage).toBeInstanceOf(ProviderUnavailableError);
   });
+});
+
+describe('an impossible trade answer on the real worker', () => {
+  const config = testConfig('provider');
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack(config, { gateway, consumer: false });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await deleteTopology(config);
+  });
+
+  it('a paid answer of 12.5 fen holds the order for review at its deadline instead of wedging its workflow', async () => {
+    const { order, workflowId } = await createOrder(
+      { db: stack.db, client: stack.temporal, config: stack.config },
+      { amount: 100, payWithinMs: 1_500, pollLadder: { stepsMs: [3_600_000], repeatMs: 3_600_000 } },
+    );
+    answer = {
+      status: 200,
+      body: JSON.stringify({
+        orderId: order.id,
+        tradeNo: 'T1',
+        status: 'TRADE_SUCCESS',
+        amount: 12.5,
+        currency: 'CNY',
+        paidAt: '2026-01-31T00:00:00Z',
+      }),
+    };
+    // Without the gateway's check the answer's row (amount bigint) fails a local activity retried for
+    // ever, and the workflow never gets past its final check.
+    const result = await Promise.race([
+      stack.temporal.workflow.getHandle(workflowId).result(),
+      new Promise((resolve) => setTimeout(() => resolve('still running after 20 s'), 20_000)),
+    ]);
+    expect(result).toMatchObject({ status: 'NEEDS_REVIEW', discrepancies: ['PROVIDER_REPLY_INVALID'] });
+    const [row] = await stack.sql`select status from orders where id = ${order.id}`;
+    expect(row).toMatchObject({ status: 'NEEDS_REVIEW' });
+    expect(requests.some((r) => r.url === `/trades/${order.id}/close`)).toBe(false);
+  }, 30_000);
 });

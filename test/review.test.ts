@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli/main';
 import { orderWorkflowId } from '../src/domain';
 import { reviewWorkflowId } from '../src/order/review';
+import { createOrder } from '../src/order/start';
 import { activityTypes } from '../src/platform/history';
 import { SimulatorClient } from '../tools/simulator/client';
 import { inProcessCli } from './support/cli';
@@ -72,7 +73,8 @@ describe('orders held for review', () => {
     expect((await discrepancies(order.id)).every((d) => d.resolved)).toBe(true);
     // The decision ran as a workflow with one conditional update; the order's own workflow stays ended.
     const history = await stack.temporal.workflow.getHandle(reviewWorkflowId(order.id)).fetchHistory();
-    expect(activityTypes(history)).toEqual(['resolveReview']);
+    // The operator's PAID was checked with the provider (one trade query) before the conditional update.
+    expect(activityTypes(history)).toEqual(['queryTrade', 'recordTradeSnapshot', 'resolveReview']);
     const again = await cli(['review', 'resolve', order.id, '--to', 'CLOSED', '--note', 'too late']);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('is PAID, not NEEDS_REVIEW');
@@ -83,6 +85,23 @@ describe('orders held for review', () => {
 
   it('review resolve CLOSED closes the order with the note and asks the provider to close the trade', async () => {
     const order = await heldOrder();
+    // An operator's PAID naming a trade the provider does not report paid changes nothing (exit 1).
+    const wrong = await cli([
+      'review',
+      'resolve',
+      order.id,
+      '--to',
+      'PAID',
+      '--trade-no',
+      'T-TYPO',
+      '--note',
+      'x',
+    ]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain(
+      `stays NEEDS_REVIEW: the provider reports trade ${order.providerTradeNo} paid, not T-TYPO`,
+    );
+    expect(await orderRow(order.id)).toMatchObject({ status: 'NEEDS_REVIEW' });
     const before = (
       await stack.sql`select count(*)::int as n from payment_events where order_id = ${order.id}`
     )[0];
@@ -98,6 +117,24 @@ describe('orders held for review', () => {
       await stack.sql`select source, trade_status from payment_events where order_id = ${order.id} order by id`;
     expect(events.length).toBe((before?.n ?? 0) + 1);
     expect(events.at(-1)).toMatchObject({ source: 'poll', trade_status: 'TRADE_SUCCESS' });
+    // The command reports what the close answered: the trade was paid, so it stays paid (refund it).
+    expect(closed.stdout).toMatch(/trade close:\s+TRADE_SUCCESS/);
+  });
+
+  it('an order whose trade the provider never opened (--no-trade) closes CLOSED at its deadline: nothing to close', async () => {
+    const { order, workflowId } = await createOrder(
+      { db: stack.db, client: stack.temporal, config: stack.config },
+      { amount: 700, payWithinMs: 2_000, pollLadder: { stepsMs: [3_600_000], repeatMs: 3_600_000 } },
+    );
+    expect(order.providerTradeNo).toBeNull();
+    const result = await stack.temporal.workflow.getHandle(workflowId).result();
+    expect(result).toMatchObject({ status: 'CLOSED', settledBy: 'poll', discrepancies: [] });
+    expect(await orderRow(order.id)).toMatchObject({ status: 'CLOSED', close_reason: 'PAY_DEADLINE_PASSED' });
+    expect(await discrepancies(order.id)).toEqual([]);
+    // The final check and the close both found no trade at the simulator: recorded as the answers they are.
+    const answers =
+      await stack.sql`select source, trade_status from payment_events where order_id = ${order.id} order by id`;
+    expect(answers.map((a) => a.trade_status)).toEqual(['NOT_FOUND', 'NOT_FOUND']);
   });
 
   it('refuses what it cannot do, with exit 2 for bad input', async () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Activities, createActivities } from '../activities';
 import { createDatabase } from '../src/db/client';
 import { findOrder, insertOrder } from '../src/db/orders';
@@ -19,6 +19,7 @@ import {
   paymentInitiatedSignal,
   paymentNoticeSignal,
 } from '../workflows/order';
+import { OrderRun } from '../workflows/order-run';
 import { orderReviewWorkflow } from '../workflows/review';
 import { OrderIdKey, PaymentStatusKey } from '../workflows/search-attributes';
 import { eventually, testConfig } from './support/env';
@@ -410,7 +411,12 @@ describe('order workflow (time-skipping)', () => {
         taskQueue: config.TEMPORAL_TASK_QUEUE,
         args: [{ orderId, outcome: 'CLOSED', note: 'refunded' }],
       });
-      expect(await review.result()).toEqual({ orderId, changed: true, status: 'CLOSED' });
+      expect(await review.result()).toEqual({
+        orderId,
+        changed: true,
+        status: 'CLOSED',
+        tradeClose: { status: 'TRADE_CLOSED' },
+      });
       expect(await orderRow(orderId)).toMatchObject({
         status: 'CLOSED',
         settledBy: 'manual',
@@ -421,6 +427,78 @@ describe('order workflow (time-skipping)', () => {
       return review;
     },
   );
+
+  scenario(
+    'review-resolved-paid',
+    "an operator's PAID is checked with the provider: the trade's own paid time, never now(); an unpaid trade refuses it",
+    async () => {
+      const { orderId, handle } = await startOrder({ paidFromQuery: 1, paidAmount: AMOUNT - 1 });
+      expect(await handle.result()).toMatchObject({ status: 'NEEDS_REVIEW' });
+      const resolve = (args: { tradeNo?: string }) =>
+        env.client.workflow.start(orderReviewWorkflow, {
+          workflowId: `${reviewWorkflowId(orderId)}-${randomUUID().slice(0, 4)}`,
+          taskQueue: config.TEMPORAL_TASK_QUEUE,
+          args: [{ orderId, outcome: 'PAID', note: 'short payment accepted', ...args }],
+        });
+      // The operator names a trade the provider does not report paid: nothing changes.
+      const named = await resolve({ tradeNo: 'T-OPERATOR-TYPO' });
+      expect(await named.result()).toMatchObject({
+        changed: false,
+        status: 'NEEDS_REVIEW',
+        refused: `the provider reports trade SIM-${orderId} paid, not T-OPERATOR-TYPO`,
+      });
+      expect(await orderRow(orderId)).toMatchObject({ status: 'NEEDS_REVIEW', paidAt: null });
+      const review = await resolve({});
+      expect(await review.result()).toEqual({ orderId, changed: true, status: 'PAID' });
+      // The scripted provider's paid time, so reconciliation finds the payment on its own day.
+      expect(await orderRow(orderId)).toMatchObject({
+        status: 'PAID',
+        settledBy: 'manual',
+        tradeNo: `SIM-${orderId}`,
+        paidAt: new Date('2026-01-01T00:00:00.000Z'),
+      });
+      expect(await activityCount(review, 'queryTrade')).toBe(1);
+      return review;
+    },
+  );
+
+  it('an operator cannot pay a held order whose trade the provider reports unpaid', async () => {
+    const { orderId, handle } = await startOrder({ unreadable: true });
+    await handle.signal(cancelOrderSignal);
+    expect(await handle.result()).toMatchObject({ status: 'NEEDS_REVIEW' });
+    gateway.script(orderId, { amount: AMOUNT });
+    const review = await env.client.workflow.start(orderReviewWorkflow, {
+      workflowId: reviewWorkflowId(orderId),
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      args: [{ orderId, outcome: 'PAID', note: 'the buyer says they paid', tradeNo: `SIM-${orderId}` }],
+    });
+    expect(await review.result()).toMatchObject({
+      changed: false,
+      status: 'NEEDS_REVIEW',
+      refused: 'the provider reports the trade WAIT_BUYER_PAY, not paid',
+    });
+    expect(await orderRow(orderId)).toMatchObject({ status: 'NEEDS_REVIEW', paidAt: null });
+  });
+
+  it('review CLOSED reports a trade close the provider answers unreadably, with the order closed, not as a failure', async () => {
+    const { orderId, handle } = await startOrder({ unreadable: true });
+    await handle.signal(cancelOrderSignal);
+    expect(await handle.result()).toMatchObject({ status: 'NEEDS_REVIEW' });
+    gateway.script(orderId, { amount: AMOUNT, closeUnreadable: true });
+    const review = await env.client.workflow.start(orderReviewWorkflow, {
+      workflowId: reviewWorkflowId(orderId),
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      args: [{ orderId, outcome: 'CLOSED', note: 'buyer gave up' }],
+    });
+    expect(await review.result()).toEqual({
+      orderId,
+      changed: true,
+      status: 'CLOSED',
+      tradeClose: { error: 'scripted answer to the close: unknown trade status' },
+    });
+    expect(await orderRow(orderId)).toMatchObject({ status: 'CLOSED', closeReason: 'buyer gave up' });
+    expect(gateway.closes).toContain(orderId);
+  });
 
   scenario('amount-mismatch-poll', 'a wrong amount found by polling is held for review too', async () => {
     const { orderId, handle } = await startOrder({ paidFromQuery: 1, paidAmount: AMOUNT * 2 });
@@ -514,6 +592,26 @@ describe('order workflow (time-skipping)', () => {
       return handle;
     },
   );
+
+  it('a ladder restart and a delayed first check not yet acted on survive continue-as-new', () => {
+    const input: OrderWorkflowInput = {
+      orderId: 'wf_carry',
+      amount: AMOUNT,
+      currency: 'CNY',
+      payDeadline: '2026-01-01T00:30:00.000Z',
+      pollLadder: DEFAULT_LADDER,
+      firstCheckAt: '2026-01-01T00:00:03.000Z',
+    };
+    const run = new OrderRun(input);
+    // What the paymentInitiated handler does; the next run must still restart the ladder.
+    run.restartLadder = true;
+    // Continue-as-new hands the carried state over as JSON.
+    const carried = JSON.parse(JSON.stringify(run.carry()));
+    const next = new OrderRun({ ...input, carried });
+    expect(next.restartLadder).toBe(true);
+    expect(next.firstCheckAt).toBe(Date.parse('2026-01-01T00:00:03.000Z'));
+    expect(next.state.generation).toBe(1);
+  });
 
   scenario(
     'continue-as-new-duplicate-flood',

@@ -74,6 +74,10 @@ export interface CarriedState {
   seenMessageIds: string[];
   pendingNotices: PaymentNotice[];
   cancelReason: string | null;
+  /** A "payment initiated" not yet acted on: the next run restarts the ladder. Absent in older runs. */
+  restartLadder?: boolean;
+  /** A delayed start's first check not yet made (ISO): the next run keeps its time. */
+  firstCheckAt?: string | null;
 }
 
 export interface OrderWorkflowResult {

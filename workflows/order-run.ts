@@ -24,7 +24,7 @@ export class OrderRun {
   readonly seenMessageIds: Set<string>;
   readonly inbox: PaymentNotice[];
   cancelReason: string | null;
-  restartLadder = false;
+  restartLadder: boolean;
   /** The trade the order settled on (paid, or held for review with): a later notice of another is flagged. */
   orderTradeNo: string | null = null;
   /** The merchant event of the order's final transition, delivered once the workflow settles. */
@@ -39,7 +39,9 @@ export class OrderRun {
     this.seenMessageIds = new Set(carried?.seenMessageIds ?? []);
     this.inbox = [...(carried?.pendingNotices ?? [])];
     this.cancelReason = carried?.cancelReason ?? null;
-    this.firstCheckAt = !carried && input.firstCheckAt ? Date.parse(input.firstCheckAt) : null;
+    this.restartLadder = carried?.restartLadder ?? false;
+    const firstCheckAt = carried ? carried.firstCheckAt : input.firstCheckAt;
+    this.firstCheckAt = firstCheckAt ? Date.parse(firstCheckAt) : null;
   }
 
   get orderId(): string {
@@ -74,12 +76,22 @@ export class OrderRun {
     if (!this.state.discrepancies.includes(kind)) this.state.discrepancies.push(kind);
   }
 
-  /** What continue-as-new hands to the next run. */
+  /**
+   * What continue-as-new hands to the next run: the state and everything the signals set that the run has
+   * not acted on yet (the inbox, a cancel, a ladder restart, a delayed first check), so none is lost.
+   */
   carry(): CarriedState {
     this.state.generation++;
     this.state.nextCheckAt = null;
     const seenMessageIds = [...this.seenMessageIds].slice(-SEEN_IDS_CARRIED);
-    return { state: this.state, seenMessageIds, pendingNotices: this.inbox, cancelReason: this.cancelReason };
+    return {
+      state: this.state,
+      seenMessageIds,
+      pendingNotices: this.inbox,
+      cancelReason: this.cancelReason,
+      restartLadder: this.restartLadder,
+      firstCheckAt: this.firstCheckAt === null ? null : new Date(this.firstCheckAt).toISOString(),
+    };
   }
 
   /** The final phase, searchable by status and by how it was settled, and the workflow's result. */

@@ -231,6 +231,7 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
         formatTable(discrepancies, [
           { header: 'ID', value: (d) => d.id, align: 'right' },
           { header: 'KIND', value: (d) => d.kind },
+          { header: 'SUBJECT', value: (d) => d.subject },
           { header: 'CREATED', value: (d) => d.createdAt },
           { header: 'RESOLVED', value: (d) => d.resolvedAt },
           { header: 'DETAILS', value: (d) => d.details, max: 80 },

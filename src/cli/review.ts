@@ -60,16 +60,31 @@ export function registerReviewCommands(program: Command, ctx: CliContext): void 
     } catch (error) {
       throw new CliError(`resolving the review of ${orderId} failed: ${describeError(error)}`);
     }
+    if (result.refused) {
+      throw new CliError(`order ${orderId} stays NEEDS_REVIEW: ${result.refused}`);
+    }
     if (!result.changed) {
       throw new CliError(`order ${orderId} is ${result.status ?? 'gone'} now: another decision came first`);
     }
     const resolved = (await listDiscrepancies(db, { orderId })).filter((d) => d.resolvedAt !== null);
+    // The decision is made whatever the trade's close answered: its outcome is reported, not an error.
+    const tradeClose = result.tradeClose;
     emit(ctx, options, { ...result, resolvedDiscrepancies: resolved.map((d) => d.kind) }, () =>
       formatFields({
         order: orderId,
         status: result.status,
         workflow: result.workflowId,
         'discrepancies resolved': resolved.map((d) => d.kind).join(', ') || '-',
+        ...(tradeClose
+          ? {
+              'trade close':
+                'status' in tradeClose
+                  ? tradeClose.status === 'NOT_FOUND'
+                    ? 'NOT_FOUND (no trade at the provider: nothing to close)'
+                    : tradeClose.status
+                  : `FAILED (${tradeClose.error}): close it at the provider by hand`,
+            }
+          : {}),
       }),
     );
   });

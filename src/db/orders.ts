@@ -1,14 +1,15 @@
-import { and, asc, count, desc, sql as dsql, eq, inArray, isNotNull, isNull, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, sql as dsql, eq, inArray, isNull, or, type SQL } from 'drizzle-orm';
 import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
-import type {
-  DiscrepancyKind,
-  MerchantEventRef,
-  OrderStatus,
-  PaymentNotice,
-  RefundNotice,
-  SettledBy,
-  TradeSnapshot,
-  TransitionResult,
+import {
+  type DiscrepancyKind,
+  discrepancySubject,
+  type MerchantEventRef,
+  type OrderStatus,
+  type PaymentNotice,
+  type RefundNotice,
+  type SettledBy,
+  type TradeSnapshot,
+  type TransitionResult,
 } from '../domain';
 import type { Database } from './client';
 import { merchantEvents, orders, paymentDiscrepancies, paymentEvents } from './schema';
@@ -249,13 +250,20 @@ export async function holdOrderForReview(
 
 /**
  * An operator's decision on an order held for review, as one conditional update (`WHERE status =
- * 'NEEDS_REVIEW'`): PAID with the trade under review (or the one the operator names), or CLOSED with
- * the operator's note as the reason. The order's open discrepancies are resolved with the same note in
- * the same transaction. Changes nothing when the order is not in review or PAID has no trade to name.
+ * 'NEEDS_REVIEW'`): PAID with the trade the provider reports paid (`paidTrade`, its own paid time), which
+ * must be the one under review unless the operator named it (`tradeNo`); or CLOSED with the operator's
+ * note as the reason. The order's open discrepancies are resolved with the same note in the same
+ * transaction. Changes nothing when the order is not in review or is held with another trade.
  */
 export async function resolveReview(
   db: Database,
-  input: { orderId: string; outcome: 'PAID' | 'CLOSED'; note: string; tradeNo?: string },
+  input: {
+    orderId: string;
+    outcome: 'PAID' | 'CLOSED';
+    note: string;
+    tradeNo?: string;
+    paidTrade?: { tradeNo: string; paidAt: string | null };
+  },
 ): Promise<TransitionResult> {
   const resolveDiscrepancies = async (tx: Transaction, result: TransitionResult) => {
     if (!result.changed) return;
@@ -273,12 +281,16 @@ export async function resolveReview(
     };
     return transition(db, input.orderId, inReview, change, resolveDiscrepancies);
   }
-  // PAID needs a trade: the one held for review, or the one the operator names.
-  const guard = input.tradeNo ? inReview : and(inReview, isNotNull(orders.tradeNo));
+  // PAID moves money: only with the provider's answer that the trade is paid (workflows/review.ts asks).
+  const { paidTrade } = input;
+  if (!paidTrade) throw new Error(`review of ${input.orderId}: PAID needs the provider's paid trade`);
+  const heldTrade = or(isNull(orders.tradeNo), eq(orders.tradeNo, paidTrade.tradeNo));
+  const guard = input.tradeNo ? inReview : and(inReview, heldTrade);
   const change: OrderChange = {
     status: 'PAID',
-    ...(input.tradeNo ? { tradeNo: input.tradeNo } : {}),
-    paidAt: dsql`coalesce(${orders.paidAt}, now())`,
+    tradeNo: paidTrade.tradeNo,
+    // The provider's time, so the next reconciliation finds the payment on its day.
+    paidAt: paidTrade.paidAt ? new Date(paidTrade.paidAt) : dsql`coalesce(${orders.paidAt}, now())`,
     settledBy: 'manual',
   };
   return transition(db, input.orderId, guard, change, resolveDiscrepancies);
@@ -348,15 +360,27 @@ export async function listPaymentEvents(db: Database, orderId: string): Promise<
 
 // --- discrepancies -------------------------------------------------------------------------------------
 
-/** One discrepancy per order and kind: recording it again changes nothing. Returns true if new. */
-export async function recordDiscrepancy(
-  db: Queryable,
-  input: { orderId: string; kind: DiscrepancyKind; details: Record<string, unknown> },
-): Promise<boolean> {
+export interface NewDiscrepancy {
+  orderId: string;
+  kind: DiscrepancyKind;
+  details: Record<string, unknown>;
+  /** What it is about; by default derived from the details (discrepancySubject in src/domain). */
+  subject?: string;
+}
+
+/**
+ * One discrepancy per order, kind and subject: recording the same fact again (a re-run, a redelivery)
+ * changes nothing, another trade, refund or notice is a new row. Returns true if new.
+ */
+export async function recordDiscrepancy(db: Queryable, input: NewDiscrepancy): Promise<boolean> {
+  const { orderId, kind, details } = input;
+  const subject = input.subject ?? discrepancySubject(kind, details);
   const inserted = await db
     .insert(paymentDiscrepancies)
-    .values(input)
-    .onConflictDoNothing({ target: [paymentDiscrepancies.orderId, paymentDiscrepancies.kind] })
+    .values({ orderId, kind, subject, details })
+    .onConflictDoNothing({
+      target: [paymentDiscrepancies.orderId, paymentDiscrepancies.kind, paymentDiscrepancies.subject],
+    })
     .returning({ id: paymentDiscrepancies.id });
   return inserted.length > 0;
 }

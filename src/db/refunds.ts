@@ -193,20 +193,22 @@ export async function failRefund(
   return updated.length > 0;
 }
 
-/** Past its deadline without an answer: UNKNOWN, never silently a success, and a discrepancy for an operator. */
-export async function markRefundUnconfirmed(db: Database, refundId: string): Promise<void> {
-  await db.transaction(async (tx) => {
+/**
+ * Past its deadline without an answer: UNKNOWN, never silently a success, and a discrepancy for an
+ * operator. True when this call recorded the discrepancy (a re-run after a lost reply records nothing).
+ */
+export async function markRefundUnconfirmed(db: Database, refundId: string): Promise<boolean> {
+  return db.transaction(async (tx) => {
     const [refund] = await tx
       .update(refunds)
       .set({ status: 'UNKNOWN', updatedAt: dsql`now()` })
       .where(and(eq(refunds.id, refundId), eq(refunds.status, 'PROCESSING')))
       .returning();
-    if (refund) {
-      await recordDiscrepancy(tx, {
-        orderId: refund.orderId,
-        kind: 'REFUND_UNCONFIRMED',
-        details: { refundId, outRequestNo: refund.outRequestNo, amount: refund.amount },
-      });
-    }
+    if (!refund) return false;
+    return recordDiscrepancy(tx, {
+      orderId: refund.orderId,
+      kind: 'REFUND_UNCONFIRMED',
+      details: { refundId, outRequestNo: refund.outRequestNo, amount: refund.amount },
+    });
   });
 }

@@ -92,19 +92,24 @@ export const paymentEvents = pgTable(
   ],
 );
 
-/** Facts that contradict an order's state, for an operator. One row per order and kind. */
+/**
+ * Facts that contradict an order's state, for an operator. One row per order, kind and subject: the trade,
+ * refund request or notice it is about (src/domain/discrepancy.ts), so a second one is never dropped.
+ */
 export const paymentDiscrepancies = pgTable(
   'payment_discrepancies',
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
     orderId: text('order_id').notNull(),
     kind: text('kind').notNull(),
+    /** What it is about (a trade number, an out_request_no, a notice's message id); '' for the order itself. */
+    subject: text('subject').notNull().default(''),
     details: jsonb('details').notNull(),
     createdAt: timestamp('created_at', tz).notNull().defaultNow(),
     resolvedAt: timestamp('resolved_at', tz),
     resolution: text('resolution'),
   },
-  (t) => [uniqueIndex('payment_discrepancies_order_kind_key').on(t.orderId, t.kind)],
+  (t) => [uniqueIndex('payment_discrepancies_order_kind_subject_key').on(t.orderId, t.kind, t.subject)],
 );
 
 /** Where a merchant wants to hear about its orders' results, and how hard to try. */

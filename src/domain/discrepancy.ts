@@ -1,7 +1,10 @@
 import type { OrderStatus } from './order';
 import { type TradeSnapshot, wasPaid } from './trade';
 
-/** Facts that contradict an order's state: one row per order and kind, for an operator. Pure. */
+/**
+ * Facts that contradict an order's state, for an operator: one row per order, kind and subject (the
+ * trade, refund request or notice it is about; see discrepancySubject). Pure.
+ */
 export const DISCREPANCY_KINDS = [
   'AMOUNT_MISMATCH',
   'PAID_AFTER_CLOSE',
@@ -24,6 +27,37 @@ export const DISCREPANCY_KINDS = [
   'REFUND_CONTRADICTS_RECORD',
 ] as const;
 export type DiscrepancyKind = (typeof DISCREPANCY_KINDS)[number];
+
+/**
+ * Where a discrepancy's subject is found in its details, first present wins (`a.b` reads a nested field).
+ * Kinds not listed are about a trade, else a refund request, else a notice. Recording the same fact again
+ * (a re-run activity, a redelivery) finds the same subject and adds nothing; another trade, refund or
+ * notice is a new row, even when an earlier one of the same kind was resolved.
+ */
+const SUBJECT_FIELDS: Partial<Record<DiscrepancyKind, readonly string[]>> = {
+  REFUND_UNCONFIRMED: ['outRequestNo', 'refundId'],
+  REFUND_EXCEEDS_PAID: ['outRequestNo', 'refundId'],
+  // Each notice that says otherwise than the refund's row is a fact of its own.
+  REFUND_CONTRADICTS_RECORD: ['messageId'],
+  NOTICE_CONTRADICTS_PROVIDER: ['notice.messageId', 'messageId'],
+};
+const DEFAULT_SUBJECT_FIELDS = ['tradeNo', 'outRequestNo', 'messageId'] as const;
+
+/**
+ * What a discrepancy is about, from its details (SUBJECT_FIELDS); '' when they name nothing (one per
+ * order and kind, as PROVIDER_REPLY_INVALID). drizzle/0005_discrepancy_subject.sql backfills the same rule.
+ */
+export function discrepancySubject(kind: DiscrepancyKind, details: Record<string, unknown>): string {
+  for (const path of SUBJECT_FIELDS[kind] ?? DEFAULT_SUBJECT_FIELDS) {
+    let value: unknown = details;
+    for (const key of path.split('.')) {
+      value =
+        value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined;
+    }
+    if ((typeof value === 'string' && value !== '') || typeof value === 'number') return String(value);
+  }
+  return '';
+}
 
 /** The money a paid fact reports; polls of an unpaid trade report none. */
 export interface PaidMoney {

@@ -20,7 +20,10 @@ export interface PaymentGateway {
   openTrade(request: TradeRequest): Promise<TradeSnapshot>;
   /** The trade's status; `NOT_FOUND` when the buyer never reached the pay page. */
   queryTrade(orderId: string): Promise<TradeSnapshot>;
-  /** Closes an unpaid trade. A trade that was paid meanwhile stays paid, and the snapshot says so. */
+  /**
+   * Closes an unpaid trade. A trade that was paid meanwhile stays paid, and the snapshot says so; a trade
+   * the provider never opened answers `NOT_FOUND`: there is nothing to close.
+   */
   closeTrade(orderId: string): Promise<TradeSnapshot>;
   /**
    * Asks for a refund, idempotent by `outRequestNo`: the same request again returns the same refund and

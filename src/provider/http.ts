@@ -1,6 +1,14 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { isTradeStatus, REFUND_STATUSES, type RefundSnapshot, type TradeSnapshot } from '../domain';
+import { z } from 'zod';
+import {
+  isPaidTradeStatus,
+  isTradeStatus,
+  REFUND_STATUSES,
+  type RefundSnapshot,
+  TRADE_STATUSES,
+  type TradeSnapshot,
+} from '../domain';
 import {
   type PaymentGateway,
   ProviderReplyError,
@@ -37,8 +45,9 @@ export class HttpPaymentGateway implements PaymentGateway {
     return this.call('GET', orderId, `/trades/${encodeURIComponent(orderId)}`);
   }
 
+  /** A 404 is the provider's "no such trade" (never opened): nothing to close, an answer like a query's. */
   closeTrade(orderId: string): Promise<TradeSnapshot> {
-    return this.call('POST', orderId, `/trades/${encodeURIComponent(orderId)}/close`);
+    return this.call('POST', orderId, `/trades/${encodeURIComponent(orderId)}/close`, undefined, true);
   }
 
   submitRefund(request: RefundRequest): Promise<RefundSnapshot> {
@@ -104,8 +113,14 @@ export class HttpPaymentGateway implements PaymentGateway {
     return readStatement(file, format);
   }
 
-  private async call(method: string, orderId: string, path: string, body?: unknown): Promise<TradeSnapshot> {
-    const json = await this.request(method, path, body, method === 'GET');
+  private async call(
+    method: string,
+    orderId: string,
+    path: string,
+    body?: unknown,
+    notFoundIsAnswer = method === 'GET',
+  ): Promise<TradeSnapshot> {
+    const json = await this.request(method, path, body, notFoundIsAnswer);
     if (json === NOT_FOUND) {
       return { orderId, status: 'NOT_FOUND', tradeNo: null, amount: null, currency: null, paidAt: null };
     }
@@ -175,21 +190,66 @@ function toRefundSnapshot(outRequestNo: string, what: string, body: unknown): Re
   };
 }
 
+/** Money in minor units: an integer, never a float (12.5 fen is no answer). */
+const minorUnits = z.number().int().nonnegative();
+
+/**
+ * A trade answer as payrecon stores it: every field is checked here, so an answer that would fail a
+ * database write later (a fractional amount, a currency that is no ISO 4217 code, a paid time that is no
+ * instant) is a ProviderReplyError now, not a local activity retried for ever.
+ */
+const tradeAnswerSchema = z
+  .object({
+    status: z.enum(TRADE_STATUSES),
+    tradeNo: z.string().min(1).max(64).nullish(),
+    amount: minorUnits.nullish(),
+    currency: z
+      .string()
+      .regex(/^[A-Z]{3}$/, 'not an ISO 4217 code')
+      .nullish(),
+    paidAt: z.iso
+      .datetime({ offset: true })
+      .refine(isCalendarDate, 'not a day of the calendar (JavaScript would roll it over)')
+      .nullish(),
+    refundedAmount: minorUnits.nullish(),
+  })
+  .superRefine((trade, context) => {
+    // A paid trade is what pays an order: it must say which trade, how much and when.
+    if (!isPaidTradeStatus(trade.status)) return;
+    for (const field of ['tradeNo', 'amount', 'currency', 'paidAt'] as const) {
+      if (trade[field] == null) {
+        context.addIssue({ code: 'custom', path: [field], message: `missing from a ${trade.status} trade` });
+      }
+    }
+  });
+
+/** 2026-02-31 matches the ISO pattern, and Date.parse reads it as March 3rd. */
+function isCalendarDate(instant: string): boolean {
+  const [year, month, day] = instant.slice(0, 10).split('-').map(Number) as [number, number, number];
+  return new Date(Date.UTC(year, month - 1, day)).getUTCDate() === day;
+}
+
 function toSnapshot(orderId: string, what: string, body: unknown): TradeSnapshot {
-  const trade = (body ?? {}) as Record<string, unknown>;
-  if (!isTradeStatus(trade.status)) {
+  const status = (body as { status?: unknown } | null)?.status;
+  if (!isTradeStatus(status)) {
     throw new ProviderReplyError(
-      `payment provider answered ${what} with an unknown trade status ${JSON.stringify(trade.status)}`,
+      `payment provider answered ${what} with an unknown trade status ${JSON.stringify(status)}`,
     );
   }
+  const parsed = tradeAnswerSchema.safeParse(body);
+  if (!parsed.success) {
+    const fields = parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
+    throw new ProviderReplyError(`payment provider answered ${what} with an unreadable trade: ${fields}`);
+  }
+  const trade = parsed.data;
   return {
     orderId,
     status: trade.status,
-    tradeNo: typeof trade.tradeNo === 'string' ? trade.tradeNo : null,
-    amount: typeof trade.amount === 'number' ? trade.amount : null,
-    currency: typeof trade.currency === 'string' ? trade.currency : null,
-    paidAt: typeof trade.paidAt === 'string' ? trade.paidAt : null,
-    refundedAmount: typeof trade.refundedAmount === 'number' ? trade.refundedAmount : null,
+    tradeNo: trade.tradeNo ?? null,
+    amount: trade.amount ?? null,
+    currency: trade.currency ?? null,
+    paidAt: trade.paidAt ?? null,
+    refundedAmount: trade.refundedAmount ?? null,
   };
 }
 

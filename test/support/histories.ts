@@ -43,6 +43,7 @@ export const ORDER_SCENARIOS = [
   'reconciliation-notice-verified',
   'provider-reply-unreadable',
   'review-resolved-closed',
+  'review-resolved-paid',
 ] as const;
 /** An order that ends while a notice arrives (test/finish-window.test.ts, a time-skipping server of its own). */
 export const FINISH_SCENARIOS = ['paid-during-merchant-notification'] as const;

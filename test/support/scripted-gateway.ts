@@ -56,6 +56,8 @@ export class ScriptedGateway implements PaymentGateway {
     this.closes.push(orderId);
     const script = this.trades.get(orderId) ?? {};
     await script.duringClose?.();
+    if (script.closeUnreadable)
+      throw new ProviderReplyError('scripted answer to the close: unknown trade status');
     if (script.paidAtClose) return this.snapshot(orderId, script, 'TRADE_SUCCESS');
     return this.snapshot(orderId, script, 'TRADE_CLOSED');
   }
@@ -128,6 +130,8 @@ export interface TradeScript {
   paidAtClose?: boolean;
   /** Every query gets an answer payrecon cannot read (an unknown trade status). */
   unreadable?: boolean;
+  /** Every close gets an answer payrecon cannot read. */
+  closeUnreadable?: boolean;
   /** A refund request stays PROCESSING until this refund query (1-based), then SUCCESS; never without it. */
   refundSucceedsAtQuery?: number;
   /** The provider refuses every refund of this trade. */
