@@ -19,7 +19,13 @@ export interface ActivityDeps {
 }
 
 /** Every activity the worker registers: all of payrecon's I/O, one side effect each. */
-export function createActivities({ db, gateway, metrics = noMetrics, config, merchantAllowlist }: ActivityDeps) {
+export function createActivities({
+  db,
+  gateway,
+  metrics = noMetrics,
+  config,
+  merchantAllowlist,
+}: ActivityDeps) {
   return {
     ...createOrderActivities(db, metrics),
     ...createProviderActivities(gateway, metrics),

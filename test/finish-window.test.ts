@@ -10,7 +10,7 @@ import { createEndpoint } from '../src/db/merchant';
 import { findOrder, insertOrder } from '../src/db/orders';
 import { orderWorkflowInput, orderWorkflowStartOptions } from '../src/order/start';
 import { installWorkerRuntime } from '../workers/runtime';
-import { notificationWorkflowId } from '../workflows/notify-merchant';
+import { deliveryWorkflowId } from '../workflows/notify-merchant';
 import { orderWorkflow, paymentNoticeSignal } from '../workflows/order';
 import { testConfig } from './support/env';
 import { FINISH_SCENARIOS, HistoryRecorder } from './support/histories';
@@ -58,7 +58,9 @@ beforeAll(async () => {
   env = await startTimeSkipping();
   worker = await startTestWorker(env, {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    activities: withCloseHook(createActivities({ db: database.db, gateway })),
+    activities: withCloseHook(
+      createActivities({ db: database.db, gateway, merchantAllowlist: config.MERCHANT_PRIVATE_ALLOWLIST }),
+    ),
   });
 });
 
@@ -106,15 +108,26 @@ describe('an order ending while a notice arrives (time-skipping)', () => {
       expect(events.filter((e) => e.message_id === late.messageId)).toHaveLength(1);
       const flagged = await database.sql`select kind from payment_discrepancies where order_id = ${orderId}`;
       expect(flagged).toEqual([{ kind: 'PAID_AFTER_CLOSE' }]);
-      // The window itself: the notice reached the workflow after it had commanded the child's start.
-      const kinds = ((await handle.fetchHistory()).events ?? []).map((e) => e.eventType);
-      const childInitiated = kinds.indexOf(EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED);
-      expect(childInitiated).toBeGreaterThan(0);
-      expect(kinds.indexOf(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)).toBeGreaterThan(childInitiated);
+      // The window itself: the notice reached the workflow after it had handed the event to its
+      // order's delivery workflow (the startMerchantDelivery local activity's marker).
+      const history = (await handle.fetchHistory()).events ?? [];
+      const handedOver = history.findIndex((e) => {
+        const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
+        return data ? Buffer.from(data).toString('utf8').includes('"startMerchantDelivery"') : false;
+      });
+      expect(handedOver).toBeGreaterThan(0);
+      const signalled = history.findIndex(
+        (e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+      );
+      expect(signalled).toBeGreaterThan(handedOver);
       // And the shop heard of the close.
       const [closed] = await database.sql`select id from merchant_events where order_id = ${orderId}`;
-      const delivery = env.client.workflow.getHandle(notificationWorkflowId(String(closed?.id)));
-      expect(await delivery.result()).toMatchObject({ status: 'DELIVERED', attempts: 1 });
+      const delivery = env.client.workflow.getHandle(deliveryWorkflowId(orderId));
+      expect(await delivery.result()).toMatchObject({
+        eventId: closed?.id,
+        status: 'DELIVERED',
+        attempts: 1,
+      });
       return handle;
     },
   );

@@ -1,12 +1,12 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { assertDatabaseReachable, createDatabase } from '../src/db/client';
+import { watchStuckNotifications } from '../src/merchant/stuck';
 import { assertSecretsConfigured, type Config, loadConfig } from '../src/platform/config';
 import { createLogger } from '../src/platform/logger';
 import { temporalConnectionOptions } from '../src/platform/temporal';
 import type { PaymentGateway } from '../src/provider/gateway';
 import { HttpPaymentGateway } from '../src/provider/http';
-import { watchStuckNotifications } from '../src/merchant/stuck';
 import { installWorkerRuntime } from './runtime';
 import { workflowCode } from './workflow-bundle';
 

@@ -85,7 +85,13 @@ export function registerNotificationCommands(program: Command, ctx: CliContext):
       )
       .option('--limit <n>', 'at most n (1-1000)', intParser('--limit', 1, 1000), 50),
   ).action(
-    async (options: { status?: EventStatus; order?: string; stuck?: boolean; limit: number; json?: boolean }) => {
+    async (options: {
+      status?: EventStatus;
+      order?: string;
+      stuck?: boolean;
+      limit: number;
+      json?: boolean;
+    }) => {
       if (options.stuck && options.status && options.status !== 'PENDING')
         throw new CliError('--stuck lists PENDING events: it does not go with another --status', 2);
       const { db } = await ctx.db();
@@ -183,7 +189,12 @@ export function registerNotificationCommands(program: Command, ctx: CliContext):
         `redelivering ${eventId} failed: ${describeError(error)} (it is PENDING: see list --stuck, recover)`,
       );
     }
-    emit(ctx, options, { redelivered: [eventId], workflowId }, () => `redelivering ${eventId} (${workflowId})`);
+    emit(
+      ctx,
+      options,
+      { redelivered: [eventId], workflowId },
+      () => `redelivering ${eventId} (${workflowId})`,
+    );
   });
 
   withJson(

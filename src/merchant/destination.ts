@@ -1,4 +1,4 @@
-import { type LookupAddress, lookup as dnsLookup } from 'node:dns';
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
 
@@ -59,7 +59,8 @@ export class DestinationPolicy {
     // ::ffff:127.0.0.1 is 127.0.0.1.
     if (ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).isIPv4MappedAddress())
       ip = (ip as ipaddr.IPv6).toIPv4Address();
-    if (this.allowed.some(([range, bits]) => range.kind() === ip.kind() && ip.match(range, bits))) return null;
+    if (this.allowed.some(([range, bits]) => range.kind() === ip.kind() && ip.match(range, bits)))
+      return null;
     const range = ip.range();
     if (range === 'unicast') return null;
     return `${address} is not a public address (${range}); MERCHANT_PRIVATE_ALLOWLIST does not name it`;
@@ -79,7 +80,11 @@ export class DestinationPolicy {
   readonly lookup = (
     hostname: string,
     options: { family?: number | string; all?: boolean; hints?: number },
-    callback: (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+    callback: (
+      error: NodeJS.ErrnoException | null,
+      address: string | LookupAddress[],
+      family?: number,
+    ) => void,
   ): void => {
     dnsLookup(hostname, { all: true, hints: options.hints }, (error, addresses) => {
       if (error) return callback(error, []);
@@ -88,7 +93,8 @@ export class DestinationPolicy {
       const refused = usable.map((a) => this.refusal(a.address)).find((why) => why !== null);
       if (refused) return callback(new RefusedDestinationError(`${hostname}: ${refused}`), []);
       const [first] = usable;
-      if (!first) return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), []);
+      if (!first)
+        return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), []);
       if (options.all) return callback(null, usable);
       callback(null, first.address, first.family);
     });

@@ -53,7 +53,11 @@ export async function recoverEvents(deps: RedeliveryDeps, since: Date): Promise<
       await wakeOrderDelivery(deps.client, deps.taskQueue, orderId);
       result.orders.push({ orderId, workflowId: deliveryWorkflowId(orderId), eventIds });
     } catch (error) {
-      result.failed.push({ orderId, eventIds, error: error instanceof Error ? error.message : String(error) });
+      result.failed.push({
+        orderId,
+        eventIds,
+        error: error instanceof Error ? error.message : String(error),
+      });
     }
   }
   return result;

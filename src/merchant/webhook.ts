@@ -101,7 +101,10 @@ export function merchantTransport(policy: DestinationPolicy): MerchantTransport 
  * One POST, bounded by the endpoint's timeout. Never throws: every failure is an outcome. Only a
  * destination the policy allows is connected to; at most RESPONSE_READ_BYTES of the answer are read.
  */
-export async function postWebhook(request: WebhookRequest, transport: MerchantTransport): Promise<AttemptOutcome> {
+export async function postWebhook(
+  request: WebhookRequest,
+  transport: MerchantTransport,
+): Promise<AttemptOutcome> {
   const started = new Date();
   const done = (fields: Omit<AttemptOutcome, 'startedAt' | 'durationMs'>): AttemptOutcome => ({
     startedAt: started.toISOString(),
@@ -139,7 +142,8 @@ export async function postWebhook(request: WebhookRequest, transport: MerchantTr
   if (isMerchantSuccess(status, text)) {
     return done({ outcome: 'DELIVERED', errorKind: null, retryAfterMs: null, ...common });
   }
-  if (status === 410) return done({ outcome: 'GONE', errorKind: 'HTTP_STATUS', retryAfterMs: null, ...common });
+  if (status === 410)
+    return done({ outcome: 'GONE', errorKind: 'HTTP_STATUS', retryAfterMs: null, ...common });
   const ok = status >= 200 && status <= 299;
   return done({
     outcome: 'FAILED',

@@ -51,7 +51,7 @@ export const DELIVERY_SCENARIOS = [
   'delivery-exponential-failures',
   'delivery-gone',
   'delivery-retry-after',
-  'delivery-waits-for-previous',
+  'delivery-in-sequence',
   'delivery-worker-restart',
 ] as const;
 

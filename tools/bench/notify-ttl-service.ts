@@ -40,7 +40,9 @@ async function main() {
   const timeoutMs = Number(process.env.BENCH_NOTIFY_TIMEOUT_MS || 5_000);
   const prefetch = Number(process.env.BENCH_NOTIFY_PREFETCH || 200);
   // The bench's merchant simulator listens on this machine: the same SSRF guard as payrecon's, told so.
-  const transport = merchantTransport(new DestinationPolicy(process.env.MERCHANT_PRIVATE_ALLOWLIST ?? '127.0.0.1/32'));
+  const transport = merchantTransport(
+    new DestinationPolicy(process.env.MERCHANT_PRIVATE_ALLOWLIST ?? '127.0.0.1/32'),
+  );
 
   const amqpUrl = requireEnv('AMQP_URL');
   const retries: RetryRecord[] = [];

@@ -674,7 +674,9 @@ async function runPayrecon(
       Array.from({ length: 8 }, async () => {
         for (let e = queue.shift(); e; e = queue.shift()) {
           try {
-            const history = await temporalClient.workflow.getHandle(deliveryWorkflowId(e.orderId)).fetchHistory();
+            const history = await temporalClient.workflow
+              .getHandle(deliveryWorkflowId(e.orderId))
+              .fetchHistory();
             const parsed = historyRetries(history.events ?? []);
             records.push(...parsed.retries);
             shapes.push(parsed.shape);
