@@ -76,6 +76,30 @@ describe('merchant destinations (SSRF)', () => {
     else expect(answer.addresses).toEqual([{ address: '127.0.0.1', family: 4 }]);
   });
 
+  it('connects to the address it checked: one resolution per connection, none a rebinding DNS could change', async () => {
+    // A name whose DNS answers an allowed address first and the metadata address after (DNS rebinding).
+    const answers = ['127.0.0.1', '169.254.169.254'];
+    const asked: string[] = [];
+    const policy = new DestinationPolicy('127.0.0.1/32', (hostname, callback) => {
+      asked.push(hostname);
+      callback(null, [{ address: answers[Math.min(asked.length - 1, 1)] as string, family: 4 }]);
+    });
+    const before = requests.length;
+    const outcome = await postWebhook(
+      {
+        url: `http://merchant.rebind.test:${port}/pinned`,
+        secrets: [SECRET],
+        id: 'evt_test_2',
+        body: '{}',
+        timeoutMs: 5_000,
+      },
+      merchantTransport(policy),
+    );
+    expect(outcome).toMatchObject({ outcome: 'DELIVERED', httpStatus: 200 });
+    expect(asked).toEqual(['merchant.rebind.test']);
+    expect(requests.slice(before)).toEqual(['/pinned']);
+  });
+
   it(`reads at most ${RESPONSE_READ_BYTES} bytes of an answer: an endless body is not an acknowledgement`, async () => {
     let written = 0;
     handler = (_req, res) => {

@@ -41,10 +41,22 @@ export function isAllowlist(raw: string): boolean {
   }
 }
 
+/** dns.lookup's shape with `all: true`: every address of a name. */
+export type Resolver = (
+  hostname: string,
+  callback: (error: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void;
+
+const systemResolver: Resolver = (hostname, callback) => dnsLookup(hostname, { all: true }, callback);
+
 export class DestinationPolicy {
   private readonly allowed: Range[];
 
-  constructor(allowlist: string | undefined = undefined) {
+  /** `resolve`: the system's resolver (getaddrinfo); tests give their own. */
+  constructor(
+    allowlist: string | undefined = undefined,
+    private readonly resolve: Resolver = systemResolver,
+  ) {
     this.allowed = parseAllowlist(allowlist);
   }
 
@@ -86,7 +98,7 @@ export class DestinationPolicy {
       family?: number,
     ) => void,
   ): void => {
-    dnsLookup(hostname, { all: true, hints: options.hints }, (error, addresses) => {
+    this.resolve(hostname, (error, addresses) => {
       if (error) return callback(error, []);
       const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : options.family;
       const usable = addresses.filter((a) => !family || a.family === family);
