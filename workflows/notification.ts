@@ -1,8 +1,8 @@
 import {
   ActivityFailure,
-  continueAsNew,
   defineQuery,
   defineSignal,
+  makeContinueAsNewFunc,
   proxyActivities,
   setHandler,
   sleep,
@@ -14,7 +14,7 @@ import type { DeliveryTarget } from '../activities/notifications';
 import type { AttemptOutcome } from '../src/merchant/webhook';
 import { DELIVERY_LADDERS, formatDuration, retryAfterCeiling } from './ladder';
 import { db } from './order-activities';
-import { DeliveryStatusKey } from './search-attributes';
+import { DeliveryStatusKey, OrderIdKey } from './search-attributes';
 
 export interface MerchantDeliveryInput {
   orderId: string;
@@ -78,11 +78,15 @@ export async function merchantDeliveryWorkflow(input: MerchantDeliveryInput): Pr
       [input.orderId],
     );
     if (target) {
-      // One event per run: the next one starts a fresh history.
-      if (state.eventId !== null || workflowInfo().continueAsNewSuggested)
-        await continueAsNew<typeof merchantDeliveryWorkflow>(input);
+      // One event per run: the next one starts a fresh history (its DeliveryStatus set when it takes it).
+      if (state.eventId !== null || workflowInfo().continueAsNewSuggested) {
+        await makeContinueAsNewFunc<typeof merchantDeliveryWorkflow>({
+          typedSearchAttributes: [{ key: OrderIdKey, value: input.orderId }],
+        })(input);
+      }
       state.eventId = target.eventId;
       state.status = 'PENDING';
+      upsertSearchAttributes([{ key: DeliveryStatusKey, value: 'PENDING' }]);
       await deliver(target, input, state);
     } else if (wakes === seen) {
       // Nothing PENDING, and no wake since the read began: whoever makes an event PENDING next starts

@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import { merchantDeliveryWorkflow, wakeDeliverySignal } from '../../workflows/notification';
 import { deliveryWorkflowId } from '../../workflows/notify-merchant';
-import { DeliveryStatusKey, OrderIdKey } from '../../workflows/search-attributes';
+import { OrderIdKey } from '../../workflows/search-attributes';
 
 /**
  * Makes sure the order's PENDING events have an owner: signals the order's delivery workflow
@@ -16,10 +16,8 @@ export async function wakeOrderDelivery(client: Client, taskQueue: string, order
     args: [{ orderId }],
     signal: wakeDeliverySignal,
     signalArgs: [],
-    typedSearchAttributes: [
-      { key: OrderIdKey, value: orderId },
-      { key: DeliveryStatusKey, value: 'PENDING' },
-    ],
+    // DeliveryStatus is set by the run once it takes an event: a run that finds none has none.
+    typedSearchAttributes: [{ key: OrderIdKey, value: orderId }],
     staticSummary: `merchant notifications of order ${orderId}`,
   });
 }

@@ -11,7 +11,7 @@ import { connectTemporal } from '../../src/platform/temporal';
 import { DELIVERY_LADDERS } from '../../workflows/ladder';
 import type { merchantDeliveryWorkflow } from '../../workflows/notification';
 import { deliveryWorkflowId } from '../../workflows/notify-merchant';
-import { DeliveryStatusKey, OrderIdKey } from '../../workflows/search-attributes';
+import { OrderIdKey } from '../../workflows/search-attributes';
 import { MerchantClient } from '../merchant/client';
 import { merchantDeliveries } from '../merchant/db/schema';
 import { freePort } from '../net';
@@ -633,10 +633,7 @@ async function runPayrecon(
             taskQueue: config.TEMPORAL_TASK_QUEUE,
             workflowId: deliveryWorkflowId(event.orderId),
             args: [{ orderId: event.orderId, ladderMs }],
-            typedSearchAttributes: [
-              { key: OrderIdKey, value: event.orderId },
-              { key: DeliveryStatusKey, value: 'PENDING' },
-            ],
+            typedSearchAttributes: [{ key: OrderIdKey, value: event.orderId }],
           });
           break;
         } catch (error) {
