@@ -234,6 +234,8 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
     PROVIDER_URL: `http://127.0.0.1:${simulatorPort}`,
     MERCHANT_PORT: String(merchantPort),
     MERCHANT_HOST: '127.0.0.1',
+    // The merchant simulator is on this machine: the SSRF guard must let the worker reach it.
+    MERCHANT_PRIVATE_ALLOWLIST: '127.0.0.1/32',
     MERCHANT_FAULTS: '{}',
     CONSUMER_RETRY_DELAY: '2s',
     POLL_LADDER: options.ladder.stepsMs.join(','),
