@@ -47,6 +47,7 @@ describe('merchant destinations (SSRF)', () => {
     ['the cloud metadata address (link-local)', () => 'http://169.254.169.254/latest/meta-data/'],
     ['a private range', () => 'http://10.1.2.3/hooks'],
     ['IPv6 loopback', () => `http://[::1]:${port}/d`],
+    ['loopback written as one decimal number', () => `http://2130706433:${port}/e`],
   ])('refuses %s without a request', async (_what, url) => {
     const before = requests.length;
     const outcome = await post(url());
