@@ -14,14 +14,22 @@ export interface ActivityDeps {
   metrics?: PayreconMetrics;
   /** How order workflows are started: the reconciliation hands healable breaks to them. */
   config?: LadderConfig;
+  /** MERCHANT_PRIVATE_ALLOWLIST: non-public addresses merchant endpoints may lead to (none: public only). */
+  merchantAllowlist?: string;
 }
 
 /** Every activity the worker registers: all of payrecon's I/O, one side effect each. */
-export function createActivities({ db, gateway, metrics = noMetrics, config }: ActivityDeps) {
+export function createActivities({
+  db,
+  gateway,
+  metrics = noMetrics,
+  config,
+  merchantAllowlist,
+}: ActivityDeps) {
   return {
     ...createOrderActivities(db, metrics),
     ...createProviderActivities(gateway, metrics),
-    ...createNotificationActivities(db, metrics),
+    ...createNotificationActivities(db, metrics, merchantAllowlist),
     ...createRefundActivities(db, metrics),
     ...createReconciliationActivities(db, gateway, config),
   };

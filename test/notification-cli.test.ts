@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli/main';
 import { setEventStatus } from '../src/db/merchant';
@@ -5,7 +6,7 @@ import { orderWorkflowId } from '../src/domain';
 import { checkDeliveries, type MerchantClient, startMerchant } from '../tools/merchant/client';
 import type { RunningMerchantSimulator } from '../tools/merchant/server';
 import { SimulatorClient } from '../tools/simulator/client';
-import { notificationWorkflowId } from '../workflows/notify-merchant';
+import { deliveryWorkflowId } from '../workflows/notify-merchant';
 import { inProcessCli } from './support/cli';
 import { deleteTopology, eventually, testConfig } from './support/env';
 import { type Stack, startStack } from './support/stack';
@@ -61,6 +62,10 @@ describe('payrecon notifications (CLI, real services)', () => {
     return orderId;
   };
 
+  /** Waits until the order's delivery workflow (its latest run) has ended. */
+  const delivered = (orderId: string) =>
+    stack.temporal.workflow.getHandle(deliveryWorkflowId(orderId)).result();
+
   const events = (orderId: string) =>
     cliJson<{ events: { id: string; type: string; status: string; attempts: number; sequence: number }[] }>([
       'notifications',
@@ -76,7 +81,7 @@ describe('payrecon notifications (CLI, real services)', () => {
     expect(more).toHaveLength(0);
     expect(event).toMatchObject({ type: 'order.paid', sequence: 1 });
     const id = event?.id ?? '';
-    await stack.temporal.workflow.getHandle(notificationWorkflowId(id)).result();
+    await delivered(orderId);
     const seen = await merchant.client.deliveries({ orderId });
     expect(checkDeliveries(seen, { webhookIds: [id] })).toEqual({ ok: true, problems: [] });
     expect(seen.every((d) => d.signatureValid && d.webhookId === id)).toBe(true);
@@ -93,10 +98,10 @@ describe('payrecon notifications (CLI, real services)', () => {
     const endpointId = await addEndpoint('shop-b');
     const orderId = await paidOrder(endpointId);
     const id = (await events(orderId)).events[0]?.id ?? '';
-    await stack.temporal.workflow.getHandle(notificationWorkflowId(id)).result();
+    await delivered(orderId);
 
     expect((await cli(['notifications', 'redeliver', id])).code).toBe(0);
-    await stack.temporal.workflow.getHandle(notificationWorkflowId(id)).result();
+    await delivered(orderId);
     await eventually('two deliveries', async () =>
       (await merchant.client.deliveries({ orderId })).length === 2 ? true : undefined,
     );
@@ -111,11 +116,42 @@ describe('payrecon notifications (CLI, real services)', () => {
       since,
     ]);
     expect(recovered.redelivered).toContain(id);
-    await stack.temporal.workflow.getHandle(notificationWorkflowId(id)).result();
+    await delivered(orderId);
     const seen = await merchant.client.deliveries({ orderId });
     expect(seen).toHaveLength(3);
     expect(new Set(seen.map((d) => d.webhookId))).toEqual(new Set([id]));
     expect((await events(orderId)).events[0]).toMatchObject({ status: 'DELIVERED', attempts: 3 });
+  });
+
+  it('list --stuck shows a PENDING event nobody delivers once its ladder span has passed; recover sends it', async () => {
+    const endpointId = await addEndpoint('shop-stuck');
+    const orderId = await paidOrder(endpointId);
+    const id = (await events(orderId)).events[0]?.id ?? '';
+    await delivered(orderId);
+    // As after a redelivery whose start failed: PENDING, no workflow, for longer than the ladder's span.
+    await stack.db.execute(
+      sql`update merchant_events set status = 'PENDING', updated_at = now() - interval '1 hour' where id = ${id}`,
+    );
+    const stuck = await cliJson<{ events: { id: string; status: string }[] }>([
+      'notifications',
+      'list',
+      '--stuck',
+    ]);
+    expect(stuck.events.find((e) => e.id === id)).toMatchObject({ status: 'PENDING' });
+    expect((await cli(['notifications', 'list', '--stuck', '--status', 'DELIVERED'])).code).toBe(2);
+
+    const since = new Date(Date.now() - 60_000).toISOString();
+    const recovered = await cliJson<{ redelivered: string[] }>([
+      'notifications',
+      'recover',
+      '--since',
+      since,
+    ]);
+    expect(recovered.redelivered).toContain(id);
+    await delivered(orderId);
+    expect((await events(orderId)).events[0]).toMatchObject({ status: 'DELIVERED', attempts: 2 });
+    const after = await cliJson<{ events: { id: string }[] }>(['notifications', 'list', '--stuck']);
+    expect(after.events.map((e) => e.id)).not.toContain(id);
   });
 
   it("a refund's order.refunded event reaches the merchant after order.paid, with its own id", async () => {
@@ -143,7 +179,7 @@ describe('payrecon notifications (CLI, real services)', () => {
       [1, 'order.paid'],
       [2, 'order.refunded'],
     ]);
-    for (const e of listed) await stack.temporal.workflow.getHandle(notificationWorkflowId(e.id)).result();
+    await delivered(orderId);
     const seen = await merchant.client.deliveries({ orderId });
     expect(checkDeliveries(seen, { webhookIds: listed.map((e) => e.id) })).toEqual({
       ok: true,
@@ -165,8 +201,7 @@ describe('payrecon notifications (CLI, real services)', () => {
       disabledReason: 'disabled by an operator',
     });
     const orderId = await paidOrder(endpointId);
-    const id = (await events(orderId)).events[0]?.id ?? '';
-    await stack.temporal.workflow.getHandle(notificationWorkflowId(id)).result();
+    await delivered(orderId);
     expect((await events(orderId)).events[0]).toMatchObject({ status: 'ENDPOINT_DISABLED', attempts: 0 });
     expect(await merchant.client.deliveries({ orderId })).toHaveLength(0);
     expect((await cli(['notifications', 'endpoints', 'enable', endpointId])).code).toBe(0);

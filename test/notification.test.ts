@@ -7,16 +7,26 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../activities';
 import { createDatabase } from '../src/db/client';
-import { createEndpoint, type EndpointRow, findEndpoint, findEvent, listAttempts } from '../src/db/merchant';
+import {
+  createEndpoint,
+  type EndpointRow,
+  findEndpoint,
+  findEvent,
+  listAttempts,
+  listStuckEvents,
+  setEndpointStatus,
+  setEventStatus,
+} from '../src/db/merchant';
 import { holdOrderForReview, insertOrder, markOrderPaid, resolveReview } from '../src/db/orders';
 import type { MerchantEventRef } from '../src/domain';
-import { redeliverEvent } from '../src/merchant/redeliver';
+import { wakeOrderDelivery } from '../src/merchant/delivery';
+import { recoverEvents, redeliverEvent } from '../src/merchant/redeliver';
+import { reportStuckNotifications } from '../src/merchant/stuck';
+import { createMetrics, noMetrics } from '../src/platform/metrics';
 import { installWorkerRuntime } from '../workers/runtime';
-import { merchantNotificationWorkflow } from '../workflows/notification';
-import { notificationWorkflowId } from '../workflows/notify-merchant';
 import { DeliveryStatusKey } from '../workflows/search-attributes';
 import { testConfig } from './support/env';
-import { DELIVERY_SCENARIOS, HistoryRecorder } from './support/histories';
+import { DELIVERY_SCENARIOS, fetchChain, HistoryRecorder } from './support/histories';
 import { ScriptedGateway } from './support/scripted-gateway';
 import { scenarioOf, startTestWorker, startTimeSkipping } from './support/time-skipping';
 
@@ -73,7 +83,11 @@ async function answer(req: IncomingMessage, res: ServerResponse) {
 async function startWorker(): Promise<void> {
   worker = await startTestWorker(env, {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    activities: createActivities({ db: database.db, gateway: new ScriptedGateway() }),
+    activities: createActivities({
+      db: database.db,
+      gateway: new ScriptedGateway(),
+      merchantAllowlist: config.MERCHANT_PRIVATE_ALLOWLIST,
+    }),
     // No sticky queue: a task for a stopped worker's sticky queue would wait for it (the test server
     // does not move it on), and the restart test takes the worker away mid-ladder.
     maxCachedWorkflows: 0,
@@ -123,13 +137,37 @@ async function paidOrderEvent(endpointId: string): Promise<{ orderId: string; ev
   return { orderId, event: paid.event };
 }
 
-function deliver(orderId: string, event: MerchantEventRef) {
-  return env.client.workflow.start(merchantNotificationWorkflow, {
-    workflowId: notificationWorkflowId(event.id),
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    args: [{ eventId: event.id, orderId, sequence: event.sequence }],
-  });
+/** Wakes the order's delivery workflow, as the workflow that wrote its event does (signal-with-start). */
+function deliver(orderId: string) {
+  return wakeOrderDelivery(env.client, config.TEMPORAL_TASK_QUEUE, orderId);
 }
+
+/** An order with two events: held for review (1, order.needs_review), then resolved PAID (2, order.paid). */
+async function reviewedOrderEvents(endpointId: string) {
+  const orderId = `nt_${randomUUID().slice(0, 12)}`;
+  await insertOrder(database.db, {
+    id: orderId,
+    amount: 9_900,
+    currency: 'CNY',
+    payDeadline: new Date(Date.now() + 3_600_000),
+    notifyEndpointId: endpointId,
+  });
+  const held = await holdOrderForReview(database.db, {
+    orderId,
+    tradeNo: 'T-short',
+    settledBy: 'mq',
+    kind: 'AMOUNT_MISMATCH',
+    details: {},
+  });
+  const paid = await resolveReview(database.db, { orderId, outcome: 'PAID', note: 'accepted' });
+  if (!held.event || !paid.event) throw new Error('transitions wrote no events');
+  expect([held.event.sequence, paid.event.sequence]).toEqual([1, 2]);
+  return { orderId, first: held.event, second: paid.event };
+}
+
+/** The sequence numbers of the events the merchant received for an order, in arrival order. */
+const arrivals = (orderId: string) =>
+  (received.get(orderId) ?? []).map((r) => (JSON.parse(r.body) as { sequence: number }).sequence);
 
 /** The durations of the timers a workflow started, in seconds. */
 async function timerSeconds(handle: WorkflowHandle): Promise<number[]> {
@@ -154,8 +192,8 @@ describe('merchant notifications (time-skipping)', () => {
       const ep = await endpoint();
       const { orderId, event } = await paidOrderEvent(ep.id);
       scripts.set(orderId, () => ({ body: '{"code":"SUCCESS"}' }));
-      const handle = await deliver(orderId, event);
-      expect(await handle.result()).toMatchObject({ status: 'DELIVERED', attempts: 1 });
+      const handle = await deliver(orderId);
+      expect(await handle.result()).toMatchObject({ eventId: event.id, status: 'DELIVERED', attempts: 1 });
       expect(await timerSeconds(handle)).toEqual([]);
       expect(await findEvent(database.db, event.id)).toMatchObject({ status: 'DELIVERED' });
       const [only] = received.get(orderId) ?? [];
@@ -185,7 +223,7 @@ describe('merchant notifications (time-skipping)', () => {
       });
       const { orderId, event } = await paidOrderEvent(ep.id);
       scripts.set(orderId, () => ({ status: 500, body: 'oops' }));
-      const handle = await deliver(orderId, event);
+      const handle = await deliver(orderId);
       expect(await handle.result()).toMatchObject({ status: 'EXHAUSTED', attempts: 7 });
       expect(await timerSeconds(handle)).toEqual([3, 30, 60, 120, 180, 300]);
       const attempts = await listAttempts(database.db, event.id);
@@ -209,20 +247,23 @@ describe('merchant notifications (time-skipping)', () => {
           ).not.toThrow();
         }
       }
-      // An operator re-drives it: a new run, the same id, attempts numbered on.
-      scripts.set(orderId, () => ({ body: 'SUCCESS' }));
-      const again = await redeliverEvent(
-        { db: database.db, client: env.client, taskQueue: config.TEMPORAL_TASK_QUEUE },
-        event.id,
-      );
-      expect(await again.result()).toMatchObject({ status: 'DELIVERED', attempts: 1 });
-      expect((await listAttempts(database.db, event.id)).map((a) => a.attempt)).toEqual([
-        1, 2, 3, 4, 5, 6, 7, 8,
-      ]);
-      expect(new Set((received.get(orderId) ?? []).map((r) => r.id))).toEqual(new Set([event.id]));
       return handle;
     },
   );
+
+  it('redeliver: the same webhook-id again, attempts numbered on from the earlier ones', async () => {
+    const ep = await endpoint();
+    const { orderId, event } = await paidOrderEvent(ep.id);
+    scripts.set(orderId, () => ({ body: 'SUCCESS' }));
+    expect(await (await deliver(orderId)).result()).toMatchObject({ status: 'DELIVERED', attempts: 1 });
+    const again = await redeliverEvent(
+      { db: database.db, client: env.client, taskQueue: config.TEMPORAL_TASK_QUEUE },
+      event.id,
+    );
+    expect(await again.result()).toMatchObject({ eventId: event.id, status: 'DELIVERED', attempts: 1 });
+    expect((await listAttempts(database.db, event.id)).map((a) => a.attempt)).toEqual([1, 2]);
+    expect((received.get(orderId) ?? []).map((r) => r.id)).toEqual([event.id, event.id]);
+  });
 
   scenario(
     'delivery-exponential-failures',
@@ -233,7 +274,7 @@ describe('merchant notifications (time-skipping)', () => {
       scripts.set(orderId, (n) =>
         n === 1 ? { status: 500 } : n === 2 ? { body: 'ok thanks' } : n === 3 ? { delayMs: 1_500 } : {},
       );
-      const handle = await deliver(orderId, event);
+      const handle = await deliver(orderId);
       expect(await handle.result()).toMatchObject({ status: 'DELIVERED', attempts: 4 });
       expect(await timerSeconds(handle)).toEqual([5, 15, 35]);
       const attempts = await listAttempts(database.db, event.id);
@@ -244,9 +285,9 @@ describe('merchant notifications (time-skipping)', () => {
 
   it('uses 5·(2^n−1) s for at most 5 attempts: 5s, 15s, 35s, 75s, then EXHAUSTED', async () => {
     const ep = await endpoint({ ladder: 'exponential' });
-    const { orderId, event } = await paidOrderEvent(ep.id);
+    const { orderId } = await paidOrderEvent(ep.id);
     scripts.set(orderId, () => ({ status: 502 }));
-    const handle = await deliver(orderId, event);
+    const handle = await deliver(orderId);
     expect(await handle.result()).toMatchObject({ status: 'EXHAUSTED', attempts: 5 });
     expect(await timerSeconds(handle)).toEqual([5, 15, 35, 75]);
   });
@@ -255,7 +296,7 @@ describe('merchant notifications (time-skipping)', () => {
     const ep = await endpoint();
     const { orderId, event } = await paidOrderEvent(ep.id);
     scripts.set(orderId, () => ({ status: 410, body: 'gone' }));
-    const handle = await deliver(orderId, event);
+    const handle = await deliver(orderId);
     expect(await handle.result()).toMatchObject({ status: 'ENDPOINT_DISABLED', attempts: 1 });
     expect(await findEndpoint(database.db, ep.id)).toMatchObject({ status: 'DISABLED' });
     expect(await findEvent(database.db, event.id)).toMatchObject({ status: 'ENDPOINT_DISABLED' });
@@ -264,50 +305,141 @@ describe('merchant notifications (time-skipping)', () => {
 
   scenario('delivery-retry-after', 'a 503 with Retry-After waits at least that long', async () => {
     const ep = await endpoint();
-    const { orderId, event } = await paidOrderEvent(ep.id);
+    const { orderId } = await paidOrderEvent(ep.id);
     scripts.set(orderId, (n) => (n === 1 ? { status: 503, headers: { 'retry-after': '100' } } : {}));
-    const handle = await deliver(orderId, event);
+    const handle = await deliver(orderId);
     expect(await handle.result()).toMatchObject({ status: 'DELIVERED', attempts: 2 });
     expect(await timerSeconds(handle)).toEqual([100]);
     return handle;
   });
 
   scenario(
-    'delivery-waits-for-previous',
-    "an order's second event waits until the first is delivered, under a flapping endpoint",
+    'delivery-in-sequence',
+    "an order's events go out in sequence from one wake, one event per run (continue-as-new), under a flapping endpoint",
     async () => {
       const ep = await endpoint();
-      const orderId = `nt_${randomUUID().slice(0, 12)}`;
-      await insertOrder(database.db, {
-        id: orderId,
-        amount: 9_900,
-        currency: 'CNY',
-        payDeadline: new Date(Date.now() + 3_600_000),
-        notifyEndpointId: ep.id,
-      });
-      const held = await holdOrderForReview(database.db, {
-        orderId,
-        tradeNo: 'T-short',
-        settledBy: 'mq',
-        kind: 'AMOUNT_MISMATCH',
-        details: {},
-      });
-      const paid = await resolveReview(database.db, { orderId, outcome: 'PAID', note: 'accepted' });
-      if (!held.event || !paid.event) throw new Error('transitions wrote no events');
-      expect([held.event.sequence, paid.event.sequence]).toEqual([1, 2]);
-      // The first event fails twice before the merchant takes it; the second is started first.
+      const { orderId, first, second } = await reviewedOrderEvents(ep.id);
+      // The first event fails twice before the merchant takes it.
       scripts.set(orderId, (n, sequence) => (sequence === 1 && n <= 2 ? { status: 500 } : {}));
-      const second = await deliver(orderId, paid.event);
-      const first = await deliver(orderId, held.event);
-      expect(await second.result()).toMatchObject({ status: 'DELIVERED', attempts: 1 });
-      expect(await first.result()).toMatchObject({ status: 'DELIVERED', attempts: 3 });
-      const order = (received.get(orderId) ?? []).map(
-        (r) => (JSON.parse(r.body) as { sequence: number }).sequence,
-      );
-      expect(order).toEqual([1, 1, 1, 2]);
-      return second;
+      const handle = await deliver(orderId);
+      expect(await handle.result()).toMatchObject({ eventId: second.id, status: 'DELIVERED', attempts: 1 });
+      expect(arrivals(orderId)).toEqual([1, 1, 1, 2]);
+      expect(await findEvent(database.db, first.id)).toMatchObject({ status: 'DELIVERED' });
+      // Two runs, one event each: a history holds one event's ladder, never a wait for another event.
+      const runs = await fetchChain(handle);
+      expect(runs).toHaveLength(2);
+      for (const run of runs) expect(run.events?.length ?? 0).toBeLessThan(60);
+      return handle;
     },
   );
+
+  it('an event left PENDING with no workflow (a start that failed) goes out, first, at the next wake of its order', async () => {
+    const ep = await endpoint();
+    // Event 1's delivery was never started; event 2's transition wakes the order. The old design had
+    // event 2 poll for event 1 until Temporal's history limit ended it.
+    const { orderId, first, second } = await reviewedOrderEvents(ep.id);
+    scripts.set(orderId, () => ({}));
+    const handle = await deliver(orderId);
+    await handle.result();
+    expect(arrivals(orderId)).toEqual([1, 2]);
+    expect(await findEvent(database.db, first.id)).toMatchObject({ status: 'DELIVERED' });
+    expect(await findEvent(database.db, second.id)).toMatchObject({ status: 'DELIVERED' });
+  });
+
+  it('a wake for an order with nothing PENDING ends at once, and a later wake delivers what became PENDING', async () => {
+    const ep = await endpoint();
+    const { orderId, event } = await paidOrderEvent(ep.id);
+    scripts.set(orderId, () => ({}));
+    await (await deliver(orderId)).result();
+    const idle = await deliver(orderId);
+    expect(await idle.result()).toMatchObject({ eventId: null, attempts: 0 });
+    await setEventStatus(database.db, event.id, 'PENDING');
+    expect(await (await deliver(orderId)).result()).toMatchObject({ eventId: event.id, status: 'DELIVERED' });
+    expect(arrivals(orderId)).toEqual([1, 1]);
+  });
+
+  it("Retry-After is honoured up to twice the ladder's longest step: a year, or a number no date holds, waits 600 s", async () => {
+    const ep = await endpoint();
+    const { orderId } = await paidOrderEvent(ep.id);
+    scripts.set(orderId, (n) =>
+      n === 1
+        ? { status: 503, headers: { 'retry-after': '31536000' } }
+        : n === 2
+          ? { status: 429, headers: { 'retry-after': '100000000000000000' } }
+          : {},
+    );
+    const handle = await deliver(orderId);
+    expect(await handle.result()).toMatchObject({ status: 'DELIVERED', attempts: 3 });
+    expect(await timerSeconds(handle)).toEqual([600, 600]);
+  });
+
+  it('an endpoint disabled mid-ladder gets no further request: the delivery ends ENDPOINT_DISABLED', async () => {
+    const ep = await endpoint();
+    const { orderId, event } = await paidOrderEvent(ep.id);
+    // The merchant fails the first attempt; meanwhile an operator disables the endpoint.
+    scripts.set(orderId, (n) => {
+      if (n === 1) void setEndpointStatus(database.db, ep.id, 'DISABLED', 'disabled by an operator');
+      return { status: 500 };
+    });
+    const handle = await deliver(orderId);
+    expect(await handle.result()).toMatchObject({ status: 'ENDPOINT_DISABLED', attempts: 1 });
+    expect(received.get(orderId)).toHaveLength(1);
+    expect((await listAttempts(database.db, event.id)).map((a) => a.attempt)).toEqual([1]);
+    expect(await findEvent(database.db, event.id)).toMatchObject({ status: 'ENDPOINT_DISABLED' });
+  });
+
+  it('recover: per order, in sequence, and ENDPOINT_DISABLED events once their endpoint is enabled again', async () => {
+    const ep = await endpoint();
+    const since = new Date();
+    const a = await reviewedOrderEvents(ep.id);
+    const b = await paidOrderEvent(ep.id);
+    const off = await endpoint();
+    const c = await paidOrderEvent(off.id);
+    for (const id of [a.first.id, a.second.id]) await setEventStatus(database.db, id, 'EXHAUSTED');
+    await setEventStatus(database.db, b.event.id, 'ENDPOINT_DISABLED');
+    await setEventStatus(database.db, c.event.id, 'ENDPOINT_DISABLED');
+    await setEndpointStatus(database.db, off.id, 'DISABLED', 'disabled by an operator');
+    for (const orderId of [a.orderId, b.orderId, c.orderId]) scripts.set(orderId, () => ({}));
+
+    const deps = { db: database.db, client: env.client, taskQueue: config.TEMPORAL_TASK_QUEUE };
+    const result = await recoverEvents(deps, since);
+    expect(result.failed).toEqual([]);
+    const mine = result.orders.filter((o) => [a.orderId, b.orderId, c.orderId].includes(o.orderId));
+    expect(mine.map((o) => [o.orderId, o.eventIds]).sort()).toEqual(
+      [
+        [a.orderId, [a.first.id, a.second.id]],
+        [b.orderId, [b.event.id]],
+      ].sort(),
+    );
+    for (const o of mine) await env.client.workflow.getHandle(o.workflowId).result();
+    expect(arrivals(a.orderId)).toEqual([1, 2]);
+    expect(arrivals(b.orderId)).toEqual([1]);
+    expect(arrivals(c.orderId)).toEqual([]);
+    expect(await findEvent(database.db, c.event.id)).toMatchObject({ status: 'ENDPOINT_DISABLED' });
+  });
+
+  it("a PENDING event older than its ladder's span is listed as stuck and counted on the gauge", async () => {
+    const ep = await endpoint({ ladder: 'exponential', attemptTimeoutMs: 1_000 });
+    const stuck = await paidOrderEvent(ep.id);
+    const fresh = await paidOrderEvent(ep.id);
+    // Nobody delivers either (no wake). The exponential ladder spans 130 s + 5 × 1 s: one is older.
+    await database.sql`update merchant_events set updated_at = now() - interval '136 seconds' where id = ${stuck.event.id}`;
+    await database.sql`update merchant_events set updated_at = now() - interval '120 seconds' where id = ${fresh.event.id}`;
+    const listed = (await listStuckEvents(database.db)).map((e) => e.id);
+    expect(listed).toContain(stuck.event.id);
+    expect(listed).not.toContain(fresh.event.id);
+
+    const gauges = new Map<string, number>();
+    const meter = {
+      createCounter: () => ({ add() {} }),
+      createHistogram: () => ({ record() {} }),
+      createGauge: (name: string) => ({ set: (value: number) => gauges.set(name, value) }),
+    } as unknown as Parameters<typeof createMetrics>[0];
+    const count = await reportStuckNotifications(database.db, createMetrics(meter));
+    expect(count).toBe(listed.length);
+    expect(gauges.get('payrecon_merchant_notifications_stuck')).toBe(listed.length);
+    expect(await reportStuckNotifications(database.db, noMetrics)).toBeGreaterThanOrEqual(1);
+  });
 
   scenario(
     'delivery-worker-restart',
@@ -316,7 +448,7 @@ describe('merchant notifications (time-skipping)', () => {
       const ep = await endpoint();
       const { orderId, event } = await paidOrderEvent(ep.id);
       scripts.set(orderId, (n) => (n <= 2 ? { status: 500 } : {}));
-      const handle = await deliver(orderId, event);
+      const handle = await deliver(orderId);
       // Let it make its first attempt and start the 3 s timer, then take the worker away.
       for (let i = 0; i < 100 && (received.get(orderId) ?? []).length < 1; i++) {
         await new Promise((resolve) => setTimeout(resolve, 50));

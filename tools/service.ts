@@ -29,6 +29,9 @@ export interface SpawnServiceOptions {
   singleProcess?: boolean;
 }
 
+/** The merchant simulator's address: what a local stack lets merchant endpoints lead to (SSRF guard). */
+export const LOCAL_MERCHANT_ALLOWLIST = '127.0.0.1/32';
+
 /** Spawns one of the service processes with the project root as working directory. */
 export function spawnServiceProcess(name: ServiceProcess, options: SpawnServiceOptions = {}): ChildProcess {
   const [command, args] = options.singleProcess
@@ -36,8 +39,14 @@ export function spawnServiceProcess(name: ServiceProcess, options: SpawnServiceO
     : [TSX, [SERVICE_PROCESSES[name]]];
   return spawn(command, args, {
     cwd: ROOT,
-    // A local stack with the simulator: the development secret is allowed unless the caller says otherwise.
-    env: { PAYRECON_ENV: 'development', ...process.env, ...options.env },
+    // A local stack with the simulators: the development secret is allowed, and merchant endpoints may be
+    // on this machine (the merchant simulator listens on 127.0.0.1), unless the caller says otherwise.
+    env: {
+      PAYRECON_ENV: 'development',
+      MERCHANT_PRIVATE_ALLOWLIST: LOCAL_MERCHANT_ALLOWLIST,
+      ...process.env,
+      ...options.env,
+    },
     stdio: ['ignore', options.stdio ?? 'inherit', options.stdio ?? 'inherit'],
   });
 }

@@ -1,6 +1,7 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { assertDatabaseReachable, createDatabase } from '../src/db/client';
+import { watchStuckNotifications } from '../src/merchant/stuck';
 import { assertSecretsConfigured, type Config, loadConfig } from '../src/platform/config';
 import { createLogger } from '../src/platform/logger';
 import { temporalConnectionOptions } from '../src/platform/temporal';
@@ -58,6 +59,7 @@ export async function createOrderWorker({
       gateway: gateway ?? new HttpPaymentGateway({ baseUrl: config.PROVIDER_URL }),
       metrics,
       config,
+      merchantAllowlist: config.MERCHANT_PRIVATE_ALLOWLIST,
     }),
     // Waiting orders evicted from the cache cost nothing until their timer fires (tools/bench/README.md).
     ...(config.WORKER_MAX_CACHED_WORKFLOWS ? { maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS } : {}),
@@ -69,9 +71,14 @@ export async function createOrderWorker({
     workflows: 'workflowBundle' in code ? 'prebuilt bundle' : 'bundled at start',
     /** Runs until shutdown() is called, then releases the pool and connection. */
     async run() {
+      const log = createLogger('worker', config.LOG_LEVEL);
+      const stopWatch = watchStuckNotifications(database.db, metrics, (error) =>
+        log.warn({ err: error }, 'counting stuck merchant notifications failed'),
+      );
       try {
         await worker.run();
       } finally {
+        stopWatch();
         await database.close();
         await ownConnection?.close();
       }

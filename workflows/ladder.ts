@@ -29,3 +29,20 @@ export const DELIVERY_LADDERS = {
   /** 5·(2^n−1) s after failed attempt n: 5s, 15s, 35s, 75s: five attempts in all. */
   exponential: [1, 2, 3, 4].map((n) => 5_000 * (2 ** n - 1)),
 } as const satisfies Record<string, readonly number[]>;
+
+/**
+ * The longest wait a merchant's Retry-After can buy: twice the ladder's longest step (stepwise 10 min,
+ * exponential 150 s). Longer asks (a year, a number no date can hold) wait this long.
+ */
+export function retryAfterCeiling(gaps: readonly number[]): number {
+  return 2 * Math.max(0, ...gaps);
+}
+
+/**
+ * How long a delivery on this ladder takes at most when nothing else delays it: every wait, and every
+ * attempt running to its timeout. A PENDING event older than this is stuck (`notifications list
+ * --stuck`, the payrecon_merchant_notifications_stuck gauge).
+ */
+export function deliverySpanMs(gaps: readonly number[], attemptTimeoutMs: number): number {
+  return gaps.reduce((sum, gap) => sum + gap, 0) + (gaps.length + 1) * attemptTimeoutMs;
+}

@@ -1,25 +1,27 @@
 import {
   ActivityFailure,
   defineQuery,
+  defineSignal,
+  makeContinueAsNewFunc,
   proxyActivities,
   setHandler,
   sleep,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { DeliveryTarget } from '../activities/notifications';
 import type { AttemptOutcome } from '../src/merchant/webhook';
-import { DELIVERY_LADDERS, formatDuration } from './ladder';
+import { DELIVERY_LADDERS, formatDuration, retryAfterCeiling } from './ladder';
 import { db } from './order-activities';
-import { DeliveryStatusKey } from './search-attributes';
+import { DeliveryStatusKey, OrderIdKey } from './search-attributes';
 
-export interface MerchantNotificationInput {
-  eventId: string;
+export interface MerchantDeliveryInput {
   orderId: string;
-  sequence: number;
   /**
    * Bench only (tools/bench/notify.ts): the waits after each failed attempt, in ms, instead of the
    * endpoint's ladder, so `npm run bench -- --notify` can run a scaled-down copy of it. Absent in every
-   * workflow payrecon starts; histories without it replay unchanged.
+   * workflow payrecon starts.
    */
   ladderMs?: number[];
 }
@@ -27,49 +29,87 @@ export interface MerchantNotificationInput {
 export type DeliveryStatus = 'PENDING' | 'DELIVERED' | 'EXHAUSTED' | 'ENDPOINT_DISABLED' | 'NO_ENDPOINT';
 
 export interface DeliveryState {
-  eventId: string;
-  status: DeliveryStatus;
-  /** Attempts this delivery made (a redelivery starts again at 0). */
+  orderId: string;
+  /** The event this run is delivering (or delivered); null before the first read. */
+  eventId: string | null;
+  status: DeliveryStatus | null;
+  /** Attempts this run made for its event (a redelivery starts again at 0). */
   attempts: number;
   lastAttempt: { at: string; result: string } | null;
   nextAttemptAt: string | null;
-  waitingFor: string | null;
 }
 
 export const deliveryStateQuery = defineQuery<DeliveryState>('deliveryState');
+/** "An event of this order may be PENDING": carries nothing, the database says which. */
+export const wakeDeliverySignal = defineSignal('wake');
 
 /**
- * Tells the merchant about one event of an order, until it answers success: an attempt at once, then one
- * after each step of its endpoint's ladder (3s, 30s, 60s, 120s, 180s, 300s, or 5·(2^n−1) s), each bounded
- * by the endpoint's timeout; at-least-once, with the event id as `webhook-id` on every attempt. An
- * order's events go out in sequence: event n waits until event n−1 is delivered or has given up.
+ * Tells the merchant about an order's events, in sequence: one workflow per order
+ * (`notify-order-<orderId>`), the database its queue. Each run reads the order's lowest-sequence
+ * PENDING event and delivers it: an attempt at once, then one after each step of its endpoint's ladder
+ * (3s, 30s, 60s, 120s, 180s, 300s, or 5·(2^n−1) s), each bounded by the endpoint's timeout;
+ * at-least-once, with the event id as `webhook-id` on every attempt. Then it continues as new if
+ * another event is PENDING, or ends: every history holds one event's ladder at most, and an order's
+ * event n cannot go before n−1 has ended, because nothing else sends them.
+ *
+ * Whoever makes an event PENDING (the transition's workflow, a redelivery, `notifications recover`)
+ * signals this workflow with signal-with-start afterwards. A wake that comes while a run is ending is
+ * read before it ends (and the server refuses the completion of a task that missed a new signal).
  */
-export async function merchantNotificationWorkflow(input: MerchantNotificationInput): Promise<DeliveryState> {
+export async function merchantDeliveryWorkflow(input: MerchantDeliveryInput): Promise<DeliveryState> {
   const state: DeliveryState = {
-    eventId: input.eventId,
-    status: 'PENDING',
+    orderId: input.orderId,
+    eventId: null,
+    status: null,
     attempts: 0,
     lastAttempt: null,
     nextAttemptAt: null,
-    waitingFor: null,
   };
   setHandler(deliveryStateQuery, () => state);
+  let wakes = 0;
+  setHandler(wakeDeliverySignal, () => {
+    wakes++;
+  });
 
-  // Free for an order's first event; a later one waits for the one before it.
-  if (input.sequence > 1) await waitForPreviousEvent(input, state);
-  const target = await db.loadDelivery.executeWithOptions({ summary: `load event ${input.eventId}` }, [
-    input.eventId,
-  ]);
+  for (;;) {
+    const seen = wakes;
+    const target = await db.nextPendingDelivery.executeWithOptions(
+      { summary: `next PENDING event of order ${input.orderId}` },
+      [input.orderId],
+    );
+    if (target) {
+      // One event per run: the next one starts a fresh history (its DeliveryStatus set when it takes it).
+      if (state.eventId !== null || workflowInfo().continueAsNewSuggested) {
+        await makeContinueAsNewFunc<typeof merchantDeliveryWorkflow>({
+          typedSearchAttributes: [{ key: OrderIdKey, value: input.orderId }],
+        })(input);
+      }
+      state.eventId = target.eventId;
+      state.status = 'PENDING';
+      upsertSearchAttributes([{ key: DeliveryStatusKey, value: 'PENDING' }]);
+      await deliver(target, input, state);
+    } else if (wakes === seen) {
+      // Nothing PENDING, and no wake since the read began: whoever makes an event PENDING next starts
+      // a new run.
+      return state;
+    }
+  }
+}
+
+async function deliver(target: DeliveryTarget, input: MerchantDeliveryInput, state: DeliveryState) {
   if (!target.endpointId) return settle(state, 'NO_ENDPOINT');
   if (target.endpointStatus !== 'ENABLED') return settle(state, 'ENDPOINT_DISABLED');
 
   const gaps: readonly number[] = input.ladderMs?.length ? input.ladderMs : DELIVERY_LADDERS[target.ladder];
+  const ceiling = retryAfterCeiling(gaps);
   for (let attempt = 1; ; attempt++) {
-    const outcome = await postOnce(input.eventId, attempt);
+    const outcome = await postOnce(target.eventId, attempt);
+    // Disabled since the delivery began (a 410 for another event, an operator): no request was made.
+    if (outcome.outcome === 'ENDPOINT_DISABLED') return settle(state, 'ENDPOINT_DISABLED');
     state.attempts = attempt;
     state.lastAttempt = { at: outcome.startedAt, result: describeOutcome(outcome) };
     await db.recordAttempt({
-      eventId: input.eventId,
+      eventId: target.eventId,
       attempt: target.attemptsSoFar + attempt,
       startedAt: outcome.startedAt,
       durationMs: outcome.durationMs,
@@ -79,16 +119,17 @@ export async function merchantNotificationWorkflow(input: MerchantNotificationIn
     });
     if (outcome.outcome === 'DELIVERED') return settle(state, 'DELIVERED');
     if (outcome.outcome === 'GONE') {
-      await db.disableEndpoint({ endpointId: target.endpointId, reason: `410 Gone for ${input.eventId}` });
+      await db.disableEndpoint({ endpointId: target.endpointId, reason: `410 Gone for ${target.eventId}` });
       return settle(state, 'ENDPOINT_DISABLED');
     }
     const gap = gaps[attempt - 1];
     if (gap === undefined) return settle(state, 'EXHAUSTED');
-    // A merchant that asks for more time (429/503 Retry-After) gets at least that much.
-    const wait = Math.max(gap, outcome.retryAfterMs ?? 0);
+    // A merchant that asks for more time (429/503 Retry-After) gets it, up to the ceiling: a year-long
+    // (or unrepresentable) Retry-After must not stall the order's later events.
+    const wait = Math.max(gap, Math.min(outcome.retryAfterMs ?? 0, ceiling));
     state.nextAttemptAt = new Date(Date.now() + wait).toISOString();
     await sleep(wait, {
-      summary: `attempt ${attempt} failed (${state.lastAttempt.result}); next attempt in ${formatDuration(wait)}`,
+      summary: `${target.eventId} attempt ${attempt} failed (${state.lastAttempt.result}); next attempt in ${formatDuration(wait)}`,
     });
     state.nextAttemptAt = null;
   }
@@ -104,7 +145,7 @@ const merchant = proxyActivities<Activities>({
 async function postOnce(eventId: string, attempt: number): Promise<AttemptOutcome> {
   try {
     return await merchant.postEvent.executeWithOptions(
-      { summary: `attempt ${attempt}: POST to the merchant` },
+      { summary: `${eventId} attempt ${attempt}: POST to the merchant` },
       [eventId],
     );
   } catch (error) {
@@ -121,21 +162,12 @@ async function postOnce(eventId: string, attempt: number): Promise<AttemptOutcom
   }
 }
 
-async function waitForPreviousEvent(input: MerchantNotificationInput, state: DeliveryState): Promise<void> {
-  state.waitingFor = `event #${input.sequence - 1} of order ${input.orderId}`;
-  for (let wait = 2_000; ; wait = Math.min(wait * 2, 60_000)) {
-    const settled = await db.previousEventSettled({ orderId: input.orderId, sequence: input.sequence });
-    if (settled) break;
-    await sleep(wait, { summary: `waiting for ${state.waitingFor} to be delivered` });
-  }
-  state.waitingFor = null;
-}
-
-async function settle(state: DeliveryState, status: DeliveryStatus): Promise<DeliveryState> {
-  await db.settleEvent({ eventId: state.eventId, status });
+async function settle(state: DeliveryState, status: DeliveryStatus): Promise<void> {
+  const eventId = state.eventId;
+  if (!eventId) return;
+  await db.settleEvent({ eventId, status });
   state.status = status;
   upsertSearchAttributes([{ key: DeliveryStatusKey, value: status }]);
-  return state;
 }
 
 function describeOutcome(outcome: AttemptOutcome): string {

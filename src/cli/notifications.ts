@@ -1,7 +1,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Command } from 'commander';
-import { deliveryStateQuery } from '../../workflows/notification';
-import { notificationWorkflowId } from '../../workflows/notify-merchant';
+import { type DeliveryState, deliveryStateQuery } from '../../workflows/notification';
+import { deliveryWorkflowId } from '../../workflows/notify-merchant';
 import {
   createEndpoint,
   type EndpointRow,
@@ -11,10 +11,11 @@ import {
   listAttempts,
   listEndpoints,
   listEvents,
+  listStuckEvents,
   type MerchantEventRow,
   setEndpointStatus,
 } from '../db/merchant';
-import { RedeliveryError, redeliverEvent } from '../merchant/redeliver';
+import { RedeliveryError, recoverEvents, redeliverEvent } from '../merchant/redeliver';
 import {
   type CliContext,
   CliError,
@@ -78,29 +79,49 @@ export function registerNotificationCommands(program: Command, ctx: CliContext):
         choiceParser('status', EVENT_STATUSES),
       )
       .option('--order <orderId>', 'only this order', parseOrderId)
+      .option(
+        '--stuck',
+        "only PENDING events not delivered within their ladder's span, oldest first (re-drive: recover)",
+      )
       .option('--limit <n>', 'at most n (1-1000)', intParser('--limit', 1, 1000), 50),
-  ).action(async (options: { status?: EventStatus; order?: string; limit: number; json?: boolean }) => {
-    const { db } = await ctx.db();
-    const events = await listEvents(db, {
-      status: options.status,
-      orderId: options.order,
-      limit: options.limit,
-    });
-    emit(ctx, options, { events: events.map(eventJson) }, () =>
-      formatTable(
-        events,
-        [
-          { header: 'EVENT', value: (e) => e.id, max: 48 },
-          { header: 'TYPE', value: (e) => e.type },
-          { header: 'STATUS', value: (e) => e.status },
-          { header: 'ATTEMPTS', value: (e) => e.attempts, align: 'right' },
-          { header: 'ENDPOINT', value: (e) => e.endpointId },
-          { header: 'CREATED', value: (e) => e.createdAt },
-        ],
-        'no merchant events',
-      ),
-    );
-  });
+  ).action(
+    async (options: {
+      status?: EventStatus;
+      order?: string;
+      stuck?: boolean;
+      limit: number;
+      json?: boolean;
+    }) => {
+      if (options.stuck && options.status && options.status !== 'PENDING')
+        throw new CliError('--stuck lists PENDING events: it does not go with another --status', 2);
+      const { db } = await ctx.db();
+      const events = options.stuck
+        ? await listStuckEvents(db, { orderId: options.order, limit: options.limit })
+        : await listEvents(db, { status: options.status, orderId: options.order, limit: options.limit });
+      emit(ctx, options, { events: events.map(eventJson) }, () =>
+        formatTable(
+          events,
+          [
+            { header: 'EVENT', value: (e) => e.id, max: 48 },
+            { header: 'TYPE', value: (e) => e.type },
+            { header: 'STATUS', value: (e) => e.status },
+            ...(options.stuck
+              ? [{ header: 'PENDING SINCE', value: (e: MerchantEventRow) => e.updatedAt }]
+              : [
+                  {
+                    header: 'ATTEMPTS',
+                    value: (e: MerchantEventRow & { attempts?: number }) => e.attempts,
+                    align: 'right' as const,
+                  },
+                ]),
+            { header: 'ENDPOINT', value: (e) => e.endpointId },
+            { header: 'CREATED', value: (e) => e.createdAt },
+          ],
+          options.stuck ? 'no stuck merchant events' : 'no merchant events',
+        ),
+      );
+    },
+  );
 
   withJson(
     notifications
@@ -112,10 +133,12 @@ export function registerNotificationCommands(program: Command, ctx: CliContext):
     const event = await findEvent(db, eventId);
     if (!event) throw new CliError(`no merchant event ${eventId} (see: payrecon notifications list)`);
     const attempts = await listAttempts(db, eventId);
-    let delivery: unknown = null;
+    let delivery: DeliveryState | null = null;
     try {
-      const handle = (await ctx.temporal()).workflow.getHandle(notificationWorkflowId(eventId));
-      delivery = await handle.query(deliveryStateQuery);
+      const handle = (await ctx.temporal()).workflow.getHandle(deliveryWorkflowId(event.orderId));
+      const state = await handle.query(deliveryStateQuery);
+      // The order's delivery workflow is on this event (or was, in its last run).
+      if (state.eventId === eventId) delivery = state;
     } catch (error) {
       // No run yet (no endpoint), or Temporal is down: the database has the record.
       if (!(error instanceof WorkflowNotFoundError))
@@ -130,8 +153,8 @@ export function registerNotificationCommands(program: Command, ctx: CliContext):
           type: `${event.type} (#${event.sequence})`,
           status: event.status,
           endpoint: event.endpointId,
-          'next attempt': (delivery as { nextAttemptAt?: string } | null)?.nextAttemptAt ?? '-',
-          'waiting for': (delivery as { waitingFor?: string } | null)?.waitingFor ?? '-',
+          'delivered by': deliveryWorkflowId(event.orderId),
+          'next attempt': delivery?.nextAttemptAt ?? '-',
         }),
         `\nattempts (${attempts.length})`,
         formatTable(attempts, [
@@ -149,59 +172,59 @@ export function registerNotificationCommands(program: Command, ctx: CliContext):
   withJson(
     notifications
       .command('redeliver')
-      .description('start a new delivery of an event (exhausted, or to be sent again): the same webhook-id')
+      .description(
+        "deliver an event again (exhausted, or to be sent again): the same webhook-id, after its order's earlier PENDING events",
+      )
       .argument('<eventId>', 'the event id'),
   ).action(async (eventId: string, options: { json?: boolean }) => {
-    const started = await redeliver(ctx, [eventId]);
+    const { db } = await ctx.db();
+    const client = await ctx.temporal();
+    const taskQueue = ctx.getConfig().TEMPORAL_TASK_QUEUE;
+    let workflowId: string;
+    try {
+      workflowId = (await redeliverEvent({ db, client, taskQueue }, eventId)).workflowId;
+    } catch (error) {
+      if (error instanceof RedeliveryError) throw new CliError(error.message);
+      throw new CliError(
+        `redelivering ${eventId} failed: ${describeError(error)} (it is PENDING: see list --stuck, recover)`,
+      );
+    }
     emit(
       ctx,
       options,
-      { redelivered: started },
-      () => `redelivering ${eventId} (${notificationWorkflowId(eventId)})`,
+      { redelivered: [eventId], workflowId },
+      () => `redelivering ${eventId} (${workflowId})`,
     );
   });
 
   withJson(
     notifications
       .command('recover')
-      .description('redeliver every EXHAUSTED event created since a time (after a merchant outage)')
+      .description(
+        'redeliver, per order and in sequence, every event since a time that is EXHAUSTED, PENDING, or ENDPOINT_DISABLED on an endpoint enabled again',
+      )
       .requiredOption('--since <iso>', 'an ISO instant, e.g. 2026-01-31T00:00:00Z', parseIsoInstant),
   ).action(async (options: { since: string; json?: boolean }) => {
     const { db } = await ctx.db();
-    const exhausted = await listEvents(db, {
-      status: 'EXHAUSTED',
-      since: new Date(options.since),
-      limit: 1000,
-    });
-    const started = await redeliver(
-      ctx,
-      exhausted.map((e) => e.id),
+    const client = await ctx.temporal();
+    const taskQueue = ctx.getConfig().TEMPORAL_TASK_QUEUE;
+    const result = await recoverEvents({ db, client, taskQueue }, new Date(options.since));
+    const redelivered = result.orders.flatMap((o) => o.eventIds);
+    emit(ctx, options, { redelivered, orders: result.orders, failed: result.failed }, () =>
+      [
+        redelivered.length === 0 && result.failed.length === 0
+          ? `nothing to recover since ${options.since}`
+          : `redelivering ${redelivered.length} event(s) of ${result.orders.length} order(s):\n  ${redelivered.join('\n  ')}`,
+        ...result.failed.map(
+          (f) => `order ${f.orderId}: not woken (${f.error}); ${f.eventIds.join(', ')} stay PENDING`,
+        ),
+      ].join('\n'),
     );
-    emit(ctx, options, { redelivered: started }, () =>
-      started.length === 0
-        ? `no EXHAUSTED events since ${options.since}`
-        : `redelivering ${started.length} event(s):\n  ${started.join('\n  ')}`,
-    );
+    if (result.failed.length > 0)
+      throw new CliError(`${result.failed.length} order(s) could not be woken: run recover again`);
   });
 
   registerEndpointCommands(notifications, ctx);
-}
-
-async function redeliver(ctx: CliContext, eventIds: string[]): Promise<string[]> {
-  const { db } = await ctx.db();
-  const client = await ctx.temporal();
-  const taskQueue = ctx.getConfig().TEMPORAL_TASK_QUEUE;
-  const started: string[] = [];
-  for (const eventId of eventIds) {
-    try {
-      await redeliverEvent({ db, client, taskQueue }, eventId);
-      started.push(eventId);
-    } catch (error) {
-      if (error instanceof RedeliveryError) throw new CliError(error.message);
-      throw new CliError(`redelivering ${eventId} failed: ${describeError(error)}`);
-    }
-  }
-  return started;
 }
 
 function registerEndpointCommands(notifications: Command, ctx: CliContext): void {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { and, asc, desc, sql as dsql, eq, gte, inArray, type SQL } from 'drizzle-orm';
+import { and, asc, desc, sql as dsql, eq, gte, inArray, or, type SQL } from 'drizzle-orm';
+import { DELIVERY_LADDERS, deliverySpanMs } from '../../workflows/ladder';
 import type { Database } from './client';
 import { merchantEndpoints, merchantEvents, notificationAttempts } from './schema';
 
@@ -9,14 +10,6 @@ export type EndpointRow = typeof merchantEndpoints.$inferSelect;
 export type MerchantEventRow = typeof merchantEvents.$inferSelect;
 export type AttemptRow = typeof notificationAttempts.$inferSelect;
 export type EventStatus = MerchantEventRow['status'];
-/** An event whose delivery has ended, one way or another: the next event of its order may go. */
-export const SETTLED_EVENT_STATUSES: EventStatus[] = [
-  'DELIVERED',
-  'EXHAUSTED',
-  'NO_ENDPOINT',
-  'ENDPOINT_DISABLED',
-];
-
 /** A new Standard Webhooks secret: `whsec_` and 24 random bytes in base64. */
 export function newWebhookSecret(): string {
   return `whsec_${randomBytes(24).toString('base64')}`;
@@ -104,17 +97,91 @@ export async function countAttempts(db: Database, eventId: string): Promise<numb
   return attempts?.n ?? 0;
 }
 
-/** True when the order has no event before `sequence`, or its delivery has ended. */
-export async function previousEventSettled(
-  db: Database,
-  orderId: string,
-  sequence: number,
-): Promise<boolean> {
-  const [previous] = await db
-    .select({ status: merchantEvents.status })
+/**
+ * The order's lowest-sequence PENDING event with its endpoint: what its delivery workflow sends next.
+ * The database is the queue, so an order's events go out in sequence whoever woke the workflow.
+ */
+export async function nextPendingDelivery(db: Database, orderId: string) {
+  const [row] = await db
+    .select({ event: merchantEvents, endpoint: merchantEndpoints })
     .from(merchantEvents)
-    .where(and(eq(merchantEvents.orderId, orderId), eq(merchantEvents.sequence, sequence - 1)));
-  return !previous || SETTLED_EVENT_STATUSES.includes(previous.status);
+    .leftJoin(merchantEndpoints, eq(merchantEndpoints.id, merchantEvents.endpointId))
+    .where(and(eq(merchantEvents.orderId, orderId), eq(merchantEvents.status, 'PENDING')))
+    .orderBy(asc(merchantEvents.sequence))
+    .limit(1);
+  return row;
+}
+
+/** How long a PENDING event may take on its endpoint's ladder, in SQL (deliverySpanMs for each ladder). */
+const spanMs = dsql`(case ${merchantEndpoints.ladder} ${dsql.join(
+  Object.entries(DELIVERY_LADDERS).map(
+    ([ladder, gaps]) =>
+      dsql`when ${ladder} then ${deliverySpanMs(gaps, 0)}::bigint + ${gaps.length + 1}::bigint * ${merchantEndpoints.attemptTimeoutMs}`,
+  ),
+  dsql` `,
+)} end)`;
+
+/**
+ * PENDING events not delivered within their ladder's span (from when they became PENDING): their
+ * delivery workflow never started (a failed start after a redelivery) or something holds it. Oldest
+ * first. `notifications list --stuck` and the payrecon_merchant_notifications_stuck gauge.
+ */
+export async function listStuckEvents(
+  db: Database,
+  filter: { orderId?: string; limit?: number } = {},
+): Promise<MerchantEventRow[]> {
+  const rows = await db
+    .select({ event: merchantEvents })
+    .from(merchantEvents)
+    .innerJoin(merchantEndpoints, eq(merchantEndpoints.id, merchantEvents.endpointId))
+    .where(
+      and(
+        eq(merchantEvents.status, 'PENDING'),
+        filter.orderId ? eq(merchantEvents.orderId, filter.orderId) : undefined,
+        dsql`${merchantEvents.updatedAt} < now() - ${spanMs} * interval '1 millisecond'`,
+      ),
+    )
+    .orderBy(asc(merchantEvents.updatedAt))
+    .limit(filter.limit ?? 1000);
+  return rows.map((r) => r.event);
+}
+
+export async function countStuckEvents(db: Database): Promise<number> {
+  const [row] = await db
+    .select({ n: dsql<number>`count(*)::int` })
+    .from(merchantEvents)
+    .innerJoin(merchantEndpoints, eq(merchantEndpoints.id, merchantEvents.endpointId))
+    .where(
+      and(
+        eq(merchantEvents.status, 'PENDING'),
+        dsql`${merchantEvents.updatedAt} < now() - ${spanMs} * interval '1 millisecond'`,
+      ),
+    );
+  return row?.n ?? 0;
+}
+
+/**
+ * What `notifications recover --since` re-drives, per order and in sequence: events created since then
+ * that ran out of attempts (EXHAUSTED), ended because their endpoint was disabled and it is enabled
+ * again (ENDPOINT_DISABLED), or are still PENDING (a wake-up gives a stuck one its owner).
+ */
+export async function eventsToRecover(db: Database, since: Date, limit = 1000): Promise<MerchantEventRow[]> {
+  const rows = await db
+    .select({ event: merchantEvents })
+    .from(merchantEvents)
+    .innerJoin(merchantEndpoints, eq(merchantEndpoints.id, merchantEvents.endpointId))
+    .where(
+      and(
+        gte(merchantEvents.createdAt, since),
+        or(
+          inArray(merchantEvents.status, ['EXHAUSTED', 'PENDING']),
+          and(eq(merchantEvents.status, 'ENDPOINT_DISABLED'), eq(merchantEndpoints.status, 'ENABLED')),
+        ),
+      ),
+    )
+    .orderBy(asc(merchantEvents.orderId), asc(merchantEvents.sequence))
+    .limit(limit);
+  return rows.map((r) => r.event);
 }
 
 /** The end of a delivery (or a new one: PENDING again), with its time. */

@@ -1,4 +1,7 @@
+import type { Readable } from 'node:stream';
 import { Webhook } from 'standardwebhooks';
+import { Agent, type Dispatcher, request as undiciRequest } from 'undici';
+import { type DestinationPolicy, RefusedDestinationError } from './destination';
 
 /**
  * Result notifications to a merchant, signed with the Standard Webhooks scheme (standardwebhooks.com)
@@ -17,11 +20,19 @@ export interface WebhookRequest {
   timeoutMs: number;
 }
 
-export type AttemptErrorKind = 'TIMEOUT' | 'CONNECTION_REFUSED' | 'BAD_BODY' | 'HTTP_STATUS' | 'NETWORK';
+export type AttemptErrorKind =
+  | 'TIMEOUT'
+  | 'CONNECTION_REFUSED'
+  | 'BAD_BODY'
+  | 'HTTP_STATUS'
+  | 'NETWORK'
+  /** The URL leads to an address the destination policy refuses (SSRF): no request was made. */
+  | 'REFUSED_DESTINATION';
 
 /** What one attempt found out; every outcome but DELIVERED means "try again later" unless GONE. */
 export interface AttemptOutcome {
-  outcome: 'DELIVERED' | 'FAILED' | 'GONE';
+  /** ENDPOINT_DISABLED: the endpoint was disabled before this attempt, which made no request. */
+  outcome: 'DELIVERED' | 'FAILED' | 'GONE' | 'ENDPOINT_DISABLED';
   startedAt: string;
   durationMs: number;
   httpStatus: number | null;
@@ -33,6 +44,8 @@ export interface AttemptOutcome {
 }
 
 const RESPONSE_PREFIX_CHARS = 512;
+/** How much of an answer is read at all: enough for any acknowledgement, never a whole large body. */
+export const RESPONSE_READ_BYTES = 4_096;
 
 export function webhookHeaders(
   secrets: string[],
@@ -67,30 +80,54 @@ export function isMerchantSuccess(status: number, body: string): boolean {
 /** Retry-After as seconds or an HTTP date, in milliseconds from now; null when absent or unreadable. */
 export function retryAfterMs(header: string | null, now = Date.now()): number | null {
   if (!header) return null;
-  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
+  // A number too large for a double is still "later than any ceiling": the workflow clamps it.
+  if (/^\d+$/.test(header.trim())) return Math.min(Number(header.trim()) * 1000, Number.MAX_SAFE_INTEGER);
   const at = Date.parse(header);
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
-/** One POST, bounded by the endpoint's timeout. Never throws: every failure is an outcome. */
-export async function postWebhook(request: WebhookRequest): Promise<AttemptOutcome> {
+/** How a delivery reaches merchants: the destination policy and the connection pool that applies it. */
+export interface MerchantTransport {
+  policy: DestinationPolicy;
+  dispatcher: Dispatcher;
+}
+
+/** A pool whose every new connection resolves its host through the policy's pinned lookup. */
+export function merchantTransport(policy: DestinationPolicy): MerchantTransport {
+  return { policy, dispatcher: new Agent({ connect: { lookup: policy.lookup } }) };
+}
+
+/**
+ * One POST, bounded by the endpoint's timeout. Never throws: every failure is an outcome. Only a
+ * destination the policy allows is connected to; at most RESPONSE_READ_BYTES of the answer are read.
+ */
+export async function postWebhook(
+  request: WebhookRequest,
+  transport: MerchantTransport,
+): Promise<AttemptOutcome> {
   const started = new Date();
   const done = (fields: Omit<AttemptOutcome, 'startedAt' | 'durationMs'>): AttemptOutcome => ({
     startedAt: started.toISOString(),
     durationMs: Date.now() - started.getTime(),
     ...fields,
   });
-  let response: Response;
+  let status: number;
+  let retryAfter: string | null;
   let text: string;
   try {
-    response = await fetch(request.url, {
+    transport.policy.checkUrlHost(new URL(request.url));
+    // undici.request follows no redirect: a 3xx is an answer like any other, not a second destination.
+    const response = await undiciRequest(request.url, {
       method: 'POST',
       headers: webhookHeaders(request.secrets, request.id, request.body, started),
       body: request.body,
-      redirect: 'manual',
+      dispatcher: transport.dispatcher,
       signal: AbortSignal.timeout(request.timeoutMs),
     });
-    text = await response.text();
+    status = response.statusCode;
+    const header = response.headers['retry-after'];
+    retryAfter = Array.isArray(header) ? (header[0] ?? null) : (header ?? null);
+    text = await readPrefix(response.body, RESPONSE_READ_BYTES);
   } catch (error) {
     return done({
       outcome: 'FAILED',
@@ -101,29 +138,45 @@ export async function postWebhook(request: WebhookRequest): Promise<AttemptOutco
     });
   }
   const prefix = text.slice(0, RESPONSE_PREFIX_CHARS);
-  const common = { httpStatus: response.status, responsePrefix: prefix };
-  if (isMerchantSuccess(response.status, text)) {
+  const common = { httpStatus: status, responsePrefix: prefix };
+  if (isMerchantSuccess(status, text)) {
     return done({ outcome: 'DELIVERED', errorKind: null, retryAfterMs: null, ...common });
   }
-  if (response.status === 410)
+  if (status === 410)
     return done({ outcome: 'GONE', errorKind: 'HTTP_STATUS', retryAfterMs: null, ...common });
-  const ok = response.status >= 200 && response.status <= 299;
+  const ok = status >= 200 && status <= 299;
   return done({
     outcome: 'FAILED',
     errorKind: ok ? 'BAD_BODY' : 'HTTP_STATUS',
-    retryAfterMs:
-      response.status === 429 || response.status === 503
-        ? retryAfterMs(response.headers.get('retry-after'))
-        : null,
+    retryAfterMs: status === 429 || status === 503 ? retryAfterMs(retryAfter) : null,
     ...common,
   });
+}
+
+/** The first `limit` bytes of a body as text; the rest is never read (the stream is destroyed). */
+async function readPrefix(body: Readable, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      const buffer = chunk as Buffer;
+      chunks.push(buffer.subarray(0, limit - size));
+      size += Math.min(buffer.length, limit - size);
+      if (size >= limit) break;
+    }
+  } finally {
+    body.destroy();
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function networkErrorKind(error: unknown): AttemptErrorKind {
   const name = (error as { name?: string }).name;
   if (name === 'TimeoutError' || name === 'AbortError') return 'TIMEOUT';
-  const code = (error as { cause?: { code?: string } }).cause?.code;
-  return code === 'ECONNREFUSED' ? 'CONNECTION_REFUSED' : 'NETWORK';
+  const codes = [(error as { code?: string }).code, (error as { cause?: { code?: string } }).cause?.code];
+  if (error instanceof RefusedDestinationError || codes.includes('ERR_REFUSED_DESTINATION'))
+    return 'REFUSED_DESTINATION';
+  return codes.includes('ECONNREFUSED') ? 'CONNECTION_REFUSED' : 'NETWORK';
 }
 
 function describe(error: unknown): string {

@@ -1,6 +1,7 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import ms from 'ms';
 import { z } from 'zod';
+import { isAllowlist } from '../merchant/destination';
 import { describeEnvValue } from './redact';
 import { splitUrlList } from './url-list';
 
@@ -180,6 +181,15 @@ export const configSchema = z.object({
   RECON_HEAL_WAIT: duration.default(30_000),
   /** The merchant endpoint (merchant_endpoints.id) of orders created without one; unset: none. */
   MERCHANT_DEFAULT_ENDPOINT: z.string().min(1).optional(),
+  /**
+   * Non-public addresses merchant endpoints may still lead to (SSRF guard, SECURITY.md): CIDRs or single
+   * addresses separated by commas, e.g. `127.0.0.1/32` for a merchant simulator on this machine. Unset:
+   * only public unicast addresses are ever POSTed to.
+   */
+  MERCHANT_PRIVATE_ALLOWLIST: z
+    .string()
+    .refine(isAllowlist, 'must be IP addresses or CIDRs separated by commas, e.g. 127.0.0.1/32,10.0.0.0/8')
+    .optional(),
   /** host:port of the worker's Prometheus endpoint (Temporal SDK and payrecon metrics), or `off`. */
   WORKER_METRICS_ADDRESS: metricsAddress('127.0.0.1:9464'),
   /** host:port of the consumer's Prometheus endpoint, or `off`. */

@@ -13,6 +13,8 @@ export interface PayreconMetrics {
   discrepancy(kind: DiscrepancyKind): void;
   /** A merchant notification's delivery ended: DELIVERED, EXHAUSTED, ENDPOINT_DISABLED. */
   merchantNotification(status: string): void;
+  /** PENDING merchant events older than their ladder's span (src/merchant/stuck.ts sets it). */
+  stuckMerchantNotifications(count: number): void;
 }
 
 export const noMetrics: PayreconMetrics = {
@@ -22,6 +24,7 @@ export const noMetrics: PayreconMetrics = {
   settled() {},
   discrepancy() {},
   merchantNotification() {},
+  stuckMerchantNotifications() {},
 };
 
 export function createMetrics(meter: MetricMeter): PayreconMetrics {
@@ -43,6 +46,12 @@ export function createMetrics(meter: MetricMeter): PayreconMetrics {
     '',
     'merchant notification deliveries that ended, by status',
   );
+  const stuck = meter.createGauge(
+    'payrecon_merchant_notifications_stuck',
+    'int',
+    '',
+    "PENDING merchant events not delivered within their ladder's span",
+  );
   return {
     notificationReceived: (outcome) => received.add(1, { outcome }),
     notificationParked: (reason) => parked.add(1, { reason }),
@@ -50,5 +59,6 @@ export function createMetrics(meter: MetricMeter): PayreconMetrics {
     settled: (path, status) => settlements.add(1, { path, status }),
     discrepancy: (kind) => discrepancies.add(1, { kind }),
     merchantNotification: (status) => notifications.add(1, { status }),
+    stuckMerchantNotifications: (count) => stuck.set(count),
   };
 }

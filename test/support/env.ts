@@ -21,6 +21,8 @@ export function testConfig(name: string, overrides: Record<string, string> = {})
     TEMPORAL_TASK_QUEUE: `payrecon-test-${name}-${suffix}`,
     CONSUMER_RETRY_DELAY: '300',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    // The tests' merchants (their own HTTP servers, the merchant simulator) listen on 127.0.0.1.
+    MERCHANT_PRIVATE_ALLOWLIST: '127.0.0.1/32',
     ...overrides,
   });
 }

@@ -54,7 +54,7 @@ export const DELIVERY_SCENARIOS = [
   'delivery-exponential-failures',
   'delivery-gone',
   'delivery-retry-after',
-  'delivery-waits-for-previous',
+  'delivery-in-sequence',
   'delivery-worker-restart',
 ] as const;
 

@@ -1,5 +1,6 @@
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
-import { postWebhook } from '../../src/merchant/webhook';
+import { DestinationPolicy } from '../../src/merchant/destination';
+import { merchantTransport, postWebhook } from '../../src/merchant/webhook';
 import { connectAny } from '../../src/mq/connect';
 import { createLogger } from '../../src/platform/logger';
 import {
@@ -38,6 +39,10 @@ async function main() {
   const secret = requireEnv('BENCH_NOTIFY_SECRET');
   const timeoutMs = Number(process.env.BENCH_NOTIFY_TIMEOUT_MS || 5_000);
   const prefetch = Number(process.env.BENCH_NOTIFY_PREFETCH || 200);
+  // The bench's merchant simulator listens on this machine: the same SSRF guard as payrecon's, told so.
+  const transport = merchantTransport(
+    new DestinationPolicy(process.env.MERCHANT_PRIVATE_ALLOWLIST ?? '127.0.0.1/32'),
+  );
 
   const amqpUrl = requireEnv('AMQP_URL');
   const retries: RetryRecord[] = [];
@@ -70,13 +75,10 @@ async function main() {
       });
     }
     try {
-      const outcome = await postWebhook({
-        url: event.url,
-        secrets: [secret],
-        id: event.eventId,
-        body: event.body,
-        timeoutMs,
-      });
+      const outcome = await postWebhook(
+        { url: event.url, secrets: [secret], id: event.eventId, body: event.body, timeoutMs },
+        transport,
+      );
       const attempt = before + 1;
       if (outcome.outcome === 'DELIVERED' || outcome.outcome === 'GONE') {
         settled[event.eventId] = { status: outcome.outcome, attempts: attempt };

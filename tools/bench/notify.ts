@@ -9,8 +9,9 @@ import { merchantEvents } from '../../src/db/schema';
 import { connectAny } from '../../src/mq/connect';
 import { connectTemporal } from '../../src/platform/temporal';
 import { DELIVERY_LADDERS } from '../../workflows/ladder';
-import type { merchantNotificationWorkflow } from '../../workflows/notification';
-import { DeliveryStatusKey, OrderIdKey } from '../../workflows/search-attributes';
+import type { merchantDeliveryWorkflow } from '../../workflows/notification';
+import { deliveryWorkflowId } from '../../workflows/notify-merchant';
+import { OrderIdKey } from '../../workflows/search-attributes';
 import { MerchantClient } from '../merchant/client';
 import { merchantDeliveries } from '../merchant/db/schema';
 import { freePort } from '../net';
@@ -37,7 +38,7 @@ type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 /**
  * Merchant notification ladder: the seed article's design (one RabbitMQ delay queue with per-message
  * TTL, dead-lettered back to the work queue: tools/bench/notify-ttl-service.ts) beside payrecon's (one
- * merchantNotificationWorkflow per event, a durable timer between attempts, the real worker process).
+ * merchantDeliveryWorkflow per order (one event each here), a durable timer between attempts, the real worker process).
  * The same N events arrive at the same times in both designs (open loop, `rate`/s); event i's orders
  * make the merchant simulator fail their first k_i attempts (k drawn from `failFirst` with a fixed
  * seed), and both designs wait the same ladder (payrecon's, times `ladderScale`) after each failure.
@@ -575,7 +576,7 @@ function historyRetries(events: HistoryEvent[]) {
   };
 }
 
-/** payrecon: the real worker process, one merchantNotificationWorkflow per event. */
+/** payrecon: the real worker process, one merchantDeliveryWorkflow per order (one event each here). */
 async function runPayrecon(
   ctx: BenchContext,
   options: NotifyOptions,
@@ -626,18 +627,14 @@ async function runPayrecon(
       // As the order workflow's startChild would: a start the busy server did not answer is tried again.
       for (let attempt = 1; ; attempt++) {
         try {
-          await temporalClient.workflow.start<typeof merchantNotificationWorkflow>(
-            'merchantNotificationWorkflow',
-            {
-              taskQueue: config.TEMPORAL_TASK_QUEUE,
-              workflowId: `notify-${event.eventId}`,
-              args: [{ eventId: event.eventId, orderId: event.orderId, sequence: 1, ladderMs }],
-              typedSearchAttributes: [
-                { key: OrderIdKey, value: event.orderId },
-                { key: DeliveryStatusKey, value: 'PENDING' },
-              ],
-            },
-          );
+          // Each bench event is its own order's only event: one delivery workflow each, as payrecon's
+          // signal-with-start would start it.
+          await temporalClient.workflow.start<typeof merchantDeliveryWorkflow>('merchantDeliveryWorkflow', {
+            taskQueue: config.TEMPORAL_TASK_QUEUE,
+            workflowId: deliveryWorkflowId(event.orderId),
+            args: [{ orderId: event.orderId, ladderMs }],
+            typedSearchAttributes: [{ key: OrderIdKey, value: event.orderId }],
+          });
           break;
         } catch (error) {
           if (error instanceof WorkflowExecutionAlreadyStartedError) break;
@@ -674,7 +671,9 @@ async function runPayrecon(
       Array.from({ length: 8 }, async () => {
         for (let e = queue.shift(); e; e = queue.shift()) {
           try {
-            const history = await temporalClient.workflow.getHandle(`notify-${e.eventId}`).fetchHistory();
+            const history = await temporalClient.workflow
+              .getHandle(deliveryWorkflowId(e.orderId))
+              .fetchHistory();
             const parsed = historyRetries(history.events ?? []);
             records.push(...parsed.retries);
             shapes.push(parsed.shape);
@@ -689,7 +688,7 @@ async function runPayrecon(
     const seen = merchantSeen(await merchantArrivals(ctx, merchantId), ladderMs);
     return {
       design: 'payrecon',
-      mechanism: `merchantNotificationWorkflow per event, durable timers ${mechanismOf(ladderMs)}`,
+      mechanism: `merchantDeliveryWorkflow per order (one event each here), durable timers ${mechanismOf(ladderMs)}`,
       events: events.length,
       delivered: count('DELIVERED'),
       exhausted: count('EXHAUSTED'),

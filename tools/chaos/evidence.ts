@@ -16,7 +16,7 @@ import { declareAndPurge, topologyFor } from '../../src/mq/topology';
 import { refundWorkflowId } from '../../src/order/refund';
 import type { Config } from '../../src/platform/config';
 import { activityRuns } from '../../src/platform/history';
-import { notificationWorkflowId } from '../../workflows/notify-merchant';
+import { deliveryWorkflowId } from '../../workflows/notify-merchant';
 import { merchantDeliveries } from '../merchant/db/schema';
 import { deliveryView } from '../merchant/store';
 import type { ServiceProcess } from '../service';
@@ -190,10 +190,13 @@ export async function refundEvidence(
   };
 }
 
-/** A merchant event's delivery workflow history (for the replay), and how it ended. */
-export async function notificationHistory(client: Client, eventId: string) {
-  const history = await client.workflow.getHandle(notificationWorkflowId(eventId)).fetchHistory();
-  return { eventId, execution: executionOf(history).execution, history };
+/**
+ * An order's merchant delivery workflow: the history of its latest run (for the replay; each run is
+ * one event), and how it ended (COMPLETED once none of the order's events is PENDING).
+ */
+export async function notificationHistory(client: Client, orderId: string) {
+  const history = await client.workflow.getHandle(deliveryWorkflowId(orderId)).fetchHistory();
+  return { orderId, execution: executionOf(history).execution, history };
 }
 
 /** Any workflow's history by id (the reconciliation's). */

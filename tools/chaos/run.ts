@@ -11,7 +11,7 @@ import { createOrder } from '../../src/order/start';
 import { loadConfig } from '../../src/platform/config';
 import { connectTemporal } from '../../src/platform/temporal';
 import { HttpPaymentGateway } from '../../src/provider/http';
-import { notificationWorkflowId } from '../../workflows/notify-merchant';
+import { deliveryWorkflowId } from '../../workflows/notify-merchant';
 import type { ReconciliationSummary } from '../../workflows/reconciliation';
 import { MerchantClient } from '../merchant/client';
 import { freePort } from '../net';
@@ -234,6 +234,8 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
     PROVIDER_URL: `http://127.0.0.1:${simulatorPort}`,
     MERCHANT_PORT: String(merchantPort),
     MERCHANT_HOST: '127.0.0.1',
+    // The merchant simulator is on this machine: the SSRF guard must let the worker reach it.
+    MERCHANT_PRIVATE_ALLOWLIST: '127.0.0.1/32',
     MERCHANT_FAULTS: '{}',
     CONSUMER_RETRY_DELAY: '2s',
     POLL_LADDER: options.ladder.stepsMs.join(','),
@@ -818,18 +820,19 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
         fetchErrors.push(`refund-${refund.id}: history not readable: ${(error as Error).message}`);
       }
     });
+    // One delivery workflow per order (notify-order-<orderId>): a sample of the orders with an endpoint.
     const notificationSample = sample(
-      lifecycle.events.filter((e) => e.endpointId).map((e) => e.id),
+      [...new Set(lifecycle.events.filter((e) => e.endpointId).map((e) => e.orderId))],
       options.historyLimit,
     );
     let notificationsNotEnded = 0;
-    await mapLimit(notificationSample, 8, async (eventId) => {
+    await mapLimit(notificationSample, 8, async (orderId) => {
       try {
-        const { execution, history } = await notificationHistory(temporal, eventId);
+        const { execution, history } = await notificationHistory(temporal, orderId);
         if (execution !== 'COMPLETED') notificationsNotEnded++;
-        histories.push({ workflowId: notificationWorkflowId(eventId), history });
+        histories.push({ workflowId: deliveryWorkflowId(orderId), history });
       } catch (error) {
-        fetchErrors.push(`notify-${eventId}: history not readable: ${(error as Error).message}`);
+        fetchErrors.push(`${deliveryWorkflowId(orderId)}: history not readable: ${(error as Error).message}`);
       }
     });
     if (reconResult) {

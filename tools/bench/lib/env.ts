@@ -45,6 +45,8 @@ export function configEnv(config: Config, extra: Record<string, string> = {}): R
     PAYRECON_ENV: config.PAYRECON_ENV,
     NOTIFY_HMAC_SECRET: config.NOTIFY_HMAC_SECRET,
     PROVIDER_URL: config.PROVIDER_URL,
+    // The merchant simulator listens on 127.0.0.1: the SSRF guard must let the worker reach it.
+    MERCHANT_PRIVATE_ALLOWLIST: config.MERCHANT_PRIVATE_ALLOWLIST ?? '127.0.0.1/32',
     SIMULATOR_PORT: String(config.SIMULATOR_PORT),
     POLL_LADDER: config.POLL_LADDER.join(','),
     POLL_REPEAT: String(config.POLL_REPEAT),
