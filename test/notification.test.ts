@@ -159,7 +159,12 @@ async function reviewedOrderEvents(endpointId: string) {
     kind: 'AMOUNT_MISMATCH',
     details: {},
   });
-  const paid = await resolveReview(database.db, { orderId, outcome: 'PAID', note: 'accepted' });
+  const paid = await resolveReview(database.db, {
+    orderId,
+    outcome: 'PAID',
+    note: 'accepted',
+    paidTrade: { tradeNo: 'T-short', paidAt: new Date().toISOString() },
+  });
   if (!held.event || !paid.event) throw new Error('transitions wrote no events');
   expect([held.event.sequence, paid.event.sequence]).toEqual([1, 2]);
   return { orderId, first: held.event, second: paid.event };
