@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { AlipayRequestError, AlipaySdk } from 'alipay-sdk';
+import type { AlipaySdk } from 'alipay-sdk';
 import type { RefundSnapshot, TradeSnapshot } from '../../domain';
 import { isTradeStatus } from '../../domain';
 import {
@@ -30,6 +30,12 @@ export interface AlipayGatewayOptions {
   /** How long the buyer may pay: the QR code stops working then, so a closed order cannot be paid later. */
   payDeadlineMs?: number;
 }
+
+/**
+ * The SDK, loaded on first use: it and its HTTP client (urllib, undici) would otherwise load in every
+ * process that merely can choose a gateway, the CLI's --help included.
+ */
+const sdkModule = (): typeof import('alipay-sdk') => require('alipay-sdk');
 
 /** The bill's download URL lives 30 s (Alipay's bill download URL query). */
 const BILL_URL_LIFETIME_MS = 30_000;
@@ -69,7 +75,7 @@ export class AlipayPaymentGateway implements PaymentGateway {
     this.endpoint = options.endpoint.replace(/\/$/, '');
     this.timeoutMs = options.timeoutMs ?? 5_000;
     this.payDeadlineMs = options.payDeadlineMs;
-    this.sdk = new AlipaySdk({
+    this.sdk = new (sdkModule().AlipaySdk)({
       appId: options.appId,
       privateKey: options.privateKey,
       keyType: 'PKCS8',
@@ -296,7 +302,7 @@ export class AlipayPaymentGateway implements PaymentGateway {
 }
 
 function classify(what: string, endpoint: string, error: unknown): BusinessError {
-  if (error instanceof AlipayRequestError) {
+  if (error instanceof sdkModule().AlipayRequestError) {
     const code = error.code ?? '';
     const status = error.responseHttpStatus;
     if (FORGED_REPLIES.has(code)) {
