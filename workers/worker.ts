@@ -6,13 +6,13 @@ import { assertSecretsConfigured, type Config, loadConfig } from '../src/platfor
 import { createLogger } from '../src/platform/logger';
 import { temporalConnectionOptions } from '../src/platform/temporal';
 import type { PaymentGateway } from '../src/provider/gateway';
-import { HttpPaymentGateway } from '../src/provider/http';
+import { createPaymentGateway } from '../src/provider/select';
 import { installWorkerRuntime } from './runtime';
 import { workflowCode } from './workflow-bundle';
 
 export interface OrderWorkerOptions {
   config: Config;
-  /** Defaults to the HTTP gateway at PROVIDER_URL. */
+  /** Defaults to the gateway PAYMENT_PROVIDER names (the simulator at PROVIDER_URL unless set). */
   gateway?: PaymentGateway;
   connection?: NativeConnection;
   /** Serve Prometheus metrics here (the worker process passes WORKER_METRICS_ADDRESS; tests none). */
@@ -56,7 +56,7 @@ export async function createOrderWorker({
     ...code,
     activities: createActivities({
       db: database.db,
-      gateway: gateway ?? new HttpPaymentGateway({ baseUrl: config.PROVIDER_URL }),
+      gateway: gateway ?? createPaymentGateway(config),
       metrics,
       config,
       merchantAllowlist: config.MERCHANT_PRIVATE_ALLOWLIST,

@@ -6,7 +6,7 @@ import type { Database, Sql } from '../db/client';
 import { type Config, ConfigError, loadConfig } from '../platform/config';
 import { redactUrl } from '../platform/redact';
 import type { PaymentGateway } from '../provider/gateway';
-import { HttpPaymentGateway } from '../provider/http';
+import { createPaymentGateway } from '../provider/select';
 
 /**
  * What every command shares: exit codes, errors that carry one, the configuration, lazily opened
@@ -103,9 +103,9 @@ export class CliContext {
     return this.temporalClient;
   }
 
-  /** The payment provider, through the same gateway the worker uses (PROVIDER_URL). */
+  /** The payment provider, through the same gateway the worker uses (PAYMENT_PROVIDER). */
   provider(): PaymentGateway {
-    this.gateway ??= new HttpPaymentGateway({ baseUrl: this.getConfig().PROVIDER_URL });
+    this.gateway ??= createPaymentGateway(this.getConfig());
     return this.gateway;
   }
 

@@ -34,6 +34,11 @@ export interface TradeSnapshot {
    * Alipay-like providers, like a trade closed unpaid: a refunded amount tells the two apart.
    */
   refundedAmount?: number | null;
+  /**
+   * What the buyer scans or opens to pay, when the provider hands one out on opening the trade (Alipay's
+   * precreate QR code); the shop shows it.
+   */
+  payCode?: string | null;
 }
 
 /** The trade was paid, whatever happened after: paid, paid past its refund window, or refunded. */

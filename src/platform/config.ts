@@ -138,7 +138,23 @@ export const configSchema = z.object({
   PAYRECON_ENV: z.enum(['development', 'production']).default('production'),
   /** Shared secret of the HMAC-SHA256 signature on every payment notification. */
   NOTIFY_HMAC_SECRET: z.string().min(16, 'must be at least 16 characters').default(DEVELOPMENT_HMAC_SECRET),
+  /** Which payment provider the worker and CLI talk to: the simulator (PROVIDER_URL) or Alipay (ALIPAY_*). */
+  PAYMENT_PROVIDER: z.enum(['simulator', 'alipay']).default('simulator'),
   PROVIDER_URL: url(['http:', 'https:']).default('http://127.0.0.1:8090'),
+  /** The Alipay app id (开放平台应用 APPID); required with PAYMENT_PROVIDER=alipay. */
+  ALIPAY_APP_ID: z
+    .string()
+    .regex(/^\d{8,32}$/, 'must be the digits of an Alipay app id')
+    .optional(),
+  /** The app's RSA2 private key (PEM, PKCS#1 or PKCS#8): a file, so the key never sits in the environment. */
+  ALIPAY_PRIVATE_KEY_FILE: readableFile.optional(),
+  /** Alipay's RSA2 public key (PEM) from the app's settings: every reply's signature is checked with it. */
+  ALIPAY_PUBLIC_KEY_FILE: readableFile.optional(),
+  /**
+   * The v3 OpenAPI endpoint: https://openapi.alipay.com (production) or
+   * https://openapi-sandbox.dl.alipaydev.com (the sandbox, with sandbox app id and keys).
+   */
+  ALIPAY_ENDPOINT: url(['http:', 'https:']).default('https://openapi.alipay.com'),
   SIMULATOR_PORT: positiveInt.max(65_535).default(8090),
   POLL_LADDER: durationList.default([3_000, 30_000, 60_000, 120_000, 180_000, 300_000]),
   POLL_REPEAT: duration.default(300_000),
@@ -237,6 +253,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       `invalid configuration in the environment:\n  ${missing}=(unset): TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH go together (the client certificate and its key)`,
     );
+  }
+  if (config.PAYMENT_PROVIDER === 'alipay') {
+    // Named here rather than left to the first call: a worker without keys must not start.
+    const missing = (['ALIPAY_APP_ID', 'ALIPAY_PRIVATE_KEY_FILE', 'ALIPAY_PUBLIC_KEY_FILE'] as const).filter(
+      (name) => config[name] === undefined,
+    );
+    if (missing.length > 0) {
+      throw new ConfigError(
+        `invalid configuration in the environment:\n${missing
+          .map((name) => `  ${name}=(unset): required with PAYMENT_PROVIDER=alipay`)
+          .join('\n')}`,
+      );
+    }
   }
   return config;
 }
