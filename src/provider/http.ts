@@ -2,7 +2,9 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { isTradeStatus, REFUND_STATUSES, type RefundSnapshot, type TradeSnapshot } from '../domain';
 import {
+  isRefundRefusalCode,
   type PaymentGateway,
+  ProviderRefusedError,
   ProviderReplyError,
   ProviderUnavailableError,
   type RefundRequest,
@@ -44,7 +46,7 @@ export class HttpPaymentGateway implements PaymentGateway {
   submitRefund(request: RefundRequest): Promise<RefundSnapshot> {
     const { orderId, ...body } = request;
     const path = `/trades/${encodeURIComponent(orderId)}/refunds`;
-    return this.request('POST', path, body).then((json) =>
+    return this.request('POST', path, body, false, true).then((json) =>
       toRefundSnapshot(request.outRequestNo, `POST ${path}`, json),
     );
   }
@@ -112,12 +114,16 @@ export class HttpPaymentGateway implements PaymentGateway {
     return toSnapshot(orderId, `${method} ${path}`, json);
   }
 
-  /** One request; NOT_FOUND for a 404 where `notFoundIsAnswer`; the errors say retry or not. */
+  /**
+   * One request; NOT_FOUND for a 404 where `notFoundIsAnswer`; the errors say retry or not. Where
+   * `refusalIsAnswer`, a 409 whose body names a known refund refusal code is a ProviderRefusedError.
+   */
   private async request(
     method: string,
     path: string,
     body: unknown,
     notFoundIsAnswer = false,
+    refusalIsAnswer = false,
   ): Promise<unknown> {
     const what = `${method} ${path}`;
     let response: Response;
@@ -141,8 +147,13 @@ export class HttpPaymentGateway implements PaymentGateway {
       );
     }
     if (!response.ok) {
+      const text = (await response.text()).slice(0, 300);
+      const code = response.status === 409 && refusalIsAnswer ? refusalCode(text) : null;
+      if (code) {
+        throw new ProviderRefusedError(code, `payment provider refused ${what} (${code}): ${text}`);
+      }
       throw new ProviderReplyError(
-        `payment provider at ${this.baseUrl} refused ${what} with HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`,
+        `payment provider at ${this.baseUrl} refused ${what} with HTTP ${response.status}: ${text}`,
       );
     }
     let json: unknown;
@@ -158,6 +169,16 @@ export class HttpPaymentGateway implements PaymentGateway {
 }
 
 const NOT_FOUND = Symbol('not found');
+
+/** The refusal code of a refusal's body (`{"code": "TRADE_FINISHED", ...}`), when it is one payrecon knows. */
+function refusalCode(text: string) {
+  try {
+    const code = (JSON.parse(text) as { code?: unknown } | null)?.code;
+    return isRefundRefusalCode(code) ? code : null;
+  } catch {
+    return null;
+  }
+}
 
 function toRefundSnapshot(outRequestNo: string, what: string, body: unknown): RefundSnapshot {
   const refund = (body ?? {}) as Record<string, unknown>;
