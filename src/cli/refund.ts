@@ -116,12 +116,9 @@ export function registerRefundCommands(program: Command, ctx: CliContext): void 
     }
     // The workflow asks the provider and applies the answer; wait until this check has been answered.
     const until = Date.now() + options.wait * 1000;
-    let state = asked;
-    while (
-      state.checksDone < asked.checksRequested &&
-      state.phase !== 'SUCCEEDED' &&
-      state.phase !== 'FAILED'
-    ) {
+    const target = before.checksRequested + 1;
+    let state = before;
+    while (state.checksDone < target && state.phase !== 'SUCCEEDED' && state.phase !== 'FAILED') {
       if (Date.now() >= until) break;
       await new Promise((resolve) => setTimeout(resolve, 250));
       state = await handle.query(refundStateQuery).catch(() => state);
