@@ -125,7 +125,10 @@ export async function requestRefund(
     }
 
     if (trade.status === 'WAIT_BUYER_PAY') {
-      throw new RefundRefusedError('TRADE_NOT_PAID', `trade ${trade.tradeNo} is not paid (WAIT_BUYER_PAY): nothing to refund`);
+      throw new RefundRefusedError(
+        'TRADE_NOT_PAID',
+        `trade ${trade.tradeNo} is not paid (WAIT_BUYER_PAY): nothing to refund`,
+      );
     }
     if (trade.status === 'TRADE_FINISHED') {
       throw new RefundRefusedError(
