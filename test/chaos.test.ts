@@ -418,6 +418,7 @@ describe('chaos run (small CI configuration)', () => {
         ['kill-worker', 'ok'],
         ['kill-consumer', 'ok'],
         ['refuse-merchant', 'ok'],
+        ['kill-worker-in-refund', 'ok'],
       ]),
     );
     // The lifecycle happened: refunds, deliveries after failures, planted statement faults found.
