@@ -31,7 +31,7 @@ export function registerRefundCommands(program: Command, ctx: CliContext): void 
     refund
       .command('create')
       .description(
-        'refund a PAID or PARTIALLY_REFUNDED order (default: all that is left); the request is stored before anything is sent',
+        'refund a PAID or PARTIALLY_REFUNDED order, or a CLOSED one whose trade was paid (default: all that is left); the request is stored before anything is sent',
       )
       .argument('<orderId>', 'the order', parseOrderId)
       .option(
