@@ -1,7 +1,12 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { RefundSnapshot, TradeSnapshot } from '../src/domain';
 import type { PayreconMetrics } from '../src/platform/metrics';
-import { type PaymentGateway, ProviderReplyError, type RefundRequest } from '../src/provider/gateway';
+import {
+  type PaymentGateway,
+  ProviderRefusedError,
+  ProviderReplyError,
+  type RefundRequest,
+} from '../src/provider/gateway';
 
 /**
  * The order workflow's calls to the payment provider: they only ask, the workflow records the answer
@@ -41,6 +46,10 @@ async function askProvider<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (error) {
+    // The workflow tells an explicit refusal (it may end a refund FAILED) from an unreadable answer by type.
+    if (error instanceof ProviderRefusedError) {
+      throw ApplicationFailure.nonRetryable(error.message, ProviderRefusedError.name, error.code);
+    }
     if (error instanceof ProviderReplyError) {
       throw ApplicationFailure.nonRetryable(error.message, ProviderReplyError.name);
     }

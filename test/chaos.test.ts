@@ -100,6 +100,20 @@ describe('chaos plan', () => {
     });
     expect(withStop.filter((d) => d.kind !== 'stop-leader')).toEqual(kills);
     expect(withStop.filter((d) => d.kind === 'stop-leader').map((d) => d.downMs)).toEqual([5_000]);
+    // The kill inside applyRefund comes on top too, inside the window.
+    const withRefundKill = planDisruptions({
+      seed: 3,
+      windowMs: 100_000,
+      killsWorker: 4,
+      killsConsumer: 0,
+      brokerRestarts: 0,
+      processes: 2,
+      killsInRefund: 1,
+    });
+    expect(withRefundKill.filter((d) => d.kind !== 'kill-worker-in-refund')).toEqual(kills);
+    const inRefund = withRefundKill.filter((d) => d.kind === 'kill-worker-in-refund');
+    expect(inRefund).toHaveLength(1);
+    expect(inRefund.every((d) => d.atMs >= 5_000 && d.atMs <= 85_000)).toBe(true);
   });
 });
 
@@ -358,6 +372,8 @@ describe('chaos run (small CI configuration)', () => {
     const args = [
       'tools/chaos/main.ts',
       ...['--orders', '40', '--seed', '20261122', '--kills-worker', '1', '--kills-consumer', '1'],
+      // A worker killed inside applyRefund after its commit: the refund's merchant event must still go out.
+      ...['--kills-in-refund', '1'],
       ...['--broker-restarts', '0', '--pay-within', '30s', '--no-exhaust', '--drain-timeout', '90s'],
       ...['--json', json],
     ];
@@ -402,6 +418,7 @@ describe('chaos run (small CI configuration)', () => {
         ['kill-worker', 'ok'],
         ['kill-consumer', 'ok'],
         ['refuse-merchant', 'ok'],
+        ['kill-worker-in-refund', 'ok'],
       ]),
     );
     // The lifecycle happened: refunds, deliveries after failures, planted statement faults found.

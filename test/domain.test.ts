@@ -5,6 +5,8 @@ import {
   noticeChecks,
   noticeContradictions,
   noticeMismatches,
+  refundNoticeContradictions,
+  refundNoticeMismatches,
   type TradeSnapshot,
   wasPaid,
 } from '../src/domain';
@@ -78,5 +80,42 @@ describe('paid-fact rules', () => {
     expect(wasPaid({ status: 'TRADE_CLOSED' })).toBe(false);
     expect(wasPaid({ status: 'TRADE_FINISHED' })).toBe(true);
     expect(wasPaid({ status: 'WAIT_BUYER_PAY' })).toBe(false);
+  });
+});
+
+describe('refund notice rules', () => {
+  const refund = { orderId: 'o1', amount: 9_900, refundNo: 'R1' };
+  const notice = {
+    messageId: 'm1',
+    orderId: 'o1',
+    source: 'mq' as const,
+    outRequestNo: 'o1-R1',
+    refundNo: 'R1',
+    status: 'REFUND_SUCCESS' as const,
+    amount: 9_900,
+    currency: 'CNY',
+    refundedAt: '2026-01-01T00:00:00Z',
+  };
+
+  it('a notice that differs from its refund (order, amount, refund number) is checked with the provider', () => {
+    expect(refundNoticeMismatches(refund, notice)).toEqual([]);
+    expect(refundNoticeMismatches(refund, { ...notice, amount: 100, refundNo: 'INVENTED' })).toEqual([
+      'amount',
+      'refundNo',
+    ]);
+    expect(refundNoticeMismatches(refund, { ...notice, orderId: 'o2' })).toEqual(['orderId']);
+    // Before the provider answered the request, its refund number is not known yet.
+    expect(refundNoticeMismatches({ ...refund, refundNo: null }, { ...notice, refundNo: 'R9' })).toEqual([]);
+  });
+
+  it("the provider's answer contradicts a notice by outcome, refund number or amount", () => {
+    const provider = { status: 'SUCCESS', refundNo: 'R1', amount: 9_900 };
+    expect(refundNoticeContradictions(provider, notice)).toEqual([]);
+    expect(refundNoticeContradictions({ ...provider, status: 'FAILED' }, notice)).toEqual(['status']);
+    expect(refundNoticeContradictions({ ...provider, status: 'PROCESSING' }, notice)).toEqual(['status']);
+    expect(refundNoticeContradictions(provider, { ...notice, amount: 100, refundNo: 'X' })).toEqual([
+      'refundNo',
+      'amount',
+    ]);
   });
 });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProviderActivities } from '../activities/provider';
 import { createOrder } from '../src/order/start';
 import { noMetrics } from '../src/platform/metrics';
-import { ProviderReplyError, ProviderUnavailableError } from '../src/provider/gateway';
+import { ProviderRefusedError, ProviderReplyError, ProviderUnavailableError } from '../src/provider/gateway';
 import { HttpPaymentGateway } from '../src/provider/http';
 import { deleteTopology, testConfig } from './support/env';
 import { type Stack, startStack } from './support/stack';
@@ -130,6 +130,35 @@ describe('the provider gateway over HTTP', () => {
     const activities = createProviderActivities(gateway, noMetrics);
     const failure = await activities.queryTrade('o1').catch((error: unknown) => error);
     expect(failure).toMatchObject({ nonRetryable: true, type: 'ProviderReplyError' });
+  });
+
+  it('a refund request: only a refusal code the gateway knows is a refusal; a 404, an unknown code or an unreadable answer is ambiguous', async () => {
+    const request = { orderId: 'o1', outRequestNo: 'o1-R1', amount: 100, reason: null };
+    answer = { status: 409, body: '{"error":"trade is TRADE_FINISHED","code":"TRADE_FINISHED"}' };
+    const refused = await gateway.submitRefund(request).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ProviderRefusedError);
+    expect(refused).toMatchObject({ code: 'TRADE_FINISHED' });
+    // A refund with this out_request_no exists already: it may have been executed, so not a refusal.
+    for (const ambiguous of [
+      { status: 409, body: '{"error":"another amount","code":"OUT_REQUEST_NO_REUSED"}' },
+      { status: 409, body: '{"error":"no code"}' },
+      { status: 404, body: '{"error":"no trade"}' },
+      { status: 200, body: '<html>' },
+      { status: 200, body: '{"status":"REFUND_PENDING"}' },
+    ]) {
+      answer = ambiguous;
+      const error = await gateway.submitRefund(request).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ProviderReplyError);
+      expect(error).not.toBeInstanceOf(ProviderRefusedError);
+    }
+    const activities = createProviderActivities(gateway, noMetrics);
+    answer = { status: 409, body: '{"error":"over","code":"REFUND_AMOUNT_EXCEEDED"}' };
+    await expect(activities.submitRefund(request)).rejects.toMatchObject({
+      nonRetryable: true,
+      type: 'ProviderRefusedError',
+    });
+    answer = { status: 404, body: '{}' };
+    await expect(activities.submitRefund(request)).rejects.toMatchObject({ type: 'ProviderReplyError' });
   });
 
   it('the activities fail for good on an unreadable answer, and stay retryable on an outage', async () => {

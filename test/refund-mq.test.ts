@@ -149,11 +149,12 @@ describe('refunds on the real services', () => {
   });
 
   it('a refund notice for a refund nobody asked for is parked UNKNOWN_REFUND', async () => {
+    const ghost = `ord_ghost${randomUUID().slice(0, 8)}`;
     const body = {
       version: 1,
       messageId: randomUUID(),
-      orderId: 'ord_ghost',
-      outRequestNo: 'ord_ghost-R1',
+      orderId: ghost,
+      outRequestNo: `${ghost}-R1`,
       refundNo: 'R1',
       status: 'REFUND_SUCCESS',
       amount: 100,
@@ -166,5 +167,48 @@ describe('refunds on the real services', () => {
     );
     const [parked] = await stack.drainParking();
     expect(parked?.properties.headers?.[HEADERS.reason]).toBe('UNKNOWN_REFUND');
+    // Like an unknown order's notice, it is recorded for an operator.
+    const recorded =
+      await stack.sql`select kind, details from payment_discrepancies where order_id = ${ghost}`;
+    expect(recorded).toEqual([
+      {
+        kind: 'UNKNOWN_REFUND',
+        details: {
+          messageId: body.messageId,
+          outRequestNo: `${ghost}-R1`,
+          refundNo: 'R1',
+          status: 'REFUND_SUCCESS',
+          amount: 100,
+        },
+      },
+    ]);
+  });
+
+  it("the provider's explicit refusal (TRADE_FINISHED) fails a refund; the amount is free again; refund check asks a PROCESSING refund's provider now", async () => {
+    const { order } = await paidOrder();
+    await simulator.finishTrade(order.id);
+    const { refund: row, workflowId } = await refund(order.id, 1_000);
+    expect(await stack.temporal.workflow.getHandle(workflowId).result()).toMatchObject({ phase: 'FAILED' });
+    expect(await findRefund(stack.db, row.id)).toMatchObject({
+      status: 'FAILED',
+      failureReason: expect.stringContaining('TRADE_FINISHED'),
+    });
+    expect(await simulator.refundStats(order.id)).toMatchObject({ refunds: 0, executions: 0 });
+
+    const { order: other } = await paidOrder();
+    // The provider's notice is lost and its answer takes a while: an operator asks now.
+    await simulator.setTradeFaults(other.id, { refund: { drop: true, processingMs: 500 } });
+    const created = await refund(other.id, 2_000);
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const checked = await cliJson<{ refund: { status: string }; workflow: { checksDone: number } }>([
+      'refund',
+      'check',
+      created.refund.id,
+    ]);
+    expect(checked.refund.status).toBe('SUCCEEDED');
+    expect(checked.workflow.checksDone).toBe(1);
+    const done = await cli(['refund', 'check', created.refund.id]);
+    expect(done.code).toBe(1);
+    expect(done.stderr).toContain('is SUCCEEDED');
   });
 });

@@ -257,10 +257,12 @@ describe('payment simulator: refund requests', () => {
     const notPaid = await refusal(client.refund(unpaid, { outRequestNo: 'x', amount: 1 }));
     expect(notPaid.status).toBe(409);
     expect(notPaid.body.error).toMatch(/not paid \(WAIT_BUYER_PAY\)/);
+    expect(notPaid.body.code).toBe('TRADE_NOT_PAID');
     await client.closeTrade(unpaid);
     const closed = await refusal(client.refund(unpaid, { outRequestNo: 'x', amount: 1 }));
     expect(closed.status).toBe(409);
     expect(closed.body.error).toMatch(/closed unpaid/);
+    expect(closed.body.code).toBe('TRADE_CLOSED');
     expect(await client.getTrade(unpaid)).toMatchObject({ status: 'TRADE_CLOSED', refundedAmount: 0 });
 
     const finished = await paidTrade();
@@ -268,6 +270,7 @@ describe('payment simulator: refund requests', () => {
     const late = await refusal(client.refund(finished, { outRequestNo: 'x', amount: 1 }));
     expect(late.status).toBe(409);
     expect(late.body.error).toMatch(/TRADE_FINISHED: its refund window is over/);
+    expect(late.body.code).toBe('TRADE_FINISHED');
     expect((await refusal(client.finishTrade(finished))).status).toBe(409);
 
     const missing = await refusal(client.refund(newOrderId(), { outRequestNo: 'x', amount: 1 }));
@@ -462,8 +465,13 @@ describe('payment simulator: refunds through payrecon’s HttpPaymentGateway', (
 
     const finished = await paidTrade();
     await client.finishTrade(finished);
+    // The simulator's refusal code reaches payrecon as an explicit refusal.
     await expect(
       gateway.submitRefund({ orderId: finished, outRequestNo: 'g', amount: 1, reason: null }),
+    ).rejects.toMatchObject({ name: 'ProviderRefusedError', code: 'TRADE_FINISHED' });
+    // The same out_request_no for another amount: a refund with this number exists, so not a refusal.
+    await expect(
+      gateway.submitRefund({ orderId, outRequestNo: 'g1', amount: 1, reason: null }),
     ).rejects.toBeInstanceOf(ProviderReplyError);
     await drain();
   });

@@ -27,6 +27,8 @@ export interface SpawnServiceOptions {
    * `tsx` wrapper would leave the service itself running. The chaos run and `npm start` set this.
    */
   singleProcess?: boolean;
+  /** Another entry file for a process (the chaos run's worker with its fault hooks). */
+  scripts?: Partial<Record<ServiceProcess, string>>;
 }
 
 /** The merchant simulator's address: what a local stack lets merchant endpoints lead to (SSRF guard). */
@@ -34,9 +36,10 @@ export const LOCAL_MERCHANT_ALLOWLIST = '127.0.0.1/32';
 
 /** Spawns one of the service processes with the project root as working directory. */
 export function spawnServiceProcess(name: ServiceProcess, options: SpawnServiceOptions = {}): ChildProcess {
+  const script = options.scripts?.[name] ?? SERVICE_PROCESSES[name];
   const [command, args] = options.singleProcess
-    ? [process.execPath, ['--import', 'tsx', SERVICE_PROCESSES[name]]]
-    : [TSX, [SERVICE_PROCESSES[name]]];
+    ? [process.execPath, ['--import', 'tsx', script]]
+    : [TSX, [script]];
   return spawn(command, args, {
     cwd: ROOT,
     // A local stack with the simulators: the development secret is allowed, and merchant endpoints may be

@@ -95,6 +95,15 @@ async function processRefundNotice(deps: PaymentConsumerDeps, message: ConsumeMe
   const { notice } = parsed;
   const delivery = await deliverRefundNotice({ db: deps.db, temporal: deps.temporal }, notice);
   if (delivery.outcome === 'unknown-refund') {
+    // Like an unknown order's notice: parked, and recorded for an operator.
+    const { messageId, outRequestNo, refundNo, status, amount } = notice;
+    await calling('PostgreSQL', () =>
+      recordDiscrepancy(deps.db, {
+        orderId: notice.orderId,
+        kind: 'UNKNOWN_REFUND',
+        details: { messageId, outRequestNo, refundNo, status, amount },
+      }),
+    );
     return {
       kind: 'park',
       reason: 'UNKNOWN_REFUND',

@@ -1,6 +1,6 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { Command } from 'commander';
-import { refundStateQuery } from '../../workflows/refund';
+import { type RefundState, refundCheckSignal, refundStateQuery } from '../../workflows/refund';
 import { findRefund, listRefunds, RefundRefused, type RefundRow } from '../db/refunds';
 import { refundWorkflowId, requestRefund, startRefundWorkflow } from '../order/refund';
 import { type CliContext, CliError, describeError, intParser, parseOrderId } from './context';
@@ -31,7 +31,7 @@ export function registerRefundCommands(program: Command, ctx: CliContext): void 
     refund
       .command('create')
       .description(
-        'refund a PAID or PARTIALLY_REFUNDED order (default: all that is left); the request is stored before anything is sent',
+        'refund a PAID or PARTIALLY_REFUNDED order, or a CLOSED one whose trade was paid (default: all that is left); the request is stored before anything is sent',
       )
       .argument('<orderId>', 'the order', parseOrderId)
       .option(
@@ -86,6 +86,50 @@ export function registerRefundCommands(program: Command, ctx: CliContext): void 
       throw new CliError(`starting the refund's workflow failed: ${describeError(error)}`);
     }
     emit(ctx, options, { refund: refundJson(row), workflowId }, () => `started ${workflowId}`);
+  });
+
+  withJson(
+    refund
+      .command('check')
+      .description(
+        'ask the provider now about a PROCESSING or UNKNOWN refund; its workflow applies the answer (conditional update, merchant event)',
+      )
+      .argument('<refundId>', 'the refund id (rf_...)')
+      .option('--wait <seconds>', 'how long to wait for the answer (0-600)', intParser('--wait', 0, 600), 30),
+  ).action(async (refundId: string, options: { wait: number; json?: boolean }) => {
+    const { db } = await ctx.db();
+    const row = await findRefund(db, refundId);
+    if (!row) throw new CliError(`no refund ${refundId} (see: payrecon refund list)`);
+    if (row.status !== 'PROCESSING' && row.status !== 'UNKNOWN') {
+      throw new CliError(`refund ${refundId} is ${row.status}: the provider's answer is applied already`);
+    }
+    const handle = (await ctx.temporal()).workflow.getHandle(refundWorkflowId(refundId));
+    let before: RefundState;
+    try {
+      before = await handle.query(refundStateQuery);
+      await handle.signal(refundCheckSignal);
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) {
+        throw new CliError(`refund ${refundId} has no running workflow (see: payrecon refund start)`);
+      }
+      throw new CliError(`asking the refund's workflow failed: ${describeError(error)}`);
+    }
+    // The workflow asks the provider and applies the answer; wait until this check has been answered.
+    const until = Date.now() + options.wait * 1000;
+    const target = before.checksRequested + 1;
+    let state = before;
+    while (state.checksDone < target && state.phase !== 'SUCCEEDED' && state.phase !== 'FAILED') {
+      if (Date.now() >= until) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      state = await handle.query(refundStateQuery).catch(() => state);
+    }
+    const after = (await findRefund(db, refundId)) ?? row;
+    emit(ctx, options, { refund: refundJson(after), workflow: state }, () =>
+      formatFields({
+        ...refundJson(after),
+        answered: state.checksDone >= target ? 'yes' : 'not yet',
+      }),
+    );
   });
 
   withJson(

@@ -1,9 +1,22 @@
-import { and, asc, count, desc, sql as dsql, eq, inArray, isNull, or, type SQL } from 'drizzle-orm';
+import {
+  and,
+  asc,
+  count,
+  desc,
+  sql as dsql,
+  eq,
+  inArray,
+  isNull,
+  notInArray,
+  or,
+  type SQL,
+} from 'drizzle-orm';
 import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import {
   type DiscrepancyKind,
   discrepancySubject,
   type MerchantEventRef,
+  MONEY_HELD_KINDS,
   type OrderStatus,
   type PaymentNotice,
   type RefundNotice,
@@ -107,8 +120,15 @@ export function merchantEventType(status: OrderStatus): string | null {
   return status === 'UNPAID' ? null : `order.${status.toLowerCase()}`;
 }
 
-/** The next event of the order, numbered after its last: the UPDATE before it holds the order's row lock. */
-export async function insertMerchantEvent(tx: Transaction, row: OrderRow): Promise<MerchantEventRef | null> {
+/**
+ * The next event of the order, numbered after its last: the UPDATE before it holds the order's row lock.
+ * `about` adds what the transition was about to the payload (a refund's id and amount).
+ */
+export async function insertMerchantEvent(
+  tx: Transaction,
+  row: OrderRow,
+  about: Record<string, unknown> = {},
+): Promise<MerchantEventRef | null> {
   const type = merchantEventType(row.status);
   if (!type) return null;
   const [last] = await tx
@@ -140,6 +160,7 @@ export async function insertMerchantEvent(tx: Transaction, row: OrderRow): Promi
       closedAt: row.closedAt?.toISOString() ?? null,
       closeReason: row.closeReason,
       occurredAt: row.updatedAt.toISOString(),
+      ...about,
     },
   });
   return { id, sequence, endpointId: row.notifyEndpointId };
@@ -267,10 +288,19 @@ export async function resolveReview(
 ): Promise<TransitionResult> {
   const resolveDiscrepancies = async (tx: Transaction, result: TransitionResult) => {
     if (!result.changed) return;
+    // Closed, the buyer's money is still at the provider: what records it stays open until a refund
+    // returns it (src/db/refunds.ts).
+    const stillHeld = input.outcome === 'CLOSED' ? [...MONEY_HELD_KINDS] : [];
     await tx
       .update(paymentDiscrepancies)
       .set({ resolvedAt: dsql`now()`, resolution: `review resolved ${input.outcome}: ${input.note}` })
-      .where(and(eq(paymentDiscrepancies.orderId, input.orderId), isNull(paymentDiscrepancies.resolvedAt)));
+      .where(
+        and(
+          eq(paymentDiscrepancies.orderId, input.orderId),
+          isNull(paymentDiscrepancies.resolvedAt),
+          stillHeld.length > 0 ? notInArray(paymentDiscrepancies.kind, stillHeld) : undefined,
+        ),
+      );
   };
   if (input.outcome === 'CLOSED') {
     const change: OrderChange = {

@@ -1,9 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { and, desc, sql as dsql, eq, inArray } from 'drizzle-orm';
-import { type MerchantEventRef, type OrderStatus, REFUNDABLE_STATUSES, type SettledBy } from '../domain';
+import { and, desc, sql as dsql, eq, inArray, isNotNull, isNull } from 'drizzle-orm';
+import {
+  type MerchantEventRef,
+  MONEY_HELD_KINDS,
+  type OrderStatus,
+  REFUNDABLE_STATUSES,
+  type SettledBy,
+} from '../domain';
 import type { Database } from './client';
-import { findOrder, insertMerchantEvent, recordDiscrepancy, type Transaction } from './orders';
-import { orders, refunds } from './schema';
+import { findOrder, insertMerchantEvent, type OrderRow, recordDiscrepancy, type Transaction } from './orders';
+import { merchantEvents, orders, paymentDiscrepancies, paymentEvents, refunds } from './schema';
 
 /** Every query payrecon runs on refunds. The order's refunded amount changes only in `applyRefund`. */
 
@@ -22,6 +28,10 @@ const OPEN_REFUNDS: RefundRow['status'][] = ['PROCESSING', 'UNKNOWN'];
  * (`out_request_no`). The order's row is locked while the refundable amount is computed (paid minus
  * refunded minus refunds still open), so two requests racing for the same money cannot both be written:
  * the second is refused here and never reaches the provider. Default amount: all that is left.
+ *
+ * A CLOSED order whose trade was paid anyway (paid after the close, or a wrong amount whose review ended
+ * CLOSED) is refundable too: the provider holds the buyer's money. What was paid is the last paid fact
+ * recorded for the order; the provider refuses a refund of more than its trade holds.
  */
 export async function createRefund(
   db: Database,
@@ -30,23 +40,23 @@ export async function createRefund(
   return db.transaction(async (tx) => {
     const [order] = await tx.select().from(orders).where(eq(orders.id, input.orderId)).for('update');
     if (!order) throw new RefundRefused(`no order ${input.orderId}`);
-    if (!(REFUNDABLE_STATUSES as readonly OrderStatus[]).includes(order.status)) {
-      throw new RefundRefused(
-        `order ${order.id} is ${order.status}: only a PAID or PARTIALLY_REFUNDED order can be refunded`,
-      );
-    }
-    const [open] = await tx
-      .select({ held: dsql<number>`coalesce(sum(${refunds.amount}), 0)::bigint` })
+    const paid = await paidMoney(tx, order);
+    const [taken] = await tx
+      .select({
+        held: dsql<number>`coalesce(sum(${refunds.amount}) filter (where ${inArray(refunds.status, OPEN_REFUNDS)}), 0)::bigint`,
+        returned: dsql<number>`coalesce(sum(${refunds.amount}) filter (where ${refunds.status} = 'SUCCEEDED'), 0)::bigint`,
+      })
       .from(refunds)
-      .where(and(eq(refunds.orderId, order.id), inArray(refunds.status, OPEN_REFUNDS)));
-    const refundable = order.amount - order.refundedAmount - Number(open?.held ?? 0);
+      .where(eq(refunds.orderId, order.id));
+    const held = Number(taken?.held ?? 0);
+    const refundable = paid.amount - paid.returned(Number(taken?.returned ?? 0)) - held;
     const amount = input.amount ?? refundable;
     if (!Number.isSafeInteger(amount) || amount <= 0) {
       throw new RefundRefused(`nothing left to refund on order ${order.id} (refundable: ${refundable})`);
     }
     if (amount > refundable) {
       throw new RefundRefused(
-        `refund of ${amount} is more than the ${refundable} left to refund on order ${order.id} (paid ${order.amount}, refunded ${order.refundedAmount}, in progress ${Number(open?.held ?? 0)})`,
+        `refund of ${amount} is more than the ${refundable} left to refund on order ${order.id} (paid ${paid.amount}, refunded ${paid.returned(Number(taken?.returned ?? 0))}, in progress ${held})`,
       );
     }
     const [count] = await tx
@@ -67,6 +77,47 @@ export async function createRefund(
     if (!row) throw new Error(`refund of order ${order.id} was not inserted`);
     return row;
   });
+}
+
+/**
+ * The money an order's refunds may return: a PAID or PARTIALLY_REFUNDED order's amount (what it has
+ * refunded is on the order); a CLOSED order's last recorded paid fact (what it has refunded is its
+ * SUCCEEDED refunds: the order itself never changes again). Anything else is refused.
+ */
+async function paidMoney(
+  tx: Transaction,
+  order: OrderRow,
+): Promise<{ amount: number; returned: (succeeded: number) => number }> {
+  if ((REFUNDABLE_STATUSES as readonly OrderStatus[]).includes(order.status)) {
+    return { amount: order.amount, returned: () => order.refundedAmount };
+  }
+  const paid = order.status === 'CLOSED' ? await lastPaidFact(tx, order.id) : undefined;
+  if (paid) return { amount: paid.amount, returned: (succeeded) => succeeded };
+  throw new RefundRefused(
+    order.status === 'CLOSED'
+      ? `order ${order.id} is CLOSED and no payment of its trade was recorded: nothing to refund`
+      : `order ${order.id} is ${order.status}: only a PAID or PARTIALLY_REFUNDED order, or a CLOSED one whose trade was paid, can be refunded`,
+  );
+}
+
+/** The last paid fact recorded for an order (a notice or the provider's answer): its money, its trade. */
+async function lastPaidFact(
+  tx: Transaction,
+  orderId: string,
+): Promise<{ amount: number; tradeNo: string | null } | undefined> {
+  const [fact] = await tx
+    .select({ amount: paymentEvents.amount, tradeNo: paymentEvents.tradeNo })
+    .from(paymentEvents)
+    .where(
+      and(
+        eq(paymentEvents.orderId, orderId),
+        inArray(paymentEvents.tradeStatus, ['TRADE_SUCCESS', 'TRADE_FINISHED']),
+        isNotNull(paymentEvents.amount),
+      ),
+    )
+    .orderBy(desc(paymentEvents.id))
+    .limit(1);
+  return fact?.amount ? { amount: fact.amount, tradeNo: fact.tradeNo } : undefined;
 }
 
 export async function findRefund(db: Database, id: string): Promise<RefundRow | undefined> {
@@ -108,6 +159,9 @@ export interface RefundResult {
  * The provider refunded: the refund row and the order change together, in one transaction, each by a
  * conditional update. The refund only once (`status` still open); the order only forward in the lattice
  * (`PAID | PARTIALLY_REFUNDED`) and never past what was paid (`refunded_amount + amount <= amount`).
+ * A CLOSED order stays CLOSED: the refund returned money its trade held, and once all of it is back the
+ * discrepancies that recorded it are resolved. A re-run (its reply lost after the commit) finds the
+ * refund settled and returns the merchant event that the first run wrote.
  */
 export async function applyRefund(
   db: Database,
@@ -126,6 +180,7 @@ export async function applyRefund(
       .where(and(eq(refunds.id, input.refundId), inArray(refunds.status, OPEN_REFUNDS)))
       .returning();
     if (!refund) return settledAlready(tx, input.refundId);
+    await resolveUnconfirmed(tx, refund, 'SUCCEEDED');
     const [order] = await tx
       .update(orders)
       .set({
@@ -142,13 +197,16 @@ export async function applyRefund(
       )
       .returning();
     if (!order) {
-      // Cannot happen while createRefund reserves the amount; if it does, an operator must look.
-      await recordDiscrepancy(tx, {
-        orderId: refund.orderId,
-        kind: 'REFUND_EXCEEDS_PAID',
-        details: { refundId: refund.id, amount: refund.amount },
-      });
       const current = await findOrder(tx, refund.orderId);
+      if (current?.status === 'CLOSED') await resolveMoneyHeld(tx, current, refund);
+      else {
+        // Cannot happen while createRefund reserves the amount; if it does, an operator must look.
+        await recordDiscrepancy(tx, {
+          orderId: refund.orderId,
+          kind: 'REFUND_EXCEEDS_PAID',
+          details: { refundId: refund.id, outRequestNo: refund.outRequestNo, amount: refund.amount },
+        });
+      }
       return {
         changed: true,
         refundStatus: 'SUCCEEDED',
@@ -157,7 +215,10 @@ export async function applyRefund(
         event: null,
       };
     }
-    const event = await insertMerchantEvent(tx, order);
+    const event = await insertMerchantEvent(tx, order, {
+      refundedAmount: order.refundedAmount,
+      refund: { id: refund.id, outRequestNo: refund.outRequestNo, amount: refund.amount },
+    });
     return {
       changed: true,
       refundStatus: 'SUCCEEDED',
@@ -168,16 +229,75 @@ export async function applyRefund(
   });
 }
 
+/** A re-run: the refund as it is, and the merchant event its settlement wrote (found by the refund's id). */
 async function settledAlready(tx: Transaction, refundId: string): Promise<RefundResult> {
   const [refund] = await tx.select().from(refunds).where(eq(refunds.id, refundId));
   const order = refund ? await findOrder(tx, refund.orderId) : undefined;
+  const [event] =
+    refund?.status === 'SUCCEEDED'
+      ? await tx
+          .select({
+            id: merchantEvents.id,
+            sequence: merchantEvents.sequence,
+            endpointId: merchantEvents.endpointId,
+          })
+          .from(merchantEvents)
+          .where(
+            and(
+              eq(merchantEvents.orderId, refund.orderId),
+              dsql`${merchantEvents.payload} -> 'refund' ->> 'id' = ${refundId}`,
+            ),
+          )
+          .limit(1)
+      : [];
   return {
     changed: false,
     refundStatus: refund?.status ?? null,
     orderStatus: order?.status ?? null,
     refundedAmount: order?.refundedAmount ?? null,
-    event: null,
+    event: event ?? null,
   };
+}
+
+/**
+ * A refund of a CLOSED order returned money its trade held: once the order's SUCCEEDED refunds cover the
+ * last paid fact, the discrepancies that recorded the held money are resolved.
+ */
+async function resolveMoneyHeld(tx: Transaction, order: OrderRow, refund: RefundRow): Promise<void> {
+  const paid = await lastPaidFact(tx, order.id);
+  const [returned] = await tx
+    .select({ total: dsql<number>`coalesce(sum(${refunds.amount}), 0)::bigint` })
+    .from(refunds)
+    .where(and(eq(refunds.orderId, order.id), eq(refunds.status, 'SUCCEEDED')));
+  if (!paid || Number(returned?.total ?? 0) < paid.amount) return;
+  await tx
+    .update(paymentDiscrepancies)
+    .set({
+      resolvedAt: dsql`now()`,
+      resolution: `money returned to the buyer: refund ${refund.id} (${refund.outRequestNo}) completed ${Number(returned?.total ?? 0)} refunded`,
+    })
+    .where(
+      and(
+        eq(paymentDiscrepancies.orderId, order.id),
+        inArray(paymentDiscrepancies.kind, [...MONEY_HELD_KINDS]),
+        isNull(paymentDiscrepancies.resolvedAt),
+      ),
+    );
+}
+
+/** An UNKNOWN refund the provider answered after all: its REFUND_UNCONFIRMED is resolved with the answer. */
+async function resolveUnconfirmed(tx: Transaction, refund: RefundRow, outcome: string): Promise<void> {
+  await tx
+    .update(paymentDiscrepancies)
+    .set({ resolvedAt: dsql`now()`, resolution: `the provider answered after the deadline: ${outcome}` })
+    .where(
+      and(
+        eq(paymentDiscrepancies.orderId, refund.orderId),
+        eq(paymentDiscrepancies.kind, 'REFUND_UNCONFIRMED'),
+        dsql`${paymentDiscrepancies.details} ->> 'refundId' = ${refund.id}`,
+        isNull(paymentDiscrepancies.resolvedAt),
+      ),
+    );
 }
 
 /** The provider said no: the refund is FAILED and the order stays as it was. */
@@ -185,12 +305,20 @@ export async function failRefund(
   db: Database,
   input: { refundId: string; reason: string },
 ): Promise<boolean> {
-  const updated = await db
-    .update(refunds)
-    .set({ status: 'FAILED', failureReason: input.reason, settledAt: dsql`now()`, updatedAt: dsql`now()` })
-    .where(and(eq(refunds.id, input.refundId), inArray(refunds.status, OPEN_REFUNDS)))
-    .returning({ id: refunds.id });
-  return updated.length > 0;
+  return db.transaction(async (tx) => {
+    const [refund] = await tx
+      .update(refunds)
+      .set({
+        status: 'FAILED',
+        failureReason: input.reason,
+        settledAt: dsql`now()`,
+        updatedAt: dsql`now()`,
+      })
+      .where(and(eq(refunds.id, input.refundId), inArray(refunds.status, OPEN_REFUNDS)))
+      .returning();
+    if (refund) await resolveUnconfirmed(tx, refund, 'FAILED');
+    return refund !== undefined;
+  });
 }
 
 /**

@@ -25,6 +25,10 @@ export const DISCREPANCY_KINDS = [
   'REFUND_EXCEEDS_PAID',
   /** A refund notice, after its workflow ended, that says otherwise than the refund's row. */
   'REFUND_CONTRADICTS_RECORD',
+  /** A signed refund notice the provider's own answer contradicts (another outcome, amount, refund no). */
+  'REFUND_NOTICE_CONTRADICTS_PROVIDER',
+  /** A refund notice that names no refund payrecon asked for (parked UNKNOWN_REFUND). */
+  'UNKNOWN_REFUND',
 ] as const;
 export type DiscrepancyKind = (typeof DISCREPANCY_KINDS)[number];
 
@@ -40,6 +44,7 @@ const SUBJECT_FIELDS: Partial<Record<DiscrepancyKind, readonly string[]>> = {
   // Each notice that says otherwise than the refund's row is a fact of its own.
   REFUND_CONTRADICTS_RECORD: ['messageId'],
   NOTICE_CONTRADICTS_PROVIDER: ['notice.messageId', 'messageId'],
+  REFUND_NOTICE_CONTRADICTS_PROVIDER: ['messageId', 'outRequestNo'],
 };
 const DEFAULT_SUBJECT_FIELDS = ['tradeNo', 'outRequestNo', 'messageId'] as const;
 
@@ -58,6 +63,12 @@ export function discrepancySubject(kind: DiscrepancyKind, details: Record<string
   }
   return '';
 }
+
+/**
+ * The discrepancies that record a buyer's money the provider holds for an order payrecon CLOSED (paid
+ * after the close, or a wrong amount whose review ended CLOSED): open until a refund returns the money.
+ */
+export const MONEY_HELD_KINDS = ['PAID_AFTER_CLOSE', 'AMOUNT_MISMATCH'] as const satisfies DiscrepancyKind[];
 
 /** The money a paid fact reports; polls of an unpaid trade report none. */
 export interface PaidMoney {

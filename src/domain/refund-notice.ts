@@ -18,3 +18,37 @@ export interface RefundNotice {
   /** ISO instant. */
   refundedAt: string;
 }
+
+/** What payrecon knows of the refund a notice names: its order, its amount, the provider's refund number. */
+export interface RefundRecord {
+  orderId: string;
+  amount: number;
+  /** From the provider's answer to the request; null until it gave one. */
+  refundNo: string | null;
+}
+
+/**
+ * Where a signed refund notice differs from the refund it names. Any difference means the notice is
+ * checked with the provider before it settles anything: the signature proves who sent it, not what the
+ * provider did with this refund.
+ */
+export function refundNoticeMismatches(refund: RefundRecord, notice: RefundNotice): string[] {
+  const fields: string[] = [];
+  if (notice.orderId !== refund.orderId) fields.push('orderId');
+  if (notice.amount !== refund.amount) fields.push('amount');
+  if (refund.refundNo !== null && notice.refundNo !== refund.refundNo) fields.push('refundNo');
+  return fields;
+}
+
+/** Where the provider's own answer contradicts a refund notice: another outcome, refund number or amount. */
+export function refundNoticeContradictions(
+  provider: { status: string; refundNo: string | null; amount: number | null },
+  notice: RefundNotice,
+): string[] {
+  const outcome = notice.status === 'REFUND_SUCCESS' ? 'SUCCESS' : 'FAILED';
+  const fields: string[] = [];
+  if (provider.status !== outcome) fields.push('status');
+  if (provider.refundNo !== notice.refundNo) fields.push('refundNo');
+  if (provider.amount !== notice.amount) fields.push('amount');
+  return fields;
+}

@@ -14,15 +14,17 @@ export type RefundNoticeDelivery =
   | { outcome: 'unknown-refund' };
 
 /**
- * Delivers the provider's refund notice to its refund's workflow (found by out_request_no, which must
- * belong to the notice's order). A service that fails throws a ServiceCallError naming it.
+ * Delivers the provider's refund notice to its refund's workflow (found by out_request_no). A notice
+ * that names another order than the refund's is delivered too: the workflow checks any notice that
+ * differs from its refund with the provider before it settles anything. A service that fails throws a
+ * ServiceCallError naming it.
  */
 export async function deliverRefundNotice(
   deps: { db: Database; temporal: Client },
   notice: RefundNotice,
 ): Promise<RefundNoticeDelivery> {
   const refund = await calling('PostgreSQL', () => findRefundByOutRequestNo(deps.db, notice.outRequestNo));
-  if (!refund || refund.orderId !== notice.orderId) return { outcome: 'unknown-refund' };
+  if (!refund) return { outcome: 'unknown-refund' };
   try {
     await deps.temporal.workflow.getHandle(refundWorkflowId(refund.id)).signal(refundNoticeSignal, notice);
     return { outcome: 'signalled', refund };
@@ -44,6 +46,7 @@ async function recordLateRefundNotice(db: Database, refund: RefundRow, notice: R
     kind: 'REFUND_CONTRADICTS_RECORD',
     details: {
       refundId: refund.id,
+      outRequestNo: refund.outRequestNo,
       refundStatus: refund.status,
       notice: notice.status,
       messageId: notice.messageId,

@@ -27,7 +27,9 @@ export interface PaymentGateway {
   closeTrade(orderId: string): Promise<TradeSnapshot>;
   /**
    * Asks for a refund, idempotent by `outRequestNo`: the same request again returns the same refund and
-   * never refunds twice. TRADE_FINISHED (past its refund window) refuses: a ProviderReplyError.
+   * never refunds twice. A refusal the provider documents (TRADE_FINISHED: past its refund window) is a
+   * ProviderRefusedError; any other answer that cannot be read is a ProviderReplyError, and says nothing
+   * about whether the provider took the refund.
    */
   submitRefund(request: RefundRequest): Promise<RefundSnapshot>;
   /** A refund's status by its `outRequestNo`. */
@@ -62,6 +64,38 @@ export class ProviderUnavailableError extends Error {
  */
 export class ProviderReplyError extends Error {
   override name = 'ProviderReplyError';
+}
+
+/**
+ * The refusal codes of a refund request: the provider answered that it did not take the refund, and
+ * will not for this request (a trade not paid, past its refund window, closed, or not enough left).
+ * Only these end a refund FAILED at submission; any other failed answer is ambiguous.
+ */
+export const REFUND_REFUSAL_CODES = [
+  'TRADE_NOT_PAID',
+  'TRADE_FINISHED',
+  'TRADE_CLOSED',
+  'REFUND_AMOUNT_EXCEEDED',
+] as const;
+export type RefundRefusalCode = (typeof REFUND_REFUSAL_CODES)[number];
+
+export function isRefundRefusalCode(code: unknown): code is RefundRefusalCode {
+  return (REFUND_REFUSAL_CODES as readonly unknown[]).includes(code);
+}
+
+/**
+ * The provider refused the request explicitly, with a refusal code payrecon knows: nothing was done.
+ * Unlike a ProviderReplyError (an answer payrecon cannot read, which may hide a refund the provider
+ * executed), this one may settle a refund FAILED.
+ */
+export class ProviderRefusedError extends Error {
+  override name = 'ProviderRefusedError';
+  constructor(
+    readonly code: RefundRefusalCode,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** The day's statement is not out yet (bills come T+1): ask again later. */

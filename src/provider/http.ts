@@ -10,7 +10,9 @@ import {
   type TradeSnapshot,
 } from '../domain';
 import {
+  isRefundRefusalCode,
   type PaymentGateway,
+  ProviderRefusedError,
   ProviderReplyError,
   ProviderUnavailableError,
   type RefundRequest,
@@ -53,7 +55,7 @@ export class HttpPaymentGateway implements PaymentGateway {
   submitRefund(request: RefundRequest): Promise<RefundSnapshot> {
     const { orderId, ...body } = request;
     const path = `/trades/${encodeURIComponent(orderId)}/refunds`;
-    return this.request('POST', path, body).then((json) =>
+    return this.request('POST', path, body, false, true).then((json) =>
       toRefundSnapshot(request.outRequestNo, `POST ${path}`, json),
     );
   }
@@ -127,12 +129,16 @@ export class HttpPaymentGateway implements PaymentGateway {
     return toSnapshot(orderId, `${method} ${path}`, json);
   }
 
-  /** One request; NOT_FOUND for a 404 where `notFoundIsAnswer`; the errors say retry or not. */
+  /**
+   * One request; NOT_FOUND for a 404 where `notFoundIsAnswer`; the errors say retry or not. Where
+   * `refusalIsAnswer`, a 409 whose body names a known refund refusal code is a ProviderRefusedError.
+   */
   private async request(
     method: string,
     path: string,
     body: unknown,
     notFoundIsAnswer = false,
+    refusalIsAnswer = false,
   ): Promise<unknown> {
     const what = `${method} ${path}`;
     let response: Response;
@@ -156,8 +162,13 @@ export class HttpPaymentGateway implements PaymentGateway {
       );
     }
     if (!response.ok) {
+      const text = (await response.text()).slice(0, 300);
+      const code = response.status === 409 && refusalIsAnswer ? refusalCode(text) : null;
+      if (code) {
+        throw new ProviderRefusedError(code, `payment provider refused ${what} (${code}): ${text}`);
+      }
       throw new ProviderReplyError(
-        `payment provider at ${this.baseUrl} refused ${what} with HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`,
+        `payment provider at ${this.baseUrl} refused ${what} with HTTP ${response.status}: ${text}`,
       );
     }
     let json: unknown;
@@ -173,6 +184,16 @@ export class HttpPaymentGateway implements PaymentGateway {
 }
 
 const NOT_FOUND = Symbol('not found');
+
+/** The refusal code of a refusal's body (`{"code": "TRADE_FINISHED", ...}`), when it is one payrecon knows. */
+function refusalCode(text: string) {
+  try {
+    const code = (JSON.parse(text) as { code?: unknown } | null)?.code;
+    return isRefundRefusalCode(code) ? code : null;
+  } catch {
+    return null;
+  }
+}
 
 function toRefundSnapshot(outRequestNo: string, what: string, body: unknown): RefundSnapshot {
   const refund = (body ?? {}) as Record<string, unknown>;

@@ -1,6 +1,7 @@
 import type { RefundSnapshot, TradeLookupStatus, TradeSnapshot } from '../../src/domain';
 import {
   type PaymentGateway,
+  ProviderRefusedError,
   ProviderReplyError,
   ProviderUnavailableError,
   type RefundRequest,
@@ -66,9 +67,12 @@ export class ScriptedGateway implements PaymentGateway {
   readonly refunds = new Map<string, RefundSnapshot & { orderId: string; queries: number }>();
 
   async submitRefund(request: RefundRequest): Promise<RefundSnapshot> {
+    const script = this.trades.get(request.orderId) ?? {};
+    if (script.refundSubmit === 'refused') {
+      throw new ProviderRefusedError('TRADE_FINISHED', 'scripted refusal: TRADE_FINISHED');
+    }
     const existing = this.refunds.get(request.outRequestNo);
     if (existing) return existing;
-    const script = this.trades.get(request.orderId) ?? {};
     const refund = {
       orderId: request.orderId,
       outRequestNo: request.outRequestNo,
@@ -79,6 +83,10 @@ export class ScriptedGateway implements PaymentGateway {
       queries: 0,
     };
     this.refunds.set(request.outRequestNo, refund);
+    // The provider took the refund, but its answer cannot be read.
+    if (script.refundSubmit === 'unreadable') {
+      throw new ProviderReplyError('scripted answer: unknown refund status "REFUND_PENDING"');
+    }
     return refund;
   }
 
@@ -95,6 +103,14 @@ export class ScriptedGateway implements PaymentGateway {
       refund.queries >= script.refundSucceedsAtQuery
     ) {
       refund.status = 'SUCCESS';
+    }
+    if (
+      refund.status === 'PROCESSING' &&
+      script.refundFailsAtQuery !== undefined &&
+      refund.queries >= script.refundFailsAtQuery
+    ) {
+      refund.status = 'FAILED';
+      refund.failureReason = 'scripted refusal';
     }
     return { ...refund };
   }
@@ -136,6 +152,13 @@ export interface TradeScript {
   refundSucceedsAtQuery?: number;
   /** The provider refuses every refund of this trade. */
   refundFails?: boolean;
+  /** A refund request stays PROCESSING until this refund query (1-based), then FAILED. */
+  refundFailsAtQuery?: number;
+  /**
+   * How the provider answers a refund request: `refused` with a refusal code it documents (nothing
+   * taken), or `unreadable`: it takes the refund but its answer cannot be read.
+   */
+  refundSubmit?: 'refused' | 'unreadable';
   /** Runs while the close is in flight, before the provider answers (a notice racing the close). */
   duringClose?: () => Promise<void>;
   /** Runs while a refund query is in flight, before the provider answers (a notice racing the query). */

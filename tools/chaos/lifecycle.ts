@@ -87,6 +87,8 @@ export class Fleet {
       stdio: base === 'simulator' ? this.options.simulatorFd : this.options.logFd,
       singleProcess: true,
       only: [base],
+      // The worker with the chaos run's fault hook (tools/chaos/worker.ts): inert until armed.
+      scripts: { worker: 'tools/chaos/worker.ts' },
     });
     this.services.set(name, service);
     // firstExit ignores stop() and the planned kills: anything else is a crash, restarted by the caller.

@@ -22,6 +22,8 @@ const usage = `usage: npm run chaos -- [options]
   --kills-worker K      SIGKILL and restart a worker K times, alternating (default 3; with 2 or more,
                         the last one during the day's reconciliation)
   --kills-consumer K    SIGKILL and restart a consumer K times, alternating (default 3)
+  --kills-in-refund K   a worker SIGKILLs itself inside applyRefund, right after its commit, K times
+                        (default 1; the workflow runs applyRefund again over its own write)
   --broker-restarts B   rabbitmqctl stop_app / start_app B times (default 1, 0 with --cluster; affects every
                         user of the broker)
   --cluster             run against a local three-node RabbitMQ cluster (scripts/rabbitmq-cluster.sh; started
@@ -75,6 +77,7 @@ export function parseChaosArgs(argv: string[]) {
         seed: { type: 'string' },
         processes: { type: 'string', default: '2' },
         'kills-worker': { type: 'string', default: '3' },
+        'kills-in-refund': { type: 'string', default: '1' },
         'merchant-refusals': { type: 'string', default: '1' },
         'kills-consumer': { type: 'string', default: '3' },
         'broker-restarts': { type: 'string' },
@@ -136,6 +139,7 @@ export function parseChaosArgs(argv: string[]) {
       seed,
       killsWorker: count('kills-worker', text('kills-worker'), 0, 100),
       killsConsumer: count('kills-consumer', text('kills-consumer'), 0, 100),
+      killsInRefund: count('kills-in-refund', text('kills-in-refund'), 0, 10),
       brokerRestarts,
       leaderStops,
       cluster,

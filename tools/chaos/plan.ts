@@ -491,7 +491,9 @@ export type DisruptionKind =
   | 'restart-broker'
   | 'refuse-merchant'
   /** --cluster: the node leading the pay-success quorum queue stopped, then started again. */
-  | 'stop-leader';
+  | 'stop-leader'
+  /** A worker SIGKILLs itself inside the next applyRefund, after its commit (tools/chaos/worker.ts). */
+  | 'kill-worker-in-refund';
 
 export interface Disruption {
   kind: DisruptionKind;
@@ -520,6 +522,8 @@ export function planDisruptions(options: {
   leaderStops?: number;
   /** Processes of each kind (worker, consumer); kills alternate between them. Default 1. */
   processes?: number;
+  /** Times a worker is killed inside applyRefund, after its commit (its reply lost). */
+  killsInRefund?: number;
 }): Disruption[] {
   // A different stream than the orders', so changing N does not move the kills.
   const random = seededRandom(options.seed ^ 0x5bd1e995);
@@ -548,5 +552,7 @@ export function planDisruptions(options: {
     ...spread('refuse-merchant', options.merchantRefusals ?? 0, () => 3_000, false),
     // Last, so the draws above (and so every plan without --cluster) stay as they were.
     ...spread('stop-leader', options.leaderStops ?? 0, () => 5_000, false),
+    // After it, for the same reason. The worker that dies is whichever runs the next applyRefund.
+    ...spread('kill-worker-in-refund', options.killsInRefund ?? 0, () => 1_000, false),
   ].sort((a, b) => a.atMs - b.atMs);
 }

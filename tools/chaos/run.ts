@@ -1,4 +1,5 @@
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { createDatabase, redactUrl } from '../../src/db/client';
 import { migrateDatabase } from '../../src/db/migrate';
@@ -99,6 +100,8 @@ export interface ChaosOptions {
   seed: number;
   killsWorker: number;
   killsConsumer: number;
+  /** Times a worker SIGKILLs itself inside applyRefund, after its commit. */
+  killsInRefund: number;
   brokerRestarts: number;
   /** --cluster: times the node leading the pay-success quorum queue is stopped, then started again. */
   leaderStops: number;
@@ -241,6 +244,11 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
     POLL_LADDER: options.ladder.stepsMs.join(','),
     POLL_REPEAT: String(options.ladder.repeatMs),
     PAY_DEADLINE: String(options.payWithinMs),
+    // The file that arms tools/chaos/worker.ts's kill inside applyRefund (it exists only while armed).
+    CHAOS_KILL_IN_APPLY_REFUND: path.join(
+      os.tmpdir(),
+      `payrecon-chaos-kill-in-refund-${runTag}-${process.pid}`,
+    ),
     // A short refund ladder, so a refund the provider keeps PROCESSING is queried within the run.
     REFUND_LADDER: '2s,4s,8s',
     REFUND_REPEAT: '8s',
@@ -268,6 +276,8 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
   const simulatorFd = openSync(simulatorLog, 'a');
   const unplannedExits: string[] = [];
   const driverErrors: string[] = [];
+  /** While a kill inside applyRefund is armed: told which worker died. */
+  let inRefundKill: ((name: FleetProcess) => void) | null = null;
   let stopped = false;
   const fleet = new Fleet({
     env,
@@ -278,6 +288,12 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
     // Recorded (a violation) and restarted, so the run still ends with the evidence of what followed.
     onUnplannedExit: (name, code) => {
       if (stopped) return;
+      // The kill inside applyRefund the run armed: planned, restarted by its disruption.
+      if (inRefundKill && name.startsWith('worker-')) {
+        inRefundKill(name);
+        inRefundKill = null;
+        return;
+      }
       unplannedExits.push(`${name} exited on its own with code ${code} at ${Math.round(since() / 1000)}s`);
       log(
         `!! ${name} exited on its own (code ${code}); restarting it. See ${path.relative(process.cwd(), options.logFile)}`,
@@ -337,6 +353,7 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
       merchantRefusals: options.merchantRefusals,
       leaderStops: options.cluster ? options.leaderStops : 0,
       processes: options.processes,
+      killsInRefund: options.killsInRefund,
     });
     log(
       `${options.orders} orders at ${options.rate}/s, pay deadline ${options.payWithinMs / 1000}s, ladder ${options.ladder.stepsMs.map((s) => `${s / 1000}s`).join(',')} then every ${options.ladder.repeatMs / 1000}s; ` +
@@ -434,6 +451,38 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
         `<< RabbitMQ node ${leader} back after ${(record.outageMs / 1000).toFixed(1)}s (new leader was node ${newLeader})`,
       );
     };
+    /**
+     * Arms tools/chaos/worker.ts's hook: the next applyRefund to commit kills its worker before the reply
+     * reaches the workflow, which then runs applyRefund again over its own write. Waits for a refund to
+     * settle (up to 120 s), restarts that worker like a planned kill.
+     */
+    const killInRefund = async (record: DisruptionRecord, downMs: number) => {
+      const armed = String(env.CHAOS_KILL_IN_APPLY_REFUND);
+      const died = new Promise<FleetProcess>((resolve) => {
+        inRefundKill = resolve;
+      });
+      writeFileSync(armed, `${record.startedAtMs}\n`);
+      log('>> armed: the next applyRefund kills its worker after the commit');
+      const name = await Promise.race([died, sleep(120_000, signal).then(() => null)]);
+      if (!name) {
+        inRefundKill = null;
+        rmSync(armed, { force: true });
+        throw new Error('no refund was applied within 120 s of arming the kill');
+      }
+      record.target = Number(name.replace(/^worker-/, ''));
+      await sleep(downMs, signal);
+      const newPid = await fleet.restart(name);
+      const serving = await waitUntilServing('worker', newPid, {
+        config,
+        temporal,
+        signal,
+        consumers: options.processes,
+      });
+      record.outageMs = atRun() - record.startedAtMs;
+      record.detail = `${name} killed itself inside applyRefund after its commit; pid ${newPid} ${serving ? 'serving' : 'NOT serving after 90s'}`;
+      log(`<< ${name} back after the kill inside applyRefund`);
+      if (!serving) driverErrors.push(`${name} pid ${newPid} did not serve within 90s of its restart`);
+    };
     const disrupt = async (disruption: Disruption) => {
       const startedAtMs = atRun();
       const record: DisruptionRecord = { ...disruption, startedAtMs, outageMs: 0, detail: '' };
@@ -461,6 +510,8 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
           await sleep(disruption.downMs, signal);
           record.outageMs = disruption.downMs;
           record.detail = 'every shop: connection refused';
+        } else if (disruption.kind === 'kill-worker-in-refund') {
+          await killInRefund(record, disruption.downMs);
         } else {
           const base = disruption.kind === 'kill-worker' ? 'worker' : 'consumer';
           const name = `${base}-${disruption.target}` as FleetProcess;
@@ -960,6 +1011,7 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
         seed: options.seed,
         killsWorker: options.killsWorker,
         killsConsumer: options.killsConsumer,
+        killsInRefund: options.killsInRefund,
         brokerRestarts: options.brokerRestarts,
         leaderStops: options.leaderStops,
         cluster: options.cluster !== null,

@@ -34,9 +34,26 @@ export interface Refund {
   createdAt: Date;
 }
 
+/**
+ * Why a refund request is refused, in the answer's `code` (as a real provider's sub_code): the first four
+ * mean the provider took nothing; OUT_REQUEST_NO_REUSED means a refund with this number exists already.
+ */
+export type RefundRefusalCode =
+  | 'TRADE_NOT_PAID'
+  | 'TRADE_FINISHED'
+  | 'TRADE_CLOSED'
+  | 'REFUND_AMOUNT_EXCEEDED'
+  | 'OUT_REQUEST_NO_REUSED';
+
 /** The request cannot be accepted (trade not refundable, over the refundable amount, a different amount for a known out_request_no). */
 export class RefundRefusedError extends Error {
   override name = 'RefundRefusedError';
+  constructor(
+    readonly code: RefundRefusalCode,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 type RefundRow = typeof providerRefunds.$inferSelect;
@@ -100,6 +117,7 @@ export async function requestRefund(
     if (existing) {
       if (existing.amount !== input.amount) {
         throw new RefundRefusedError(
+          'OUT_REQUEST_NO_REUSED',
           `refund ${input.outRequestNo} of order ${input.orderId} was requested for ${existing.amount}, not ${input.amount}: an out_request_no names one refund`,
         );
       }
@@ -107,15 +125,20 @@ export async function requestRefund(
     }
 
     if (trade.status === 'WAIT_BUYER_PAY') {
-      throw new RefundRefusedError(`trade ${trade.tradeNo} is not paid (WAIT_BUYER_PAY): nothing to refund`);
+      throw new RefundRefusedError(
+        'TRADE_NOT_PAID',
+        `trade ${trade.tradeNo} is not paid (WAIT_BUYER_PAY): nothing to refund`,
+      );
     }
     if (trade.status === 'TRADE_FINISHED') {
       throw new RefundRefusedError(
+        'TRADE_FINISHED',
         `trade ${trade.tradeNo} is TRADE_FINISHED: its refund window is over, refunds are refused`,
       );
     }
     if (trade.status === 'TRADE_CLOSED') {
       throw new RefundRefusedError(
+        'TRADE_CLOSED',
         trade.refundedAmount > 0
           ? `trade ${trade.tradeNo} is TRADE_CLOSED: refunded in full (${trade.refundedAmount})`
           : `trade ${trade.tradeNo} is TRADE_CLOSED: closed unpaid, nothing to refund`,
@@ -134,6 +157,7 @@ export async function requestRefund(
     const taken = reserved?.total ?? 0;
     if (taken + input.amount > paid) {
       throw new RefundRefusedError(
+        'REFUND_AMOUNT_EXCEEDED',
         `refund of ${input.amount} exceeds what is left to refund on trade ${trade.tradeNo}: paid ${paid}, refunded or being refunded ${taken}, refundable ${paid - taken}`,
       );
     }

@@ -317,7 +317,9 @@ export function createRouter(deps: RouteDeps): RequestHandler {
         try {
           result = await refunds.request({ orderId, ...input });
         } catch (error) {
-          if (error instanceof RefundRefusedError) throw new HttpError(409, error.message);
+          if (error instanceof RefundRefusedError) {
+            throw new HttpError(409, error.message, { code: error.code });
+          }
           if (error instanceof RefundNoticeError) {
             throw new HttpError(502, error.message, { refund: refundView(error.refund) });
           }
