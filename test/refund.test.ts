@@ -77,7 +77,9 @@ beforeAll(async () => {
   env = await startTimeSkipping();
   worker = await startTestWorker(env, {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    activities: withLostReplies(createActivities({ db: database.db, gateway })),
+    activities: withLostReplies(
+      createActivities({ db: database.db, gateway, merchantAllowlist: config.MERCHANT_PRIVATE_ALLOWLIST }),
+    ),
   });
 });
 
