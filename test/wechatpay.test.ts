@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/platform/config';
 import {
@@ -509,6 +510,15 @@ describe('WeChat Pay configuration', () => {
     expect(errors[1]?.message).toMatch(/WECHATPAY_APIV3_KEY_FILE: the APIv3 key must be 32 bytes/);
     expect(errors[2]?.message).toMatch(/must be 32 bytes, the file holds 31/);
     expect(errors[3]?.message).toMatch(/WECHATPAY_MCH_PRIVATE_KEY_FILE: the file cannot be read \(ENOENT\)/);
+    // A loaded configuration that ends up in a log line shows no key either.
+    const printed =
+      inspect(loadWechatPayConfig(env), { depth: 10 }) + JSON.stringify(loadWechatPayConfig(env));
+    const bytes = [...Buffer.from(APIV3_KEY)];
+    // As text, as inspect prints a Buffer, as JSON prints one.
+    for (const form of [APIV3_KEY, bytes.map((b) => b.toString(16)).join(' '), bytes.join(',')]) {
+      expect(printed).not.toContain(form.slice(0, 20));
+    }
+    for (const line of keyLines) expect(printed).not.toContain(line);
     for (const error of errors) {
       expect(error).toBeInstanceOf(ConfigError);
       expect(error?.message).not.toContain(APIV3_KEY.slice(0, 31));

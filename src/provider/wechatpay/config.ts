@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, parseEnv } from '../../platform/config';
@@ -49,8 +49,8 @@ export interface WechatPayConfig {
   merchantPrivateKey: KeyObject;
   wechatpayPublicKey: KeyObject;
   wechatpayPublicKeyId: string;
-  /** Kept for the notification receiver (AEAD_AES_256_GCM); never logged. */
-  apiV3Key: Buffer;
+  /** For the notification receiver (AEAD_AES_256_GCM); a KeyObject, so a logged config shows no byte of it. */
+  apiV3Key: KeyObject;
   notifyUrl: string;
   /** Origin and optional path prefix, without a trailing slash. */
   endpoint: string;
@@ -97,7 +97,7 @@ export function loadWechatPayConfig(env: NodeJS.ProcessEnv = process.env): Wecha
     'an RSA public key in PEM (pub_key.pem from the merchant platform)',
   );
   const apiV3File = read('WECHATPAY_APIV3_KEY_FILE');
-  let apiV3Key: Buffer | null = null;
+  let apiV3Key: KeyObject | null = null;
   if (apiV3File) {
     // An editor's trailing newline is not part of the key.
     const trimmed = apiV3File.toString('utf8').trim();
@@ -106,7 +106,7 @@ export function loadWechatPayConfig(env: NodeJS.ProcessEnv = process.env): Wecha
         `  WECHATPAY_APIV3_KEY_FILE: the APIv3 key must be 32 bytes, the file holds ${Buffer.byteLength(trimmed)}`,
       );
     } else {
-      apiV3Key = Buffer.from(trimmed, 'utf8');
+      apiV3Key = createSecretKey(Buffer.from(trimmed, 'utf8'));
     }
   }
   if (problems.length > 0 || !privateKey || !publicKey || !apiV3Key) {
