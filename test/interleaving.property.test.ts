@@ -407,11 +407,16 @@ async function checkInvariants(run: Run): Promise<void> {
     ).toHaveLength(1);
   }
 
-  // 4. Discrepancies: one per kind, and only those these facts can cause; no contradicting fact moved the order.
-  const kinds = (
-    await database.sql<{ kind: string }[]>`select kind from payment_discrepancies where order_id = ${orderId}`
-  ).map((d) => d.kind);
-  expect(new Set(kinds).size).toBe(kinds.length);
+  // 4. Discrepancies: one per kind and subject (two notices naming other trades are two facts), and only
+  // those these facts can cause; no contradicting fact moved the order.
+  const discrepancies = await database.sql<{ kind: string; subject: string }[]>`
+    select kind, subject from payment_discrepancies where order_id = ${orderId}`;
+  const kinds = discrepancies.map((d) => d.kind);
+  expect(new Set(discrepancies.map((d) => `${d.kind}/${d.subject}`)).size).toBe(discrepancies.length);
+  const noticeIds = new Set(run.notices.map((n) => n.messageId));
+  for (const d of discrepancies.filter((d) => d.kind === 'NOTICE_CONTRADICTS_PROVIDER')) {
+    expect(noticeIds, 'a contradicted notice is keyed on its own message id').toContain(d.subject);
+  }
   const allowed = new Set(['NOTICE_CONTRADICTS_PROVIDER']);
   if (row.status === 'CLOSED') allowed.add('PAID_AFTER_CLOSE');
   if (providerPaid) allowed.add('DUPLICATE_PAYMENT');
