@@ -2,12 +2,8 @@ import { randomUUID } from 'node:crypto';
 import amqplib, { type Channel, type ChannelModel, type GetMessage } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasValidSignature, type PaymentNoticeBody, parsePaymentNotice } from '../src/mq/notification';
+import { PaymentEventPublisher, type PaymentEventPublisherOptions, PublishError } from '../src/mq/publisher';
 import { TRADE_PAID_ROUTING_KEY, topologyFor } from '../src/mq/topology';
-import {
-  PaymentEventPublisher,
-  type PaymentEventPublisherOptions,
-  PublishError,
-} from '../tools/simulator/publisher';
 import { deleteTopology, testConfig } from './support/env';
 
 /** The publisher against the real broker, under this file's own exchange and queue names. */

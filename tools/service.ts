@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
-import { loadConfig } from '../src/platform/config';
+import { type Config, loadConfig } from '../src/platform/config';
 import { loadMerchantConfig } from './merchant/config';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -15,8 +15,22 @@ export const SERVICE_PROCESSES = {
   merchant: 'tools/merchant/server.ts',
   worker: 'workers/worker.ts',
   consumer: 'workers/consumer.ts',
+  receiver: 'workers/receiver.ts',
 } as const;
 export type ServiceProcess = keyof typeof SERVICE_PROCESSES;
+
+/**
+ * What starts by default: all but the notification receiver, which runs once a provider's notifications
+ * are configured (ALIPAY_APP_ID and ALIPAY_PUBLIC_KEY_FILE) and refuses to start without one.
+ */
+export function defaultServiceProcesses(
+  config: Pick<Config, 'ALIPAY_APP_ID' | 'ALIPAY_PUBLIC_KEY_FILE'> = {},
+): ServiceProcess[] {
+  const receiver = Boolean(config.ALIPAY_APP_ID || config.ALIPAY_PUBLIC_KEY_FILE);
+  return (Object.keys(SERVICE_PROCESSES) as ServiceProcess[]).filter(
+    (name) => name !== 'receiver' || receiver,
+  );
+}
 
 export interface SpawnServiceOptions {
   env?: NodeJS.ProcessEnv;
@@ -115,7 +129,7 @@ function seconds(ms: number): string {
 }
 
 /**
- * Starts simulator, merchant simulator, worker and consumer as separate processes (as they run in
+ * Starts simulator, merchant simulator, worker and consumer (and the receiver when `only` names it) as separate processes (as they run in
  * production: each can crash and restart alone). Their JSON logs go to `stdio` (inherit, or a file
  * descriptor).
  *
@@ -184,7 +198,7 @@ export function startService(
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     await exited(child);
   };
-  const names = options.only ?? (Object.keys(SERVICE_PROCESSES) as ServiceProcess[]);
+  const names = options.only ?? defaultServiceProcesses();
   for (const name of names) launch(name);
   return {
     children,
@@ -210,7 +224,11 @@ async function main() {
   // Fail here, once, with every bad variable named, rather than in each child.
   const config = loadConfig();
   loadMerchantConfig();
-  const service = startService({ singleProcess: true, supervise: true });
+  const service = startService({
+    singleProcess: true,
+    supervise: true,
+    only: defaultServiceProcesses(config),
+  });
   const pids = [...service.children].map(([name, child]) => `${name} (pid ${child.pid})`).join(', ');
   console.error(
     `payrecon: ${pids} started (task queue ${config.TEMPORAL_TASK_QUEUE}); a process that exits is restarted with backoff; Ctrl-C stops them`,

@@ -155,6 +155,23 @@ export const configSchema = z.object({
    * https://openapi-sandbox.dl.alipaydev.com (the sandbox, with sandbox app id and keys).
    */
   ALIPAY_ENDPOINT: url(['http:', 'https:']).default('https://openapi.alipay.com'),
+  /**
+   * Where Alipay sends a trade's notifications (the precreate's notify_url): the receiver's public
+   * address, `https://<your host>/notify/alipay`. Unset: no notify_url is sent, and payrecon learns of payments
+   * by its queries alone unless the app's own settings name a notification address.
+   */
+  ALIPAY_NOTIFY_URL: url(['http:', 'https:']).optional(),
+  /**
+   * The seller's Alipay user id (2088…, the PID): when set, the notification receiver refuses a
+   * notification for another seller's trade.
+   */
+  ALIPAY_SELLER_ID: z
+    .string()
+    .regex(/^2088\d{12}$/, 'must be an Alipay user id: 2088 and 12 more digits')
+    .optional(),
+  /** Where the notification receiver (workers/receiver.ts) listens: loopback unless a proxy needs more. */
+  RECEIVER_HOST: z.string().min(1).default('127.0.0.1'),
+  RECEIVER_PORT: z.coerce.number().int().min(0).max(65_535).default(8093),
   SIMULATOR_PORT: positiveInt.max(65_535).default(8090),
   POLL_LADDER: durationList.default([3_000, 30_000, 60_000, 120_000, 180_000, 300_000]),
   POLL_REPEAT: duration.default(300_000),
@@ -210,6 +227,8 @@ export const configSchema = z.object({
   WORKER_METRICS_ADDRESS: metricsAddress('127.0.0.1:9464'),
   /** host:port of the consumer's Prometheus endpoint, or `off`. */
   CONSUMER_METRICS_ADDRESS: metricsAddress('127.0.0.1:9465'),
+  /** host:port of the notification receiver's Prometheus endpoint, or `off`. */
+  RECEIVER_METRICS_ADDRESS: metricsAddress('127.0.0.1:9466'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

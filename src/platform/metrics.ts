@@ -15,6 +15,12 @@ export interface PayreconMetrics {
   merchantNotification(status: string): void;
   /** PENDING merchant events older than their ladder's span (src/merchant/stuck.ts sets it). */
   stuckMerchantNotifications(count: number): void;
+  /**
+   * A provider's notification the receiver answered: published (to the exchange, then `success`),
+   * acknowledged (nothing to publish, `success`), refused (forged, not ours, unreadable: `fail`), failed
+   * (the broker did not confirm: `fail`, the provider retries).
+   */
+  providerNotification(provider: string, outcome: 'published' | 'acknowledged' | 'refused' | 'failed'): void;
 }
 
 export const noMetrics: PayreconMetrics = {
@@ -25,6 +31,7 @@ export const noMetrics: PayreconMetrics = {
   discrepancy() {},
   merchantNotification() {},
   stuckMerchantNotifications() {},
+  providerNotification() {},
 };
 
 export function createMetrics(meter: MetricMeter): PayreconMetrics {
@@ -52,6 +59,11 @@ export function createMetrics(meter: MetricMeter): PayreconMetrics {
     '',
     "PENDING merchant events not delivered within their ladder's span",
   );
+  const providerNotifications = meter.createCounter(
+    'payrecon_provider_notifications',
+    '',
+    "providers' notifications the receiver answered, by provider and outcome",
+  );
   return {
     notificationReceived: (outcome) => received.add(1, { outcome }),
     notificationParked: (reason) => parked.add(1, { reason }),
@@ -60,5 +72,6 @@ export function createMetrics(meter: MetricMeter): PayreconMetrics {
     discrepancy: (kind) => discrepancies.add(1, { kind }),
     merchantNotification: (status) => notifications.add(1, { status }),
     stuckMerchantNotifications: (count) => stuck.set(count),
+    providerNotification: (provider, outcome) => providerNotifications.add(1, { provider, outcome }),
   };
 }

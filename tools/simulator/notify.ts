@@ -1,9 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { type PaymentNoticeBody, signBody } from '../../src/mq/notification';
+import type { PaymentEventPublisher } from '../../src/mq/publisher';
 import { REFUND_ROUTING_KEY, TRADE_PAID_ROUTING_KEY } from '../../src/mq/topology';
 import type { Corruption, NotificationPlan } from './faults';
-import type { PaymentEventPublisher } from './publisher';
 import type { Refund } from './refunds';
 import type { Trade } from './trades';
 

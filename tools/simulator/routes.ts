@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Database, Sql } from '../../src/db/client';
+import type { PaymentEventPublisher } from '../../src/mq/publisher';
 import { HttpError, parseInput, pingDatabase, readJson, sendJson } from '../lib/http';
 import { type RequestHandler, type Route, routeTable } from '../lib/router';
 import { type BillSettings, billRoutes } from './bill-routes';
@@ -16,7 +17,6 @@ import {
   tradeFaultsSchema,
 } from './faults';
 import type { NotificationSender } from './notify';
-import type { PaymentEventPublisher } from './publisher';
 import { RefundNoticeError, type RefundProcessor } from './refund-processor';
 import { getRefund, listRefunds, type Refund, RefundRefusedError, refundStats } from './refunds';
 import {

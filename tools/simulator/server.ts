@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { assertDatabaseReachable, createDatabase, redactUrl } from '../../src/db/client';
 import { amqpUrls } from '../../src/mq/connect';
+import { PaymentEventPublisher, type PaymentEventPublisherOptions } from '../../src/mq/publisher';
 import { topologyFor } from '../../src/mq/topology';
 import { type Config, loadConfig } from '../../src/platform/config';
 import { createJsonServer, listen, once, runServerMain, serverUrl, stopServer } from '../lib/server';
@@ -11,7 +12,6 @@ import { loadSimulatorConfig } from './config';
 import { migrateSimulatorSchema } from './db/migrate';
 import { FaultStore, type GlobalFaults, type Random } from './faults';
 import { NotificationSender } from './notify';
-import { PaymentEventPublisher, type PaymentEventPublisherOptions } from './publisher';
 import { RefundProcessor } from './refund-processor';
 import { createRouter } from './routes';
 

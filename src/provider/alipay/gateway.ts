@@ -29,6 +29,8 @@ export interface AlipayGatewayOptions {
   timeoutMs?: number;
   /** How long the buyer may pay: the QR code stops working then, so a closed order cannot be paid later. */
   payDeadlineMs?: number;
+  /** The precreate's notify_url: where Alipay POSTs the trade's notifications (workers/receiver.ts). */
+  notifyUrl?: string;
 }
 
 /**
@@ -70,11 +72,13 @@ export class AlipayPaymentGateway implements PaymentGateway {
   private readonly endpoint: string;
   private readonly timeoutMs: number;
   private readonly payDeadlineMs: number | undefined;
+  private readonly notifyUrl: string | undefined;
 
   constructor(options: AlipayGatewayOptions) {
     this.endpoint = options.endpoint.replace(/\/$/, '');
     this.timeoutMs = options.timeoutMs ?? 5_000;
     this.payDeadlineMs = options.payDeadlineMs;
+    this.notifyUrl = options.notifyUrl;
     this.sdk = new (sdkModule().AlipaySdk)({
       appId: options.appId,
       privateKey: options.privateKey,
@@ -98,6 +102,7 @@ export class AlipayPaymentGateway implements PaymentGateway {
       subject: `Order ${request.orderId}`,
       product_code: 'FACE_TO_FACE_PAYMENT',
     };
+    if (this.notifyUrl) body.notify_url = this.notifyUrl;
     if (this.payDeadlineMs) body.timeout_express = `${Math.max(1, Math.ceil(this.payDeadlineMs / 60_000))}m`;
     const reply = await this.call('trade precreate', '/v3/alipay/trade/precreate', body);
     if (reply instanceof BusinessError) {

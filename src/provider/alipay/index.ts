@@ -2,8 +2,10 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type Config, ConfigError } from '../../platform/config';
 import { AlipayPaymentGateway } from './gateway';
+import { AlipayNotificationReader } from './notify';
 
 export { AlipayPaymentGateway } from './gateway';
+export { type AlipayNotification, AlipayNotificationReader } from './notify';
 export { fenToYuan, yuanToFen } from './yuan';
 
 /**
@@ -19,6 +21,7 @@ export function createAlipayGateway(
     | 'ALIPAY_PUBLIC_KEY_FILE'
     | 'ALIPAY_ENDPOINT'
     | 'PAY_DEADLINE'
+    | 'ALIPAY_NOTIFY_URL'
   >,
 ): AlipayPaymentGateway {
   const { ALIPAY_APP_ID, ALIPAY_PRIVATE_KEY_FILE, ALIPAY_PUBLIC_KEY_FILE } = config;
@@ -35,6 +38,30 @@ export function createAlipayGateway(
     alipayPublicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
     endpoint: config.ALIPAY_ENDPOINT,
     payDeadlineMs: config.PAY_DEADLINE,
+    notifyUrl: config.ALIPAY_NOTIFY_URL,
+  });
+}
+
+/**
+ * The notification receiver's reader, when the receiver is configured for Alipay (ALIPAY_APP_ID and
+ * ALIPAY_PUBLIC_KEY_FILE; the app's private key is not needed and not read); undefined when neither is set.
+ */
+export function createAlipayNotificationReader(
+  config: Pick<Config, 'ALIPAY_APP_ID' | 'ALIPAY_PUBLIC_KEY_FILE' | 'ALIPAY_SELLER_ID'>,
+): AlipayNotificationReader | undefined {
+  const { ALIPAY_APP_ID, ALIPAY_PUBLIC_KEY_FILE } = config;
+  if (!ALIPAY_APP_ID && !ALIPAY_PUBLIC_KEY_FILE) return undefined;
+  if (!ALIPAY_APP_ID || !ALIPAY_PUBLIC_KEY_FILE) {
+    const missing = ALIPAY_APP_ID ? 'ALIPAY_PUBLIC_KEY_FILE' : 'ALIPAY_APP_ID';
+    throw new ConfigError(
+      `Alipay notifications need ALIPAY_APP_ID and ALIPAY_PUBLIC_KEY_FILE: ${missing} is unset`,
+    );
+  }
+  const publicKey = readKey('ALIPAY_PUBLIC_KEY_FILE', ALIPAY_PUBLIC_KEY_FILE, 'public');
+  return new AlipayNotificationReader({
+    appId: ALIPAY_APP_ID,
+    alipayPublicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    sellerId: config.ALIPAY_SELLER_ID,
   });
 }
 

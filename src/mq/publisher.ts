@@ -6,14 +6,9 @@ import {
 } from 'amqp-connection-manager';
 import type { Message } from 'amqplib';
 import pino, { type Logger } from 'pino';
-import {
-  type PaymentNoticeBody,
-  paymentNoticeSchema,
-  SIGNATURE_HEADER,
-  signBody,
-} from '../../src/mq/notification';
-import { declareTopology, type Topology, TRADE_PAID_ROUTING_KEY } from '../../src/mq/topology';
-import { redactUrl } from '../../src/platform/redact';
+import { redactUrl } from '../platform/redact';
+import { type PaymentNoticeBody, paymentNoticeSchema, SIGNATURE_HEADER, signBody } from './notification';
+import { declareTopology, type Topology, TRADE_PAID_ROUTING_KEY } from './topology';
 
 /**
  * Publishes payment events with every guarantee the broker offers:
