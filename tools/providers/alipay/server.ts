@@ -1,4 +1,5 @@
 import {
+  createPublicKey,
   createSign,
   createVerify,
   generateKeyPairSync,
@@ -10,6 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type BillPayment, type BillRefund, shanghaiTime, tradeBillZip, yuan } from './bill';
+import { AlipayNotifier, type NotifyAttempt, type NotifyFaults, newNotifyId } from './notifier';
 
 /**
  * A fake Alipay: the v3 OpenAPI calls payrecon makes, written from Alipay's published protocol with
@@ -23,7 +25,12 @@ import { type BillPayment, type BillRefund, shanghaiTime, tradeBillZip, yuan } f
  * over `<timestamp>\n<nonce>\n<body>\n`). Trades, refunds and bill URLs live in memory. Business errors
  * answer HTTP 400 with `{code, message}`, as v3 does.
  *
- * The rig drives it through `/__fake/…` (no signature): scan and pay a trade, move its clock, set faults.
+ * The rig drives it through `/__fake/…` (no signature): scan and pay a trade, move its clock, set faults,
+ * read the notifications it sent (GET /__fake/notifications).
+ *
+ * A payment and a refund send an RSA2-signed `trade_status_sync` notification to the trade's notify_url
+ * (the precreate's, else `notifyUrl`), again on Alipay's ladder until the answer is `success`
+ * (notifier.ts); none when neither names one, as Alipay sends none.
  */
 
 export interface FakeAlipayFaults {
@@ -34,6 +41,8 @@ export interface FakeAlipayFaults {
   delayMs?: number;
   /** Replies are signed with a key that is not this Alipay's: a forged reply. */
   signWithOtherKey?: boolean;
+  /** Every notification from now on: dropped, duplicated, delayed, forged (a payment may override). */
+  notify?: NotifyFaults;
 }
 
 export interface FakeAlipayOptions {
@@ -42,8 +51,14 @@ export interface FakeAlipayOptions {
   merchantPublicKey: string;
   host?: string;
   port?: number;
-  /** The merchant's partner id (2088…), printed on the bill. */
+  /** The merchant's partner id (2088…), printed on the bill and the notifications' seller_id. */
   pid?: string;
+  /** This Alipay's private key; default a pair of its own, made at start. Tests that sign as Alipay pass one. */
+  alipayPrivateKey?: KeyObject;
+  /** Where notifications go for a trade whose precreate named no notify_url. */
+  notifyUrl?: string;
+  /** The waits between a notification's attempts; default Alipay's (4m, 10m, 10m, 1h, 2h, 6h, 15h). */
+  notifyLadderMs?: readonly number[];
 }
 
 export interface FakeAlipay {
@@ -52,6 +67,8 @@ export interface FakeAlipay {
   alipayPublicKey: string;
   /** Requests refused for their signature, for tests to see. */
   refusedSignatures(): number;
+  /** Every notification POST so far, oldest first. */
+  notifications(): NotifyAttempt[];
   close(): Promise<void>;
 }
 
@@ -67,6 +84,7 @@ interface Trade {
   createdAt: Date;
   paidAt: Date | null;
   refundedFen: number;
+  notifyUrl: string | null;
 }
 
 interface Refund {
@@ -93,7 +111,9 @@ const BILL_URL_LIFETIME_MS = 30_000;
 const YUAN = /^(\d{1,9})(?:\.(\d{1,2}))?$/;
 
 export async function startFakeAlipay(options: FakeAlipayOptions): Promise<FakeAlipay> {
-  const own = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const own = options.alipayPrivateKey
+    ? { privateKey: options.alipayPrivateKey, publicKey: createPublicKey(options.alipayPrivateKey) }
+    : generateKeyPairSync('rsa', { modulusLength: 2048 });
   const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const merchantKey = options.merchantPublicKey;
   const pid = options.pid ?? '208800000000';
@@ -105,6 +125,42 @@ export async function startFakeAlipay(options: FakeAlipayOptions): Promise<FakeA
   let refused = 0;
   let sequence = 0;
   const now = () => new Date(Date.now() + clockOffsetMs);
+  const notifier = new AlipayNotifier({
+    key: own.privateKey,
+    otherKey: other.privateKey,
+    ladderMs: options.notifyLadderMs,
+  });
+
+  /** A trade_status_sync notification about `trade`, plus `extra` (a refund's fields). */
+  const notify = (trade: Trade, extra: Record<string, string>, override?: NotifyFaults) => {
+    const target = trade.notifyUrl ?? options.notifyUrl;
+    if (!target) return;
+    const params: Record<string, string> = {
+      notify_time: shanghaiTime(now()),
+      notify_type: 'trade_status_sync',
+      notify_id: newNotifyId(),
+      charset: 'utf-8',
+      version: '1.0',
+      app_id: options.appId,
+      auth_app_id: options.appId,
+      trade_no: trade.tradeNo,
+      out_trade_no: trade.outTradeNo,
+      buyer_id: '2088102177846880',
+      buyer_logon_id: 'buy***@example.com',
+      seller_id: pid,
+      trade_status: trade.state,
+      total_amount: yuan(trade.totalFen),
+      receipt_amount: yuan(trade.totalFen),
+      invoice_amount: yuan(trade.totalFen),
+      buyer_pay_amount: yuan(trade.totalFen),
+      subject: trade.subject,
+      gmt_create: shanghaiTime(trade.createdAt),
+      ...(trade.paidAt ? { gmt_payment: shanghaiTime(trade.paidAt) } : {}),
+      fund_bill_list: JSON.stringify([{ amount: yuan(trade.totalFen), fundChannel: 'ALIPAYACCOUNT' }]),
+      ...extra,
+    };
+    notifier.send(target, params, { ...faults.notify, ...override });
+  };
 
   const sign = (content: string, key: KeyObject) =>
     createSign('RSA-SHA256').update(content, 'utf8').sign(key, 'base64');
@@ -214,6 +270,7 @@ export async function startFakeAlipay(options: FakeAlipayOptions): Promise<FakeA
         createdAt: now(),
         paidAt: null,
         refundedFen: 0,
+        notifyUrl: typeof body.notify_url === 'string' && body.notify_url ? body.notify_url : null,
       };
       trades.set(outTradeNo, created);
       return { out_trade_no: outTradeNo, qr_code: created.qrCode };
@@ -269,6 +326,12 @@ export async function startFakeAlipay(options: FakeAlipayOptions): Promise<FakeA
       refunds.set(key, refund);
       trade.refundedFen += amountFen;
       if (trade.refundedFen === trade.totalFen) trade.state = 'TRADE_CLOSED';
+      // refund_fee is the trade's refunded total so far, not this refund's amount (Alipay's rule).
+      notify(trade, {
+        out_biz_no: outRequestNo,
+        refund_fee: yuan(trade.refundedFen),
+        gmt_refund: `${shanghaiTime(refund.at)}.000`,
+      });
       return answer('Y', refund.at);
     },
 
@@ -349,9 +412,11 @@ export async function startFakeAlipay(options: FakeAlipayOptions): Promise<FakeA
           throw new AlipayError(409, 'NOT_PAYABLE', `trade is ${found.state}`);
         found.state = 'TRADE_SUCCESS';
         found.paidAt = typeof body.at === 'string' ? new Date(body.at) : now();
+        notify(found, {}, body.notify as NotifyFaults | undefined);
       }
       return { trade_no: found.tradeNo, trade_status: found.state };
     }
+    if (path === '/__fake/notifications') return notifier.log();
     if (path === '/__fake/clock') {
       clockOffsetMs = typeof body.now === 'string' ? Date.parse(body.now) - Date.now() : 0;
       return { now: now().toISOString() };
@@ -417,11 +482,14 @@ export async function startFakeAlipay(options: FakeAlipayOptions): Promise<FakeA
     url,
     alipayPublicKey: own.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
     refusedSignatures: () => refused,
-    close: () =>
-      new Promise<void>((resolve) => {
+    notifications: () => notifier.log(),
+    close: async () => {
+      await notifier.close();
+      await new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
-      }),
+      });
+    },
   };
 }
 
@@ -439,12 +507,20 @@ export class FakeAlipayControl {
     return this.post(`/__fake/trades/${encodeURIComponent(outTradeNo)}/scan`, {});
   }
 
-  /** The buyer pays, now or at a given instant (the bill's day follows it). */
-  pay(outTradeNo: string, at?: Date) {
-    return this.post(
-      `/__fake/trades/${encodeURIComponent(outTradeNo)}/pay`,
-      at ? { at: at.toISOString() } : {},
-    );
+  /**
+   * The buyer pays, now or at a given instant (the bill's day follows it); `notify` overrides the
+   * notification faults for this payment.
+   */
+  pay(outTradeNo: string, at?: Date, notify?: NotifyFaults) {
+    return this.post(`/__fake/trades/${encodeURIComponent(outTradeNo)}/pay`, {
+      ...(at ? { at: at.toISOString() } : {}),
+      ...(notify ? { notify } : {}),
+    });
+  }
+
+  /** The notifications the fake has POSTed, each attempt with its answer. */
+  async notifications(): Promise<NotifyAttempt[]> {
+    return (await this.post('/__fake/notifications', {})) as NotifyAttempt[];
   }
 
   /** The fake's clock (bills, URL expiry, payment and refund times); undefined: the real one. */
@@ -465,7 +541,8 @@ export class FakeAlipayControl {
 }
 
 /**
- * Standalone: FAKE_ALIPAY_APP_ID, FAKE_ALIPAY_MERCHANT_PUBLIC_KEY_FILE, FAKE_ALIPAY_PORT (8092); writes its
+ * Standalone: FAKE_ALIPAY_APP_ID, FAKE_ALIPAY_MERCHANT_PUBLIC_KEY_FILE, FAKE_ALIPAY_PORT (8092),
+ * FAKE_ALIPAY_NOTIFY_URL (optional: notifications for trades without a notify_url); writes its
  * own public key to FAKE_ALIPAY_PUBLIC_KEY_OUT for payrecon's ALIPAY_PUBLIC_KEY_FILE.
  */
 async function main() {
@@ -481,6 +558,7 @@ async function main() {
     appId: env.FAKE_ALIPAY_APP_ID,
     merchantPublicKey: readFileSync(keyFile, 'utf8'),
     port: Number(env.FAKE_ALIPAY_PORT ?? 8092),
+    notifyUrl: env.FAKE_ALIPAY_NOTIFY_URL,
   });
   writeFileSync(out, fake.alipayPublicKey);
   console.log(`fake Alipay at ${fake.url} (its public key in ${out})`);
