@@ -40,6 +40,8 @@ const LADDER_MS: [number, number, ...number[]] = [100, 150, 150, 200, 200, 250, 
 const keyDir = mkdtempSync(path.join(tmpdir(), 'payrecon-alipay-receiver-'));
 const alipayPublicKeyFile = path.join(keyDir, 'alipay-public.pem');
 writeFileSync(alipayPublicKeyFile, alipayKeys.publicKey.export({ type: 'spki', format: 'pem' }).toString());
+const merchantKeyFile = path.join(keyDir, 'merchant-private.pem');
+writeFileSync(merchantKeyFile, merchantPrivatePem);
 
 /** A pino logger whose JSON lines the test reads. */
 function capturingLogger() {
@@ -381,6 +383,34 @@ describe('the Alipay notification receiver on the real broker', () => {
   });
 });
 
+describe('the receiver at start-up', () => {
+  it('refuses to start without a provider, or with half of Alipay, naming what is missing', async () => {
+    const log = pino({ level: 'silent' });
+    await expect(
+      startReceiver({ config: testConfig('alipay-receiver-none', { RECEIVER_PORT: '0' }), log }),
+    ).rejects.toThrow(
+      /no provider to receive notifications for: set ALIPAY_APP_ID and ALIPAY_PUBLIC_KEY_FILE/,
+    );
+    await expect(
+      startReceiver({
+        config: testConfig('alipay-receiver-half', { RECEIVER_PORT: '0', ALIPAY_APP_ID: APP_ID }),
+        log,
+      }),
+    ).rejects.toThrow(/ALIPAY_PUBLIC_KEY_FILE is unset/);
+    await expect(
+      startReceiver({
+        config: testConfig('alipay-receiver-swapped', {
+          RECEIVER_PORT: '0',
+          ALIPAY_APP_ID: APP_ID,
+          // The app's private key where Alipay's public key belongs.
+          ALIPAY_PUBLIC_KEY_FILE: merchantKeyFile,
+        }),
+        log,
+      }),
+    ).rejects.toThrow(/holds a private key, not Alipay's public key/);
+  });
+});
+
 describe('the Alipay lifecycle on the real services (PAYMENT_PROVIDER=alipay)', () => {
   let stack: Stack;
   let receiver: RunningReceiver;
@@ -397,8 +427,6 @@ describe('the Alipay lifecycle on the real services (PAYMENT_PROVIDER=alipay)', 
       notifyLadderMs: LADDER_MS,
     });
     control = new FakeAlipayControl(fake.url);
-    const merchantKeyFile = path.join(keyDir, 'merchant-private.pem');
-    writeFileSync(merchantKeyFile, merchantPrivatePem);
     const config = testConfig('alipay-lifecycle', {
       PAYMENT_PROVIDER: 'alipay',
       ALIPAY_APP_ID: APP_ID,
