@@ -3,10 +3,8 @@ import { type Config, enabledProviders } from '../platform/config';
 import { createAlipayGateway } from './alipay';
 import type { PaymentGateway } from './gateway';
 import { HttpPaymentGateway } from './http';
-
-// Loaded when WeChat Pay is enabled: its SDK (and axios) stays out of processes that never use it, and
-// out of `payrecon --help`.
-const wechatPayModule = (): typeof import('./wechatpay') => require('./wechatpay');
+// Its SDK is loaded only when a WeChat Pay gateway is made (src/provider/wechatpay/gateway.ts).
+import { loadWechatPayConfig, WechatPayGateway } from './wechatpay';
 
 /**
  * An order names a provider that this process holds no gateway for (not in PAYMENT_PROVIDERS, or not a
@@ -71,10 +69,8 @@ function createGateway(config: Config, provider: PaymentProvider, env: NodeJS.Pr
   switch (provider) {
     case 'alipay':
       return createAlipayGateway(config);
-    case 'wechatpay': {
-      const { WechatPayGateway, loadWechatPayConfig } = wechatPayModule();
+    case 'wechatpay':
       return new WechatPayGateway(loadWechatPayConfig(env));
-    }
     case 'simulator':
       return new HttpPaymentGateway({ baseUrl: config.PROVIDER_URL });
   }
