@@ -5,6 +5,7 @@ import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProviderActivities } from '../activities/provider';
+import { runCli } from '../src/cli/main';
 import { findOrder, insertOrder } from '../src/db/orders';
 import { requestRefund } from '../src/order/refund';
 import { type CreateOrderRequest, createOrder } from '../src/order/start';
@@ -17,6 +18,7 @@ import { type FakeWechatPay, startFakeWechatPay } from '../tools/providers/wecha
 import { SimulatorClient } from '../tools/simulator/client';
 import { type RunningSimulator, startSimulator } from '../tools/simulator/server';
 import type { ReconciliationSummary } from '../workflows/reconciliation';
+import { inProcessCli } from './support/cli';
 import { deleteTopology, testConfig, uniqueSuffix } from './support/env';
 import { startRecordingProxy } from './support/recording-proxy';
 import { type Stack, startStack } from './support/stack';
@@ -57,6 +59,8 @@ describe('the simulator and WeChat Pay at once, on the real services', () => {
   let gateways: PaymentGateways;
   let stack: Stack;
   let n = 0;
+  let env: Record<string, string>;
+  const { cli } = inProcessCli(runCli, () => stack.config);
   const orderId = (provider: string) => `pv${suffix}${provider.slice(0, 2)}${++n}`;
 
   /** DAY belongs to this file: what earlier runs left on it is removed first, on both sides. */
@@ -67,6 +71,7 @@ describe('the simulator and WeChat Pay at once, on the real services', () => {
       await tx`delete from provider.refunds where order_id in (
         select order_id from provider.trades where paid_at >= ${from} and paid_at < ${to})`;
       await tx`delete from provider.trades where paid_at >= ${from} and paid_at < ${to}`;
+      await tx`delete from provider.bill_faults where bill_date = ${DAY}`;
       await tx`delete from refunds where order_id in (select id from orders where paid_at >= ${from} and paid_at < ${to})`;
       await tx`delete from orders where paid_at >= ${from} and paid_at < ${to}`;
       for (const like of ['simulator-pv%', 'wechatpay-pv%']) {
@@ -92,7 +97,7 @@ describe('the simulator and WeChat Pay at once, on the real services', () => {
       publicUrl: wechatProxy.url,
     });
     wechatProxy.forwardTo(fake.url);
-    const env = {
+    env = {
       PAYMENT_PROVIDER: 'simulator',
       PAYMENT_PROVIDERS: 'simulator,wechatpay',
       WECHATPAY_MCH_ID: MCH_ID,
@@ -240,7 +245,19 @@ describe('the simulator and WeChat Pay at once, on the real services', () => {
       expect(handle.workflowId).toBe(`reconciliation-${provider}-pv${suffix}-${DAY}`);
       return (await handle.result()) as ReconciliationSummary;
     };
-    const [sim, wx] = [await run('simulator'), await run('wechatpay')];
+    // The simulator's statement also lists a payment for the WeChat Pay order: another provider's word
+    // about an order that is not its own.
+    await simulatorClient().setBillFaults(DAY, { extraPayments: [{ orderId: wxPaid, amount: AMOUNT }] });
+    const sim = await run('simulator');
+    // WeChat Pay's day through the operator's command, with the same environment as the worker.
+    const wxRun = await cli(['recon', 'run', '--provider', `wechatpay-pv${suffix}`, DAY, '--json'], env);
+    expect(wxRun.code, wxRun.stderr).toBe(0);
+    const { workflowId, summary: wx } = JSON.parse(wxRun.stdout) as {
+      workflowId: string;
+      summary: ReconciliationSummary;
+    };
+    expect(workflowId).toBe(`reconciliation-wechatpay-pv${suffix}-${DAY}`);
+    expect(wx.provider).toBe(`wechatpay-pv${suffix}`);
     for (const summary of [sim, wx]) {
       // One payment and one refund each side, matched: had either run seen the other provider's order,
       // it would count it as ours and report it missing at its provider.
@@ -250,15 +267,45 @@ describe('the simulator and WeChat Pay at once, on the real services', () => {
         refundCount: 1,
         refundAmount: AMOUNT / 2,
       });
-      expect(summary.theirs).toMatchObject({ payCount: 1, payAmount: AMOUNT, refundCount: 1 });
+      expect(summary.theirs).toMatchObject({ refundCount: 1 });
       expect(summary.matchedPayments).toBe(1);
-      expect(summary.breaks).toEqual({});
       expect(summary.statement.controlTotalsOk).toBe(true);
     }
+    expect(wx.theirs).toMatchObject({ payCount: 1, payAmount: AMOUNT });
+    expect(wx.breaks).toEqual({});
+    // The simulator's row for the WeChat Pay order is a break of the simulator's day, not a payment of
+    // that order: no order of ours at the simulator, so nothing is handed to its workflow.
+    expect(sim.theirs).toMatchObject({ payCount: 2, payAmount: 2 * AMOUNT });
+    expect(sim.breaks).toEqual({ MISSING_LOCALLY: { OPEN: 1 } });
+    expect(sim.healing).toEqual({});
     const breaks = await stack.sql`
-      select provider, kind, ref from reconciliation_breaks
+      select provider, kind, ref, ours, heal_action from reconciliation_breaks
       where provider in (${`simulator-pv${suffix}`}, ${`wechatpay-pv${suffix}`})`;
-    expect(breaks).toEqual([]);
+    expect(breaks).toEqual([
+      {
+        provider: `simulator-pv${suffix}`,
+        kind: 'MISSING_LOCALLY',
+        ref: wxPaid,
+        ours: null,
+        heal_action: null,
+      },
+    ]);
+    expect(await findOrder(stack.db, wxPaid)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      settledBy: 'poll',
+    });
+
+    // A provider this shop has not enabled has no day to reconcile, nor orders to open.
+    const alipayRun = await cli(['recon', 'run', '--provider', 'alipay', DAY], env);
+    expect(alipayRun.code).toBe(2);
+    expect(alipayRun.stderr).toContain(
+      'provider alipay: not enabled here (PAYMENT_PROVIDERS: simulator, wechatpay)',
+    );
+    const alipayOrder = await cli(['order', 'create', '--amount', '100', '--provider', 'alipay'], env);
+    expect(alipayOrder.code).toBe(2);
+    expect(alipayOrder.stderr).toContain(
+      'payment provider alipay is not enabled (PAYMENT_PROVIDERS: simulator, wechatpay)',
+    );
     // Each statement came from its own provider.
     expect(wechatProxy.requests.filter((r) => r.path.startsWith('/v3/bill/tradebill'))).not.toEqual([]);
     expect(wechatProxy.requests.some((r) => r.path.startsWith('/v3/billdownload/file'))).toBe(true);
