@@ -2,6 +2,7 @@ import type { Database } from '../src/db/client';
 import type { LadderConfig } from '../src/order/start';
 import { noMetrics, type PayreconMetrics } from '../src/platform/metrics';
 import type { PaymentGateway } from '../src/provider/gateway';
+import { asGateways, type PaymentGateways } from '../src/provider/select';
 import { createNotificationActivities } from './notifications';
 import { createOrderActivities } from './orders';
 import { createProviderActivities } from './provider';
@@ -10,7 +11,11 @@ import { createRefundActivities } from './refunds';
 
 export interface ActivityDeps {
   db: Database;
-  gateway: PaymentGateway;
+  /**
+   * One gateway per enabled provider (createPaymentGateways), each order's calls going to its own; or
+   * one gateway that answers for every order, whatever its provider (tests, the rig's one-provider runs).
+   */
+  gateway: PaymentGateway | PaymentGateways;
   metrics?: PayreconMetrics;
   /** How order workflows are started: the reconciliation hands healable breaks to them. */
   config?: LadderConfig;
@@ -26,12 +31,13 @@ export function createActivities({
   config,
   merchantAllowlist,
 }: ActivityDeps) {
+  const gateways = asGateways(gateway);
   return {
     ...createOrderActivities(db, metrics),
-    ...createProviderActivities(gateway, metrics),
+    ...createProviderActivities(gateways, metrics, db),
     ...createNotificationActivities(db, metrics, merchantAllowlist),
     ...createRefundActivities(db, metrics),
-    ...createReconciliationActivities(db, gateway, config),
+    ...createReconciliationActivities(db, gateways, config),
   };
 }
 

@@ -3,10 +3,11 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Database, Sql } from '../src/db/client';
 import * as recon from '../src/db/reconciliation';
 import { findStatement, readStoredStatement, stageStatementRows, storeStatement } from '../src/db/statements';
-import type { PaymentNotice } from '../src/domain';
+import { type PaymentNotice, reconciledProvider } from '../src/domain';
 import { deliverPaymentNotice } from '../src/order/deliver-notice';
 import type { LadderConfig } from '../src/order/start';
 import { type PaymentGateway, ProviderReplyError, StatementUrlExpiredError } from '../src/provider/gateway';
+import { asGateways, type PaymentGateways, ProviderNotEnabledError } from '../src/provider/select';
 import { StatementFormatError } from '../src/provider/statement';
 import { shiftBillDate } from '../src/provider/statement-format';
 
@@ -39,8 +40,30 @@ export interface MatchInput {
   midnightEdgeMs: number;
 }
 
-export function createReconciliationActivities(db: Database, gateway: PaymentGateway, config?: LadderConfig) {
+export function createReconciliationActivities(
+  db: Database,
+  gateway: PaymentGateway | PaymentGateways,
+  config?: LadderConfig,
+) {
   const sql = db.$client as Sql;
+  const gateways = asGateways(gateway);
+
+  /** The reconciled provider's gateway: a provider this worker has none for fails the run for good. */
+  function gatewayOf(reconciliation: string): PaymentGateway {
+    const provider = reconciledProvider(reconciliation);
+    if (!provider) {
+      throw ApplicationFailure.nonRetryable(
+        `reconciliation ${JSON.stringify(reconciliation)} names no payment provider`,
+        ProviderNotEnabledError.name,
+      );
+    }
+    try {
+      return gateways.get(provider);
+    } catch (error) {
+      if (error instanceof ProviderNotEnabledError) throw nonRetryable(error);
+      throw error;
+    }
+  }
 
   /** The day's match: control totals, the set-based match and the day's sums (src/db/reconciliation.ts). */
   async function matchDay(input: MatchInput) {
@@ -88,6 +111,7 @@ export function createReconciliationActivities(db: Database, gateway: PaymentGat
       runId: number | null;
     }): Promise<FetchedStatement> {
       const context = Context.current();
+      const gateway = gatewayOf(input.provider);
       for (let urlRequests = 1; ; urlRequests++) {
         const location = await unlessUnreadable(() => gateway.statementLocation(input.billDate));
         try {
@@ -130,7 +154,10 @@ export function createReconciliationActivities(db: Database, gateway: PaymentGat
         };
       }
       if (statement.rowsStaged > 0) context.log.info('resuming staging', { after: statement.rowsStaged });
-      const entries = gateway.readStatement(readStoredStatement(sql, statement.id), statement.format);
+      const entries = gatewayOf(statement.provider).readStatement(
+        readStoredStatement(sql, statement.id),
+        statement.format,
+      );
       try {
         return await stageStatementRows(sql, statement, entries, {
           onBatch: (progress) => context.heartbeat(progress),

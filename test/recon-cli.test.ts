@@ -20,7 +20,7 @@ import { createOrderWithTrade, type Stack, startStack } from './support/stack';
 
 const BIN = path.resolve(__dirname, '../bin/payrecon.js');
 const suffix = uniqueSuffix();
-const PROVIDER = `clitest-${suffix}`;
+const PROVIDER = `simulator-clitest-${suffix}`;
 const BILL_DATE = '2026-04-24';
 const ORDER_PREFIX = 'rcli-';
 const config = testConfig('recon-cli', { RECON_PROVIDER: PROVIDER });

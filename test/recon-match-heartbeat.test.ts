@@ -22,7 +22,7 @@ afterAll(async () => {
 
 describe('matchStatement', () => {
   it('heartbeats while its SQL runs (here: held up by a lock on the staged rows)', async () => {
-    const provider = `hb-${randomUUID().slice(0, 8)}`;
+    const provider = `simulator-hb-${randomUUID().slice(0, 8)}`;
     const [statement] = await database.sql`
       insert into reconciliation_statements (provider, bill_date, encoding, zipped, parsed_at)
       values (${provider}, '2003-03-03', 'utf-8', false, now()) returning id`;

@@ -33,7 +33,7 @@ const LAST_DAY = '2025-06-24';
 const ROOT = path.resolve(__dirname, '..');
 
 describe('daily reconciliation on the real services', () => {
-  const provider = `rtest-${uniqueSuffix()}`;
+  const provider = `simulator-rtest-${uniqueSuffix()}`;
   const config = testConfig('recon', {
     RECON_PROVIDER: provider,
     RECON_HEAL_WAIT: '20s',
@@ -59,14 +59,14 @@ describe('daily reconciliation on the real services', () => {
       await tx`delete from provider.bill_faults where bill_date between ${FIRST_DAY} and ${LAST_DAY}`;
       await tx`delete from refunds where order_id in (select id from orders where paid_at >= ${from} and paid_at < ${to})`;
       await tx`delete from orders where paid_at >= ${from} and paid_at < ${to}`;
-      // This file's providers are named rtest-*: their statements, runs and breaks.
+      // This file's reconciliations are named simulator-rtest-*: their statements, runs and breaks.
       await tx`delete from reconciliation_statement_rows where statement_id in (
-        select id from reconciliation_statements where provider like 'rtest-%')`;
+        select id from reconciliation_statements where provider like 'simulator-rtest-%')`;
       await tx`delete from reconciliation_statement_chunks where statement_id in (
-        select id from reconciliation_statements where provider like 'rtest-%')`;
-      await tx`delete from reconciliation_statements where provider like 'rtest-%'`;
-      await tx`delete from reconciliation_breaks where provider like 'rtest-%'`;
-      await tx`delete from reconciliation_runs where provider like 'rtest-%'`;
+        select id from reconciliation_statements where provider like 'simulator-rtest-%')`;
+      await tx`delete from reconciliation_statements where provider like 'simulator-rtest-%'`;
+      await tx`delete from reconciliation_breaks where provider like 'simulator-rtest-%'`;
+      await tx`delete from reconciliation_runs where provider like 'simulator-rtest-%'`;
     });
   };
 

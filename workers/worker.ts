@@ -6,14 +6,14 @@ import { assertSecretsConfigured, type Config, loadConfig } from '../src/platfor
 import { createLogger } from '../src/platform/logger';
 import { temporalConnectionOptions } from '../src/platform/temporal';
 import type { PaymentGateway } from '../src/provider/gateway';
-import { createPaymentGateway } from '../src/provider/select';
+import { createPaymentGateways, type PaymentGateways } from '../src/provider/select';
 import { installWorkerRuntime } from './runtime';
 import { workflowCode } from './workflow-bundle';
 
 export interface OrderWorkerOptions {
   config: Config;
-  /** Defaults to the gateway PAYMENT_PROVIDER names (the simulator at PROVIDER_URL unless set). */
-  gateway?: PaymentGateway;
+  /** Defaults to a gateway per provider PAYMENT_PROVIDERS enables; one PaymentGateway answers for every order. */
+  gateway?: PaymentGateway | PaymentGateways;
   connection?: NativeConnection;
   /** Serve Prometheus metrics here (the worker process passes WORKER_METRICS_ADDRESS; tests none). */
   metricsAddress?: string;
@@ -56,7 +56,7 @@ export async function createOrderWorker({
     ...code,
     activities: createActivities({
       db: database.db,
-      gateway: gateway ?? createPaymentGateway(config),
+      gateway: gateway ?? createPaymentGateways(config),
       metrics,
       config,
       merchantAllowlist: config.MERCHANT_PRIVATE_ALLOWLIST,

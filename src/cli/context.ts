@@ -5,8 +5,7 @@ import ms from 'ms';
 import type { Database, Sql } from '../db/client';
 import { type Config, ConfigError, loadConfig } from '../platform/config';
 import { redactUrl } from '../platform/redact';
-import type { PaymentGateway } from '../provider/gateway';
-import { createPaymentGateway } from '../provider/select';
+import { createPaymentGateways, type PaymentGateways } from '../provider/select';
 
 /**
  * What every command shares: exit codes, errors that carry one, the configuration, lazily opened
@@ -54,7 +53,7 @@ export class CliContext {
   private database: Promise<{ db: Database; sql: Sql }> | undefined;
   private temporalClient: Promise<Client> | undefined;
   private amqpConnection: Promise<ChannelModel> | undefined;
-  private gateway: PaymentGateway | undefined;
+  private gateways: PaymentGateways | undefined;
   private readonly closers: (() => Promise<unknown>)[] = [];
 
   constructor(readonly io: CliIo) {}
@@ -103,10 +102,10 @@ export class CliContext {
     return this.temporalClient;
   }
 
-  /** The payment provider, through the same gateway the worker uses (PAYMENT_PROVIDER). */
-  provider(): PaymentGateway {
-    this.gateway ??= createPaymentGateway(this.getConfig());
-    return this.gateway;
+  /** The payment providers, through the same gateways the worker uses (one per PAYMENT_PROVIDERS). */
+  provider(): PaymentGateways {
+    this.gateways ??= createPaymentGateways(this.getConfig(), this.io.env);
+    return this.gateways;
   }
 
   /** A plain amqplib connection (no reconnects: an operator command fails fast and says why). */

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { createEndpoint, findEndpoint, findEndpointByUrl } from '../db/merchant';
 import { findOrder, listDiscrepancies, listOrders, listPaymentEvents, type OrderRow } from '../db/orders';
-import { ORDER_STATUSES, type OrderStatus, orderWorkflowId } from '../domain';
-import { createOrder } from '../order/start';
+import { ORDER_STATUSES, type OrderStatus, orderWorkflowId, PAYMENT_PROVIDERS } from '../domain';
+import { createOrder, orderProviderOf } from '../order/start';
 import { workflowUiLink } from '../platform/config';
 import {
   type CliContext,
@@ -16,6 +16,7 @@ import {
   parseDurationList,
   parseNotifyUrl,
   parseOrderId,
+  UsageError,
 } from './context';
 import { emit, formatFields, formatTable, isoOrNull, money, withJson } from './output';
 import { formatStartDelay, formatState, readWorkflow, type WorkflowView } from './query';
@@ -32,6 +33,7 @@ interface CreateOptions {
   repeat?: number;
   id?: string;
   trade: boolean;
+  provider?: string;
   json?: boolean;
 }
 
@@ -41,6 +43,7 @@ export function orderJson(row: OrderRow) {
     status: row.status,
     amount: row.amount,
     currency: row.currency,
+    provider: row.provider,
     payDeadline: isoOrNull(row.payDeadline),
     paidAt: isoOrNull(row.paidAt),
     tradeNo: row.tradeNo,
@@ -104,6 +107,10 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
       .option('--id <orderId>', 'the order id (default: a new ord_... id)', parseOrderId)
       .option('--no-trade', 'do not open the trade at the provider (the shop opens it elsewhere)')
       .option(
+        '--provider <name>',
+        `the provider its trade is at, one of PAYMENT_PROVIDERS (${PAYMENT_PROVIDERS.join(', ')}; default: PAYMENT_PROVIDER)`,
+      )
+      .option(
         '--notify-endpoint <id>',
         'send its result notifications to this merchant endpoint (default: MERCHANT_DEFAULT_ENDPOINT)',
       )
@@ -114,6 +121,12 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
       ),
   ).action(async (options: CreateOptions) => {
     const config = ctx.getConfig();
+    let provider: string;
+    try {
+      provider = orderProviderOf(config, options.provider);
+    } catch (error) {
+      throw new UsageError(`--provider: ${describeError(error)}`);
+    }
     // Both services first: a Temporal server that is down must not leave an order row without a workflow.
     const { db } = await ctx.db();
     const client = await ctx.temporal();
@@ -142,6 +155,7 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
           currency: options.currency,
           payWithinMs: options.payWithin,
           pollLadder,
+          provider,
           ...(notify ? { notifyEndpointId: notify.id } : {}),
         },
       );
@@ -168,6 +182,7 @@ export function registerOrderCommands(program: Command, ctx: CliContext): void {
         order: row.id,
         status: row.status,
         amount: `${money(row.amount, row.currency)} (${row.amount})`,
+        provider: row.provider,
         'pay deadline': row.payDeadline,
         workflow: workflowId,
         'web ui': webUi,

@@ -10,7 +10,8 @@ import {
   resolveBreak,
 } from '../db/reconciliation';
 import { BREAK_KINDS, BREAK_STATUSES, type BreakKind } from '../db/reconciliation-schema';
-import { workflowUiLink } from '../platform/config';
+import { reconciledProvider } from '../domain/order';
+import { type Config, enabledProviders, reconciliationName, workflowUiLink } from '../platform/config';
 import {
   billDateOf,
   billDayBounds,
@@ -30,7 +31,7 @@ import { cell, emit, formatFields, formatTable, money, withJson } from './output
 /**
  * `recon run | schedule | backfill | report | breaks | resolve`: the daily reconciliation against the
  * provider's statement (src/reconciliation/start.ts starts it, src/db/reconciliation.ts keeps its runs
- * and breaks). Every command works on one provider: RECON_PROVIDER.
+ * and breaks). Every command works on one provider's reconciliation: --provider, else RECON_PROVIDER.
  */
 
 export const RECON_DESCRIPTION =
@@ -56,14 +57,45 @@ const CSV_COLUMNS = [
 
 const RECON_HELP = `
 Bill dates are calendar days in ${STATEMENT_TIME_ZONE} (the statement's time zone), YYYY-MM-DD; a day's
-statement is out the day after (T+1). The provider is RECON_PROVIDER; the schedule's time RECON_SCHEDULE_AT,
-its catch-up window RECON_CATCHUP_WINDOW.
+statement is out the day after (T+1). Each provider's day is reconciled on its own, against that
+provider's orders only: --provider (one of PAYMENT_PROVIDERS), else RECON_PROVIDER (default:
+PAYMENT_PROVIDER). The schedule's time is RECON_SCHEDULE_AT, its catch-up window RECON_CATCHUP_WINDOW.
 
 Examples:
   payrecon recon run 2026-04-01
+  payrecon recon run --provider wechatpay 2026-04-01
   payrecon recon report 2026-04-01 --csv > breaks-2026-04-01.csv
   payrecon recon breaks --open
   payrecon recon resolve 42 --note "refunded by hand at the provider, ticket OPS-123"`;
+
+/** `--provider`: a reconciliation's name (a payment provider, optionally -<label>). */
+function parseReconProvider(raw: string): string {
+  const parsed = reconciliationName.safeParse(raw.trim());
+  if (!parsed.success) throw new InvalidArgumentError(parsed.error.issues[0]?.message ?? 'not a provider');
+  return parsed.data;
+}
+
+function withProvider<C extends Command>(command: C): C {
+  return command.option(
+    '--provider <name>',
+    `the provider whose day it is, one of PAYMENT_PROVIDERS (default: RECON_PROVIDER)`,
+    parseReconProvider,
+  ) as C;
+}
+
+/** The configuration with --provider as RECON_PROVIDER; a provider not enabled here is a usage error. */
+function reconConfig(ctx: CliContext, options: { provider?: string }): Config {
+  const config = ctx.getConfig();
+  const name = options.provider ?? config.RECON_PROVIDER;
+  const provider = reconciledProvider(name);
+  const enabled = enabledProviders(config);
+  if (!provider || !enabled.includes(provider)) {
+    throw new UsageError(
+      `provider ${name}: not enabled here (PAYMENT_PROVIDERS: ${enabled.join(', ')}); its statement cannot be fetched`,
+    );
+  }
+  return { ...config, RECON_PROVIDER: name };
+}
 
 export function parseBillDate(raw: string): string {
   const text = raw.trim();
@@ -274,62 +306,68 @@ export function registerReconCommands(program: Command, ctx: CliContext): void {
   const recon = program.command('recon').description(RECON_DESCRIPTION).addHelpText('after', RECON_HELP);
 
   withJson(
-    recon
-      .command('run')
+    withProvider(recon.command('run'))
       .description(
         'reconcile one day now (or join its run in progress), wait for it and print its summary; exit 0 whether it balanced or found breaks',
       )
       .argument('<date>', `the bill date, YYYY-MM-DD (${STATEMENT_TIME_ZONE})`, parseBillDate)
       .option('--dry-run', 'count the breaks without writing or healing anything (a run of its own)')
       .option('--no-wait', 'start it and print its workflow id and Web UI link, without waiting'),
-  ).action(async (billDate: string, options: { dryRun?: boolean; wait: boolean; json?: boolean }) => {
-    if (billDate > today()) {
-      throw new UsageError(
-        `${billDate} has not happened yet in ${STATEMENT_TIME_ZONE} (today is ${today()})`,
+  ).action(
+    async (
+      billDate: string,
+      options: { dryRun?: boolean; wait: boolean; json?: boolean; provider?: string },
+    ) => {
+      if (billDate > today()) {
+        throw new UsageError(
+          `${billDate} has not happened yet in ${STATEMENT_TIME_ZONE} (today is ${today()})`,
+        );
+      }
+      const config = reconConfig(ctx, options);
+      const client = await ctx.temporal();
+      let handle: Awaited<ReturnType<typeof startReconciliation>>;
+      try {
+        handle = await startReconciliation(client, config, billDate, { dryRun: options.dryRun });
+      } catch (error) {
+        throw new CliError(`starting the reconciliation of ${billDate} failed: ${describeError(error)}`);
+      }
+      const workflowId = handle.workflowId;
+      const webUi = workflowUiLink(config, workflowId);
+      if (!options.wait) {
+        emit(ctx, options, { workflowId, webUi }, () =>
+          formatFields({
+            workflow: workflowId,
+            'web ui': webUi,
+            report: `payrecon recon report ${billDate}`,
+          }),
+        );
+        return;
+      }
+      if (billDate === today()) {
+        ctx.warn(`the statement of ${billDate} is out tomorrow (T+1): the run asks for it until then`);
+      }
+      ctx.warn(`waiting for ${workflowId} (Ctrl-C stops waiting, not the run): ${webUi}`);
+      let summary: ReconciliationSummary;
+      try {
+        summary = await waitForSummary(ctx, handle);
+      } catch (error) {
+        // describeError follows the failure's causes: the workflow's own reason is in them.
+        throw new CliError(
+          `the reconciliation of ${billDate} (${workflowId}) did not complete: ${describeError(error)}; see ${webUi}`,
+        );
+      }
+      emit(ctx, options, { workflowId, webUi, summary }, () =>
+        formatSummary(summary, { workflow: workflowId, 'web ui': webUi }),
       );
-    }
-    const config = ctx.getConfig();
-    const client = await ctx.temporal();
-    let handle: Awaited<ReturnType<typeof startReconciliation>>;
-    try {
-      handle = await startReconciliation(client, config, billDate, { dryRun: options.dryRun });
-    } catch (error) {
-      throw new CliError(`starting the reconciliation of ${billDate} failed: ${describeError(error)}`);
-    }
-    const workflowId = handle.workflowId;
-    const webUi = workflowUiLink(config, workflowId);
-    if (!options.wait) {
-      emit(ctx, options, { workflowId, webUi }, () =>
-        formatFields({ workflow: workflowId, 'web ui': webUi, report: `payrecon recon report ${billDate}` }),
-      );
-      return;
-    }
-    if (billDate === today()) {
-      ctx.warn(`the statement of ${billDate} is out tomorrow (T+1): the run asks for it until then`);
-    }
-    ctx.warn(`waiting for ${workflowId} (Ctrl-C stops waiting, not the run): ${webUi}`);
-    let summary: ReconciliationSummary;
-    try {
-      summary = await waitForSummary(ctx, handle);
-    } catch (error) {
-      // describeError follows the failure's causes: the workflow's own reason is in them.
-      throw new CliError(
-        `the reconciliation of ${billDate} (${workflowId}) did not complete: ${describeError(error)}; see ${webUi}`,
-      );
-    }
-    emit(ctx, options, { workflowId, webUi, summary }, () =>
-      formatSummary(summary, { workflow: workflowId, 'web ui': webUi }),
-    );
-  });
+    },
+  );
 
   withJson(
-    recon
-      .command('schedule')
-      .description(
-        'create the daily schedule, or bring it up to date with the configuration (one schedule however often it runs)',
-      ),
-  ).action(async (options: { json?: boolean }) => {
-    const config = ctx.getConfig();
+    withProvider(recon.command('schedule')).description(
+      'create the daily schedule, or bring it up to date with the configuration (one schedule however often it runs)',
+    ),
+  ).action(async (options: { json?: boolean; provider?: string }) => {
+    const config = reconConfig(ctx, options);
     const client = await ctx.temporal();
     const ensured = await scheduleCall('creating or updating the schedule', () =>
       ensureReconciliationSchedule(client, config),
@@ -367,14 +405,13 @@ export function registerReconCommands(program: Command, ctx: CliContext): void {
   });
 
   withJson(
-    recon
-      .command('backfill')
+    withProvider(recon.command('backfill'))
       .description(
         `reconcile past days through the schedule, one after another (at most ${MAX_BACKFILL_DAYS} days)`,
       )
       .requiredOption('--from <date>', 'the first bill date, YYYY-MM-DD', parseBillDate)
       .requiredOption('--to <date>', 'the last bill date (included), YYYY-MM-DD', parseBillDate),
-  ).action(async (options: { from: string; to: string; json?: boolean }) => {
+  ).action(async (options: { from: string; to: string; json?: boolean; provider?: string }) => {
     const { from, to } = options;
     if (from > to) throw new UsageError(`--from ${from} is after --to ${to}`);
     const days = daysBetween(from, to);
@@ -386,7 +423,7 @@ export function registerReconCommands(program: Command, ctx: CliContext): void {
         `--to ${to}: a day's statement is out the day after (T+1); backfill days before ${today()}`,
       );
     }
-    const config = ctx.getConfig();
+    const config = reconConfig(ctx, options);
     const client = await ctx.temporal();
     const scheduleId = reconciliationScheduleId(config.RECON_PROVIDER);
     const asked = await scheduleCall(`backfilling through the schedule ${scheduleId}`, () =>
@@ -401,16 +438,15 @@ export function registerReconCommands(program: Command, ctx: CliContext): void {
   });
 
   withJson(
-    recon
-      .command('report')
+    withProvider(recon.command('report'))
       .description(
         "the latest run of a day: statement, totals theirs vs ours, breaks by kind; or the day's breaks as CSV",
       )
       .argument('<date>', `the bill date, YYYY-MM-DD (${STATEMENT_TIME_ZONE})`, parseBillDate)
       .option('--csv', `print the day's breaks as CSV (${CSV_COLUMNS.join(',')})`),
-  ).action(async (billDate: string, options: { json?: boolean; csv?: boolean }) => {
+  ).action(async (billDate: string, options: { json?: boolean; csv?: boolean; provider?: string }) => {
     if (options.json && options.csv) throw new UsageError('--json and --csv: choose one');
-    const provider = ctx.getConfig().RECON_PROVIDER;
+    const provider = reconConfig(ctx, options).RECON_PROVIDER;
     const { sql } = await ctx.db();
     const run = await latestRun(sql, provider, billDate);
     if (!run) {
@@ -444,8 +480,7 @@ export function registerReconCommands(program: Command, ctx: CliContext): void {
   });
 
   withJson(
-    recon
-      .command('breaks')
+    withProvider(recon.command('breaks'))
       .description('list breaks, newest day first (--open: those still to look at, OPEN and EXPECTED)')
       .option('--open', 'only OPEN and EXPECTED breaks')
       .option('--date <date>', 'only this bill date, YYYY-MM-DD', parseBillDate)
@@ -456,8 +491,15 @@ export function registerReconCommands(program: Command, ctx: CliContext): void {
       )
       .option('--limit <n>', 'at most n (1-10000)', intParser('--limit', 1, 10_000), 100),
   ).action(
-    async (options: { open?: boolean; date?: string; kind?: BreakKind; limit: number; json?: boolean }) => {
-      const provider = ctx.getConfig().RECON_PROVIDER;
+    async (options: {
+      open?: boolean;
+      date?: string;
+      kind?: BreakKind;
+      limit: number;
+      json?: boolean;
+      provider?: string;
+    }) => {
+      const provider = reconConfig(ctx, options).RECON_PROVIDER;
       const { sql } = await ctx.db();
       const rows = await listBreaks(sql, {
         provider,

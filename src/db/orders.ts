@@ -19,6 +19,7 @@ import {
   MONEY_HELD_KINDS,
   type OrderStatus,
   type PaymentNotice,
+  type PaymentProvider,
   type RefundNotice,
   type SettledBy,
   type TradeSnapshot,
@@ -46,6 +47,8 @@ export interface NewOrder {
   amount: number;
   currency: string;
   payDeadline: Date;
+  /** The provider its trade is at; unset: the column's default, simulator (createOrder always sets it). */
+  provider?: PaymentProvider;
   /** The trade payrecon opened at the provider for it, if it opened one. */
   providerTradeNo?: string | null;
   /** Where its result notifications go. */
@@ -61,6 +64,12 @@ export async function insertOrder(db: Database, order: NewOrder): Promise<OrderR
 export async function findOrder(db: Queryable, orderId: string): Promise<OrderRow | undefined> {
   const [row] = await db.select().from(orders).where(eq(orders.id, orderId));
   return row;
+}
+
+/** The provider an order's trade is at; undefined when there is no such order. */
+export async function orderProvider(db: Queryable, orderId: string): Promise<string | undefined> {
+  const [row] = await db.select({ provider: orders.provider }).from(orders).where(eq(orders.id, orderId));
+  return row?.provider;
 }
 
 export async function listOrders(

@@ -1,3 +1,4 @@
+import { PAYMENT_PROVIDERS, type PaymentProvider, reconciledProvider } from '../domain/order';
 import { PAID_TRADE_STATUSES, type PaidTradeStatus } from '../domain/trade';
 import { billDayBounds, REFUND_ROW_STATUS, type StatementSummary } from '../provider/statement-format';
 import type { Sql } from './client';
@@ -85,13 +86,29 @@ export function controlTotalBreaks(
   return breaks;
 }
 
+/** The payment provider whose orders a reconciliation (named `provider`) matches: only its own. */
+function ordersProviderOf(name: string): PaymentProvider {
+  const provider = reconciledProvider(name);
+  if (!provider) {
+    throw new RangeError(
+      `reconciliation ${JSON.stringify(name)} names no payment provider (${PAYMENT_PROVIDERS.join(', ')}, optionally -<label>)`,
+    );
+  }
+  return provider;
+}
+
+/** The ids of one provider's orders: a provider's statement is matched against its own orders only. */
+function providerOrders(sql: Sql, provider: string) {
+  return sql`select id from orders where provider = ${provider}`;
+}
+
 /**
  * Each trade the statement's pay rows name, once: its first line, and `copies`, how often the statement
  * prints it. `rank` 1 is the order's payment: the trade that paid our order, else the trade payrecon
  * opened, else the first paid row; every other trade of the order (rank > 1) is money the buyer paid
  * again, with our order's side beside it.
  */
-function payTrades(sql: Sql, statementId: number) {
+function payTrades(sql: Sql, statementId: number, provider: string) {
   return sql`
     select p.order_id, p.trade_no, p.amount, p.currency, p.status, p.occurred_at, p.copies,
            o.status as our_status, o.amount as our_amount, o.currency as our_currency,
@@ -106,7 +123,7 @@ function payTrades(sql: Sql, statementId: number) {
       from reconciliation_statement_rows
       where statement_id = ${statementId} and type = 'pay'
       order by order_id, trade_no, line_no
-    ) p left join orders o on o.id = p.order_id`;
+    ) p left join orders o on o.id = p.order_id and o.provider = ${provider}`;
 }
 
 /**
@@ -121,8 +138,9 @@ function candidates(sql: Sql, input: MatchInput, control: { ref: string; ours: u
   const { start, end } = dayBounds(input.billDate);
   const edge = `${Math.round(input.midnightEdgeMs)} milliseconds`;
   const previous = input.previousStatementId ?? -1;
+  const payer = ordersProviderOf(input.provider);
   return sql`
-    with pay_trades as (${payTrades(sql, input.statement.id)}
+    with pay_trades as (${payTrades(sql, input.statement.id, payer)}
     ), theirs as (
       select * from pay_trades where rank = 1
     ), their_refunds as (
@@ -133,10 +151,12 @@ function candidates(sql: Sql, input: MatchInput, control: { ref: string; ours: u
       order by out_request_no, line_no
     ), ours as (
       select id, amount, currency, status, trade_no, paid_at from orders
-      where paid_at >= ${start} and paid_at < ${end} and status in ${sql.unsafe(PAID_STATUSES)}
+      where provider = ${payer}
+        and paid_at >= ${start} and paid_at < ${end} and status in ${sql.unsafe(PAID_STATUSES)}
     ), our_refunds as (
       select id, order_id, out_request_no, amount, settled_at from refunds
       where status = 'SUCCEEDED' and settled_at >= ${start} and settled_at < ${end}
+        and order_id in (select id from orders where provider = ${payer})
     )
     select 'DUPLICATE' as kind, t.order_id as ref, t.order_id, t.trade_no, null::jsonb as ours,
            jsonb_build_object('tradeNo', t.trade_no, 'amount', t.amount, 'copies', t.copies) as theirs,
@@ -164,20 +184,20 @@ function candidates(sql: Sql, input: MatchInput, control: { ref: string; ours: u
            jsonb_build_object('tradeNo', t.trade_no, 'amount', t.amount, 'currency', t.currency,
                               'status', t.status, 'at', t.occurred_at),
            'OPEN'
-    from theirs t left join orders o on o.id = t.order_id
+    from theirs t left join orders o on o.id = t.order_id and o.provider = ${payer}
     where (o.id is null or o.status not in ${sql.unsafe(PAID_STATUSES)})
       and t.status in ${sql.unsafe(PAID_ROW_STATUSES)}
     union all
     select 'AMOUNT_MISMATCH', t.order_id, t.order_id, t.trade_no,
            jsonb_build_object('amount', o.amount, 'currency', o.currency),
            jsonb_build_object('amount', t.amount, 'currency', t.currency), 'OPEN'
-    from theirs t join orders o on o.id = t.order_id
+    from theirs t join orders o on o.id = t.order_id and o.provider = ${payer}
     where o.status in ${sql.unsafe(PAID_STATUSES)} and (t.amount <> o.amount or t.currency <> o.currency)
     union all
     select 'STATUS_MISMATCH', t.order_id, t.order_id, t.trade_no,
            case when o.id is null then null else jsonb_build_object('status', o.status, 'tradeNo', o.trade_no) end,
            jsonb_build_object('status', t.status, 'tradeNo', t.trade_no), 'OPEN'
-    from theirs t left join orders o on o.id = t.order_id
+    from theirs t left join orders o on o.id = t.order_id and o.provider = ${payer}
     where t.status not in ${sql.unsafe(PAID_ROW_STATUSES)}
        or (o.status in ${sql.unsafe(PAID_STATUSES)} and t.trade_no is distinct from o.trade_no)
     union all
@@ -196,6 +216,7 @@ function candidates(sql: Sql, input: MatchInput, control: { ref: string; ours: u
                 else jsonb_build_object('refundId', r.id, 'status', r.status, 'amount', r.amount) end,
            jsonb_build_object('amount', t.amount, 'status', t.status, 'at', t.occurred_at), 'OPEN'
     from their_refunds t left join refunds r on r.out_request_no = t.out_request_no
+      and r.order_id in (select id from orders where provider = ${payer})
     where r.id is null or r.status <> 'SUCCEEDED' or r.amount <> t.amount or t.status <> ${REFUND_ROW_STATUS}
     union all
     -- Our settled_at is when we learned of the refund, which can lag the provider's: a refund the
@@ -298,19 +319,20 @@ async function settleCarriedBreaks(sql: Sql, input: MatchInput): Promise<void> {
 }
 
 /** Totals on both sides of the day, for the run's summary. */
-export async function dayTotals(sql: Sql, input: Pick<MatchInput, 'billDate' | 'statement'>) {
+export async function dayTotals(sql: Sql, input: Pick<MatchInput, 'provider' | 'billDate' | 'statement'>) {
   const { start, end } = dayBounds(input.billDate);
+  const payer = ordersProviderOf(input.provider);
   const [row] = await sql<Record<string, string>[]>`
     select
-      (select count(*) from orders where paid_at >= ${start} and paid_at < ${end}
-         and status in ${sql.unsafe(PAID_STATUSES)}) as our_pay_count,
-      (select coalesce(sum(amount), 0) from orders where paid_at >= ${start} and paid_at < ${end}
-         and status in ${sql.unsafe(PAID_STATUSES)}) as our_pay_amount,
+      (select count(*) from orders where provider = ${payer} and paid_at >= ${start}
+         and paid_at < ${end} and status in ${sql.unsafe(PAID_STATUSES)}) as our_pay_count,
+      (select coalesce(sum(amount), 0) from orders where provider = ${payer} and paid_at >= ${start}
+         and paid_at < ${end} and status in ${sql.unsafe(PAID_STATUSES)}) as our_pay_amount,
       (select count(*) from refunds where status = 'SUCCEEDED' and settled_at >= ${start}
-         and settled_at < ${end}) as our_refund_count,
+         and settled_at < ${end} and order_id in (${providerOrders(sql, payer)})) as our_refund_count,
       (select coalesce(sum(amount), 0) from refunds where status = 'SUCCEEDED' and settled_at >= ${start}
-         and settled_at < ${end}) as our_refund_amount,
-      (select count(*) from (${payTrades(sql, input.statement.id)}) t
+         and settled_at < ${end} and order_id in (${providerOrders(sql, payer)})) as our_refund_amount,
+      (select count(*) from (${payTrades(sql, input.statement.id, payer)}) t
        where t.rank = 1 and t.our_status in ${sql.unsafe(PAID_STATUSES)} and t.our_amount = t.amount
          and t.our_currency = t.currency and t.status in ${sql.unsafe(PAID_ROW_STATUSES)} and t.our_trade_no = t.trade_no) as matched_payments`;
   const n = (key: string) => Number(row?.[key] ?? 0);
@@ -390,7 +412,8 @@ export async function healableBreaks(sql: Sql, runId: number): Promise<HealableB
     }[]
   >`
     select b.id, b.order_id, b.trade_no, b.theirs from reconciliation_breaks b
-    join orders o on o.id = b.order_id
+    -- Only an order of the reconciled provider (the name's part before a dash, reconciledProvider).
+    join orders o on o.id = b.order_id and o.provider = split_part(b.provider, '-', 1)
     where b.last_run_id = ${runId} and b.kind = 'MISSING_LOCALLY' and b.status = 'OPEN'
       and b.heal_action is null and b.theirs->>'status' in ${sql.unsafe(PAID_ROW_STATUSES)}
     order by b.id`;

@@ -12,7 +12,7 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
-import { ORDER_STATUSES, SETTLED_BY } from '../domain/order';
+import { ORDER_STATUSES, PAYMENT_PROVIDERS, SETTLED_BY } from '../domain/order';
 
 const tz = { withTimezone: true, mode: 'date' } as const;
 const REFUND_STATUSES = ['PROCESSING', 'SUCCEEDED', 'FAILED', 'UNKNOWN'] as const;
@@ -25,6 +25,12 @@ export const orders = pgTable(
     /** Minor units (fen, cents): money is never a float. */
     amount: bigint('amount', { mode: 'number' }).notNull(),
     currency: char('currency', { length: 3 }).notNull(),
+    /**
+     * The provider the order's trade is (or would be) at: every query, close, refund and reconciliation
+     * of the order goes there. createOrder always names it; the default is the provider of every row
+     * from before the column (migration 0006).
+     */
+    provider: text('provider', { enum: PAYMENT_PROVIDERS }).notNull().default('simulator'),
     status: text('status', { enum: ORDER_STATUSES }).notNull().default('UNPAID'),
     payDeadline: timestamp('pay_deadline', tz).notNull(),
     paidAt: timestamp('paid_at', tz),
@@ -59,6 +65,7 @@ export const orders = pgTable(
       'orders_settled_by_known',
       sql`${t.settledBy} is null or ${t.settledBy} in ('mq','poll','manual','reconciliation')`,
     ),
+    check('orders_provider_known', sql`${t.provider} in ('simulator','alipay','wechatpay')`),
     check(
       'orders_paid_has_trade',
       sql`${t.status} <> 'PAID' or (${t.tradeNo} is not null and ${t.paidAt} is not null)`,

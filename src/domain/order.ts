@@ -23,6 +23,28 @@ export const REFUNDABLE_STATUSES = ['PAID', 'PARTIALLY_REFUNDED'] as const satis
 export const SETTLED_BY = ['mq', 'poll', 'manual', 'reconciliation'] as const;
 export type SettledBy = (typeof SETTLED_BY)[number];
 
+/**
+ * The payment providers an order can be paid at (orders.provider): the rig's simulator, Alipay and
+ * WeChat Pay. An order keeps the provider its trade was opened at for its whole life.
+ */
+export const PAYMENT_PROVIDERS = ['simulator', 'alipay', 'wechatpay'] as const;
+export type PaymentProvider = (typeof PAYMENT_PROVIDERS)[number];
+
+export function isPaymentProvider(value: unknown): value is PaymentProvider {
+  return (PAYMENT_PROVIDERS as readonly unknown[]).includes(value);
+}
+
+/**
+ * The payment provider a reconciliation is of. Its name (RECON_PROVIDER, `recon run --provider`; in its
+ * workflow ids, runs and breaks) is the provider's, or the provider's and a label after a dash
+ * (`simulator-staging`) that keeps one deployment's runs apart from another's on a shared Temporal
+ * namespace. undefined: the name starts with no provider.
+ */
+export function reconciledProvider(name: string): PaymentProvider | undefined {
+  const provider = name.split('-')[0];
+  return isPaymentProvider(provider) ? provider : undefined;
+}
+
 /** Where a payment fact came from (payment_events.source). */
 export type PaymentEventSource = SettledBy;
 

@@ -4,9 +4,10 @@ import { type OrderWorkflowInput, orderWorkflow } from '../../workflows/order';
 import { OrderIdKey, PaymentStatusKey } from '../../workflows/search-attributes';
 import type { Database } from '../db/client';
 import { insertOrder, type OrderRow } from '../db/orders';
-import { orderWorkflowId, type TradeSnapshot } from '../domain';
-import type { Config } from '../platform/config';
+import { isPaymentProvider, orderWorkflowId, PAYMENT_PROVIDERS, type TradeSnapshot } from '../domain';
+import { type Config, enabledProviders } from '../platform/config';
 import type { PaymentGateway } from '../provider/gateway';
+import { asGateways, type PaymentGateways, ProviderNotEnabledError } from '../provider/select';
 
 export type LadderConfig = Pick<
   Config,
@@ -17,7 +18,9 @@ export type LadderConfig = Pick<
   | 'TEMPORAL_TASK_QUEUE'
   | 'VERIFY_PAID_NOTICES'
   | 'MERCHANT_DEFAULT_ENDPOINT'
->;
+> &
+  // Optional so that configurations made before providers were per order still type; unset: simulator.
+  Partial<Pick<Config, 'PAYMENT_PROVIDER' | 'PAYMENT_PROVIDERS'>>;
 
 export function newOrderId(): string {
   return `ord_${Date.now().toString(36)}${randomBytes(5).toString('hex')}`;
@@ -83,6 +86,28 @@ export interface CreateOrderRequest {
   pollLadder?: OrderWorkflowInput['pollLadder'];
   /** Where its result notifications go (merchant_endpoints.id); default MERCHANT_DEFAULT_ENDPOINT. */
   notifyEndpointId?: string;
+  /** The provider its trade is opened at, one of PAYMENT_PROVIDERS; default PAYMENT_PROVIDER. */
+  provider?: string;
+}
+
+/**
+ * The provider a new order is at: the request's, else PAYMENT_PROVIDER. One this process has not enabled
+ * is refused before anything is opened or written (ProviderNotEnabledError, naming it).
+ */
+export function orderProviderOf(config: LadderConfig, requested: string | undefined) {
+  const provider = requested ?? config.PAYMENT_PROVIDER ?? 'simulator';
+  if (!isPaymentProvider(provider)) {
+    throw new ProviderNotEnabledError(
+      `unknown payment provider ${JSON.stringify(provider)}: one of ${PAYMENT_PROVIDERS.join(', ')}`,
+    );
+  }
+  const enabled = enabledProviders({ PAYMENT_PROVIDER: 'simulator', ...config });
+  if (!enabled.includes(provider)) {
+    throw new ProviderNotEnabledError(
+      `payment provider ${provider} is not enabled (PAYMENT_PROVIDERS: ${enabled.join(', ')})`,
+    );
+  }
+  return provider;
 }
 
 /**
@@ -91,19 +116,21 @@ export interface CreateOrderRequest {
  * without a trade number (`tradeError` says why), and its notices are then checked on the money only.
  */
 export async function createOrder(
-  deps: { db: Database; client: Client; config: LadderConfig; gateway?: PaymentGateway },
+  deps: { db: Database; client: Client; config: LadderConfig; gateway?: PaymentGateway | PaymentGateways },
   request: CreateOrderRequest,
 ) {
   if (!Number.isSafeInteger(request.amount) || request.amount <= 0) {
     throw new Error(`amount must be a positive whole number of minor units, got ${request.amount}`);
   }
+  const provider = orderProviderOf(deps.config, request.provider);
+  const gateway = deps.gateway ? asGateways(deps.gateway).get(provider) : null;
   const id = request.orderId ?? newOrderId();
   const currency = request.currency ?? 'CNY';
   let trade: TradeSnapshot | null = null;
   let tradeError: string | null = null;
-  if (deps.gateway) {
+  if (gateway) {
     try {
-      trade = await deps.gateway.openTrade({ orderId: id, amount: request.amount, currency });
+      trade = await gateway.openTrade({ orderId: id, amount: request.amount, currency });
     } catch (error) {
       tradeError = error instanceof Error ? error.message : String(error);
     }
@@ -112,6 +139,7 @@ export async function createOrder(
     id,
     amount: request.amount,
     currency,
+    provider,
     payDeadline: new Date(Date.now() + (request.payWithinMs ?? deps.config.PAY_DEADLINE)),
     providerTradeNo: trade?.tradeNo ?? null,
     notifyEndpointId: request.notifyEndpointId ?? deps.config.MERCHANT_DEFAULT_ENDPOINT ?? null,

@@ -1,7 +1,9 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import ms from 'ms';
 import { z } from 'zod';
+import { PAYMENT_PROVIDERS, type PaymentProvider, reconciledProvider } from '../domain/order';
 import { isAllowlist } from '../merchant/destination';
+import { loadWechatPayConfig } from '../provider/wechatpay/config';
 import { describeEnvValue } from './redact';
 import { splitUrlList } from './url-list';
 
@@ -91,6 +93,14 @@ const metricsAddress = (fallback: string) =>
     .default(fallback)
     .transform((raw) => (raw === 'off' ? undefined : raw));
 
+/** A reconciliation's name: a payment provider, optionally `-<label>` (reconciledProvider). */
+export const reconciliationName = z
+  .string()
+  .regex(/^[a-z0-9-]{1,32}$/, 'lower-case letters, digits and dashes, at most 32')
+  .refine((name) => reconciledProvider(name) !== undefined, {
+    message: `must start with a payment provider (${PAYMENT_PROVIDERS.join(', ')}), optionally followed by -<label>`,
+  });
+
 /** The secret every developer machine shares: public, so never accepted outside development. */
 export const DEVELOPMENT_HMAC_SECRET = 'local-dev-secret-change-me';
 
@@ -138,8 +148,30 @@ export const configSchema = z.object({
   PAYRECON_ENV: z.enum(['development', 'production']).default('production'),
   /** Shared secret of the HMAC-SHA256 signature on every payment notification. */
   NOTIFY_HMAC_SECRET: z.string().min(16, 'must be at least 16 characters').default(DEVELOPMENT_HMAC_SECRET),
-  /** Which payment provider the worker and CLI talk to: the simulator (PROVIDER_URL) or Alipay (ALIPAY_*). */
-  PAYMENT_PROVIDER: z.enum(['simulator', 'alipay']).default('simulator'),
+  /**
+   * The provider of new orders (an order keeps its own for life): the simulator (PROVIDER_URL), Alipay
+   * (ALIPAY_*) or WeChat Pay (WECHATPAY_*, src/provider/wechatpay/config.ts). It must be enabled.
+   */
+  PAYMENT_PROVIDER: z.enum(PAYMENT_PROVIDERS).default('simulator'),
+  /**
+   * Every provider the worker and CLI hold a gateway for, separated by commas (a shop may take Alipay and
+   * WeChat Pay side by side); unset: PAYMENT_PROVIDER alone. Read it with enabledProviders().
+   */
+  PAYMENT_PROVIDERS: z
+    .string()
+    .transform((raw, ctx) => {
+      const names = [...new Set(raw.split(',').map((part) => part.trim()))];
+      const unknown = names.filter((name) => !(PAYMENT_PROVIDERS as readonly string[]).includes(name));
+      if (names.length === 0 || unknown.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be providers separated by commas, each one of ${PAYMENT_PROVIDERS.join(', ')}`,
+        });
+        return z.NEVER;
+      }
+      return names as PaymentProvider[];
+    })
+    .optional(),
   PROVIDER_URL: url(['http:', 'https:']).default('http://127.0.0.1:8090'),
   /** The Alipay app id (开放平台应用 APPID); required with PAYMENT_PROVIDER=alipay. */
   ALIPAY_APP_ID: z
@@ -196,11 +228,13 @@ export const configSchema = z.object({
   REFUND_REPEAT: duration.default(1_800_000),
   /** ... until the refund deadline: an unanswered refund is then UNKNOWN, for an operator. */
   REFUND_DEADLINE: duration.default(24 * 3_600_000),
-  /** The provider whose daily statement is reconciled (a name in ids: `reconciliation-<provider>-<date>`). */
-  RECON_PROVIDER: z
-    .string()
-    .regex(/^[a-z0-9-]{1,32}$/, 'lower-case letters, digits and dashes, at most 32')
-    .default('simulator'),
+  /**
+   * The provider whose daily statement `recon` commands reconcile by default (`--provider` names another):
+   * its name in ids (`reconciliation-<provider>-<date>`), optionally with `-<label>` after it (e.g.
+   * `alipay-staging`) to keep one deployment's runs apart on a shared Temporal namespace. Only that
+   * provider's orders are matched. Unset: PAYMENT_PROVIDER (loadConfig).
+   */
+  RECON_PROVIDER: reconciliationName.default('simulator'),
   /** When the daily run starts, Asia/Shanghai wall time: the statement is ready T+1 around 10:00. */
   RECON_SCHEDULE_AT: z
     .string()
@@ -265,7 +299,9 @@ export function parseEnv<S extends z.ZodObject>(
 
 /** payrecon's configuration from the environment, validated (see README, "Configuration"). */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const config = parseEnv(configSchema, env);
+  const parsed = parseEnv(configSchema, env);
+  // The default reconciliation is of the provider of new orders.
+  const config = env.RECON_PROVIDER ? parsed : { ...parsed, RECON_PROVIDER: parsed.PAYMENT_PROVIDER };
   // A certificate without its key (or the reverse) cannot make a TLS client: say so at start-up.
   if (Boolean(config.TEMPORAL_TLS_CERT_PATH) !== Boolean(config.TEMPORAL_TLS_KEY_PATH)) {
     const missing = config.TEMPORAL_TLS_CERT_PATH ? 'TEMPORAL_TLS_KEY_PATH' : 'TEMPORAL_TLS_CERT_PATH';
@@ -273,20 +309,43 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `invalid configuration in the environment:\n  ${missing}=(unset): TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH go together (the client certificate and its key)`,
     );
   }
-  if (config.PAYMENT_PROVIDER === 'alipay') {
-    // Named here rather than left to the first call: a worker without keys must not start.
+  const enabled = enabledProviders(config);
+  if (!enabled.includes(config.PAYMENT_PROVIDER)) {
+    throw new ConfigError(
+      `invalid configuration in the environment:\n  PAYMENT_PROVIDER=${config.PAYMENT_PROVIDER}: the provider of new orders must be one of PAYMENT_PROVIDERS (${enabled.join(', ')})`,
+    );
+  }
+  const reconciled = reconciledProvider(config.RECON_PROVIDER);
+  if (!reconciled || !enabled.includes(reconciled)) {
+    throw new ConfigError(
+      `invalid configuration in the environment:\n  RECON_PROVIDER=${config.RECON_PROVIDER}: its provider must be one of PAYMENT_PROVIDERS (${enabled.join(', ')}), or its statement cannot be fetched`,
+    );
+  }
+  // Each enabled provider's settings are checked now rather than left to its first call: a worker
+  // without keys must not start.
+  if (enabled.includes('alipay')) {
     const missing = (['ALIPAY_APP_ID', 'ALIPAY_PRIVATE_KEY_FILE', 'ALIPAY_PUBLIC_KEY_FILE'] as const).filter(
       (name) => config[name] === undefined,
     );
     if (missing.length > 0) {
+      const why = config.PAYMENT_PROVIDERS ? 'alipay is in PAYMENT_PROVIDERS' : 'PAYMENT_PROVIDER=alipay';
       throw new ConfigError(
         `invalid configuration in the environment:\n${missing
-          .map((name) => `  ${name}=(unset): required with PAYMENT_PROVIDER=alipay`)
+          .map((name) => `  ${name}=(unset): required with ${why}`)
           .join('\n')}`,
       );
     }
   }
+  // The keys are read again when the gateway is made (src/provider/select.ts); this only refuses to start.
+  if (enabled.includes('wechatpay')) loadWechatPayConfig(env);
   return config;
+}
+
+/** The providers this process holds a gateway for: PAYMENT_PROVIDERS, or PAYMENT_PROVIDER alone. */
+export function enabledProviders(
+  config: Pick<Config, 'PAYMENT_PROVIDER'> & Partial<Pick<Config, 'PAYMENT_PROVIDERS'>>,
+): PaymentProvider[] {
+  return config.PAYMENT_PROVIDERS ?? [config.PAYMENT_PROVIDER];
 }
 
 /**

@@ -12,6 +12,7 @@ import { createLogger } from '../../src/platform/logger';
 import { connectTemporal } from '../../src/platform/temporal';
 import type { PaymentGateway } from '../../src/provider/gateway';
 import { HttpPaymentGateway } from '../../src/provider/http';
+import type { PaymentGateways } from '../../src/provider/select';
 import {
   type RunningSimulator,
   type StartSimulatorOptions,
@@ -38,7 +39,8 @@ export function paidNotification(
 }
 
 export interface StackOptions {
-  gateway?: PaymentGateway;
+  /** One gateway for every order, or a gateway per provider (createPaymentGateways). */
+  gateway?: PaymentGateway | PaymentGateways;
   /** Start the stack's own consumer (default true). More can be started with `startConsumer`. */
   consumer?: boolean;
   /**

@@ -389,7 +389,7 @@ export async function runRecon(ctx: BenchContext, options: ReconOptions): Promis
       DATABASE_URL: databaseUrl,
       TEMPORAL_ADDRESS: server.address,
       TEMPORAL_TASK_QUEUE: `${BENCH_PREFIX}-recon`,
-      RECON_PROVIDER: 'bench',
+      RECON_PROVIDER: 'simulator-bench',
     };
     simulator = await startSimulatorProcess(base, { name: 'recon-simulator' });
     const config: Config = { ...base, PROVIDER_URL: simulator.client.url };

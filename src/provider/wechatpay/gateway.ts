@@ -6,7 +6,6 @@ import path from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { Decorator } from 'wechatpay-axios-plugin';
 import { z } from 'zod';
 import type { RefundLookupStatus, RefundSnapshot, TradeSnapshot, TradeStatus } from '../../domain';
 import {
@@ -77,6 +76,12 @@ export class StatementChecksumError extends ProviderUnavailableError {
 }
 
 /** What the adapter hands the reconciliation: the bill as checked, unzipped, UTF-8 CSV. */
+/**
+ * The SDK (and axios) is loaded when a gateway is made: processes that never use WeChat Pay, and
+ * `payrecon --help`, do not load it (src/provider/select.ts imports this module in every process).
+ */
+const sdkModule = (): typeof import('wechatpay-axios-plugin') => require('wechatpay-axios-plugin');
+
 const CHECKED_BILL_FORMAT: StatementFormat = { encoding: 'utf-8', zipped: false };
 
 interface WechatPayGatewayOptions {
@@ -128,7 +133,7 @@ export class WechatPayGateway implements PaymentGateway {
       baseURL: `${config.endpoint}/`,
       timeout: this.timeoutMs,
     };
-    this.client = Decorator.jsonBased(settings) as unknown as V3Client;
+    this.client = sdkModule().Decorator.jsonBased(settings) as unknown as V3Client;
   }
 
   async openTrade(request: TradeRequest): Promise<TradeSnapshot> {

@@ -39,6 +39,8 @@ export interface FakeWechatPayOptions {
   merchantPublicKey: string | KeyObject;
   host?: string;
   port?: number;
+  /** The origin its download URLs name, when clients reach it through a proxy; default its own. */
+  publicUrl?: string;
 }
 
 export interface FakeWechatPayFaults {
@@ -394,7 +396,7 @@ export async function startFakeWechatPay(options: FakeWechatPayOptions): Promise
     return new Reply(200, {
       hash_type: 'SHA1',
       hash_value: wrong ? createHash('sha1').update(`${text}tampered`).digest('hex') : sha1,
-      download_url: `${baseUrl}/v3/billdownload/file?token=${token}`,
+      download_url: `${options.publicUrl ?? baseUrl}/v3/billdownload/file?token=${token}`,
     });
   };
 
