@@ -142,7 +142,10 @@ describe('the Alipay lifecycle on the real services: deadline, refunds, the dayâ
       const refundCalls = (await callsFor(order.id)).filter((c) => c.call === TRADE_REFUND);
       expect(refundCalls).toEqual([expect.objectContaining({ outRequestNo: row.outRequestNo, status: 200 })]);
       // The payment's notification and the refund's, each answered success once.
-      const notified = (await alipay.control.notifications()).filter((a) => a.outTradeNo === order.id);
+      const notified = await eventually('the refund notification answered', async () => {
+        const sent = (await alipay.control.notifications()).filter((a) => a.outTradeNo === order.id);
+        return sent.length >= 2 && sent.every((a) => a.status !== null) ? sent : undefined;
+      });
       expect(notified.map((a) => [a.attempt, a.success])).toEqual([
         [1, true],
         [1, true],
