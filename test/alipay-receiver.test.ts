@@ -1,25 +1,32 @@
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
-import { eq } from 'drizzle-orm';
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { orders } from '../src/db/schema';
 import { connectAny } from '../src/mq/connect';
 import { parsePaymentNotice, SIGNATURE_HEADER } from '../src/mq/notification';
 import { declareAndPurge, topologyFor } from '../src/mq/topology';
-import { createOrder } from '../src/order/start';
 import type { Config } from '../src/platform/config';
 import { AlipayPaymentGateway } from '../src/provider/alipay';
 import { ALIPAY_NOTIFY_PATH, RECEIVER_BODY_LIMIT } from '../src/receiver/app';
 import { type RunningReceiver, startReceiver } from '../src/receiver/start';
 import { newNotifyId, signNotification } from '../tools/providers/alipay/notifier';
-import { type FakeAlipay, FakeAlipayControl, startFakeAlipay } from '../tools/providers/alipay/server';
+import { type FakeAlipay, FakeAlipayControl } from '../tools/providers/alipay/server';
+import {
+  type AlipayLifecycle,
+  APP_ID,
+  alipayKeys,
+  alipayPublicKeyFile,
+  LADDER_MS,
+  merchantKeyFile,
+  merchantPrivatePem,
+  SELLER_ID,
+  startAlipayLifecycle,
+  startTestFakeAlipay,
+  strangerKeys,
+} from './support/alipay';
 import { deleteTopology, eventually, testConfig } from './support/env';
-import { type Stack, startStack, TcpProxy } from './support/stack';
+import { TcpProxy } from './support/stack';
 
 /**
  * The notification receiver (workers/receiver.ts, src/receiver) on the real broker: Alipay's signed form
@@ -27,21 +34,6 @@ import { type Stack, startStack, TcpProxy } from './support/stack';
  * the broker's confirm. Alipay is the fake (tools/providers/alipay), which signs with node:crypto and
  * retries on Alipay's ladder (shortened here); the test holds its key, so it can sign as Alipay too.
  */
-
-const APP_ID = '2021000000000042';
-const SELLER_ID = '2088000000000042';
-const alipayKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const strangerKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const merchant = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const merchantPrivatePem = merchant.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-/** Short enough that the whole ladder (8 attempts) runs in a test. */
-const LADDER_MS: [number, number, ...number[]] = [100, 150, 150, 200, 200, 250, 250];
-
-const keyDir = mkdtempSync(path.join(tmpdir(), 'payrecon-alipay-receiver-'));
-const alipayPublicKeyFile = path.join(keyDir, 'alipay-public.pem');
-writeFileSync(alipayPublicKeyFile, alipayKeys.publicKey.export({ type: 'spki', format: 'pem' }).toString());
-const merchantKeyFile = path.join(keyDir, 'merchant-private.pem');
-writeFileSync(merchantKeyFile, merchantPrivatePem);
 
 /** A pino logger whose JSON lines the test reads. */
 function capturingLogger() {
@@ -127,13 +119,7 @@ describe('the Alipay notification receiver on the real broker', () => {
     await receiver.publisher.waitForConnect();
     broker = await connectAny(config.AMQP_URL);
     channel = await broker.createConfirmChannel();
-    fake = await startFakeAlipay({
-      appId: APP_ID,
-      merchantPublicKey: merchant.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-      pid: SELLER_ID,
-      alipayPrivateKey: alipayKeys.privateKey,
-      notifyLadderMs: LADDER_MS,
-    });
+    fake = await startTestFakeAlipay();
     control = new FakeAlipayControl(fake.url);
   });
 
@@ -412,61 +398,19 @@ describe('the receiver at start-up', () => {
 });
 
 describe('the Alipay lifecycle on the real services (PAYMENT_PROVIDER=alipay)', () => {
-  let stack: Stack;
-  let receiver: RunningReceiver;
-  let fake: FakeAlipay;
-  let control: FakeAlipayControl;
-  let gateway: AlipayPaymentGateway;
+  let alipay: AlipayLifecycle;
 
   beforeAll(async () => {
-    fake = await startFakeAlipay({
-      appId: APP_ID,
-      merchantPublicKey: merchant.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-      pid: SELLER_ID,
-      alipayPrivateKey: alipayKeys.privateKey,
-      notifyLadderMs: LADDER_MS,
-    });
-    control = new FakeAlipayControl(fake.url);
-    const config = testConfig('alipay-lifecycle', {
-      PAYMENT_PROVIDER: 'alipay',
-      ALIPAY_APP_ID: APP_ID,
-      ALIPAY_PRIVATE_KEY_FILE: merchantKeyFile,
-      ALIPAY_PUBLIC_KEY_FILE: alipayPublicKeyFile,
-      ALIPAY_ENDPOINT: fake.url,
-      RECEIVER_PORT: '0',
-    });
-    receiver = await startReceiver({ config, log: pino({ level: 'silent' }) });
-    gateway = new AlipayPaymentGateway({
-      appId: APP_ID,
-      privateKey: merchantPrivatePem,
-      alipayPublicKey: fake.alipayPublicKey,
-      endpoint: fake.url,
-      notifyUrl: `${receiver.url}${ALIPAY_NOTIFY_PATH}`,
-    });
-    stack = await startStack(config, { gateway });
-    await receiver.publisher.waitForConnect();
+    alipay = await startAlipayLifecycle('alipay-lifecycle');
   }, 60_000);
-
   afterAll(async () => {
-    await stack?.stop();
-    await receiver?.close();
-    await fake?.close();
-    if (stack) await deleteTopology(stack.config);
+    await alipay?.stop();
   });
 
-  const newOrder = (ladderMs: number) =>
-    createOrder(
-      { db: stack.db, client: stack.temporal, config: stack.config, gateway },
-      {
-        amount: 4321,
-        currency: 'CNY',
-        payWithinMs: 3_600_000,
-        pollLadder: { stepsMs: [ladderMs], repeatMs: ladderMs },
-      },
-    );
-  const orderRow = async (id: string) => (await stack.db.select().from(orders).where(eq(orders.id, id)))[0];
+  const newOrder = (ladderMs: number) => alipay.newOrder({ amount: 4321, ladderMs });
 
   it('paid through the fake: notification → receiver → RabbitMQ → consumer → workflow → PAID by mq', async () => {
+    const { control, orderRow } = alipay;
     const { order } = await newOrder(3_600_000);
     await control.scan(order.id);
     await control.pay(order.id);
@@ -479,6 +423,7 @@ describe('the Alipay lifecycle on the real services (PAYMENT_PROVIDER=alipay)', 
   });
 
   it('notification dropped: paid by the ladder of queries (PAID by poll)', async () => {
+    const { control, orderRow } = alipay;
     const { order } = await newOrder(1_000);
     await control.scan(order.id);
     await control.pay(order.id, undefined, { drop: true });
@@ -491,6 +436,7 @@ describe('the Alipay lifecycle on the real services (PAYMENT_PROVIDER=alipay)', 
   });
 
   it('a forged notification for an unpaid trade is refused; the order stays UNPAID', async () => {
+    const { control, orderRow, receiver, stack } = alipay;
     const { order } = await newOrder(3_600_000);
     await control.scan(order.id);
     const forged = signNotification(

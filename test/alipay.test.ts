@@ -277,6 +277,49 @@ describe('the Alipay gateway: the trade bill', () => {
     expect(detail).toContain('#退款合计：1笔，商家实收：-12.34元，商家优惠：0.00元');
   });
 
+  it("the fake's bill faults change what the bill prints, never the trades; malformed knobs are refused", async () => {
+    const day = '2020-04-01';
+    const kept = newOrderId();
+    const omitted = newOrderId();
+    for (const orderId of [kept, omitted]) {
+      await gateway.openTrade({ orderId, amount: 10_000, currency: 'CNY' });
+      await control.pay(orderId, new Date('2020-04-01T02:00:00Z'));
+    }
+    await control.setClock(new Date('2020-04-02T02:00:00Z'));
+    await expect(control.setBillFaults(day, { amountDeltas: { [kept]: 0 } })).rejects.toThrow(/HTTP 400/);
+    await expect(
+      control.setBillFaults(day, { extraPayments: [{ outTradeNo: 'ghost', amountFen: 1.5 }] }),
+    ).rejects.toThrow(/HTTP 400/);
+    await control.setBillFaults(day, {
+      omitPayments: [omitted],
+      extraPayments: [{ outTradeNo: 'ghost-1', amountFen: 4_200 }],
+      amountDeltas: { [kept]: -1 },
+      totalsDelta: { payCount: 1, fee: 5 },
+    });
+    const location = await gateway.statementLocation(day);
+    const entries = await collect(
+      gateway.readStatement(await gateway.downloadStatement(location), location.format),
+    );
+    const rows = entries.flatMap((entry) => (entry.kind === 'row' ? [entry.row] : []));
+    expect(rows.map((row) => [row.orderId, row.type, row.amount, row.fee])).toEqual([
+      [kept, 'pay', 9_999, 60],
+      ['ghost-1', 'pay', 4_200, 25],
+    ]);
+    expect(rows[1]?.tradeNo).toMatch(/^\d{28}$/);
+    // The 合计 lines print what the rows add up to, plus the delta: control totals that fail.
+    expect(entries.flatMap((entry) => (entry.kind === 'summary' ? [entry.summary] : []))).toEqual([
+      { rows: 3, payCount: 3, payAmount: 14_199, refundCount: 0, refundAmount: 0, fee: 90 },
+    ]);
+    expect(await gateway.queryTrade(omitted)).toMatchObject({ status: 'TRADE_SUCCESS', amount: 10_000 });
+    expect(await gateway.queryTrade(kept)).toMatchObject({ amount: 10_000 });
+    await control.setBillFaults(day, {});
+    const clean = await gateway.statementLocation(day);
+    const again = await collect(gateway.readStatement(await gateway.downloadStatement(clean), clean.format));
+    expect(again.flatMap((entry) => (entry.kind === 'row' ? [entry.row.amount] : []))).toEqual([
+      10_000, 10_000,
+    ]);
+  });
+
   it('a download URL is good for 30 s: then StatementUrlExpiredError', async () => {
     await control.setClock(new Date('2020-03-02T02:00:00Z'));
     const location = await gateway.statementLocation(BILL_DATE);

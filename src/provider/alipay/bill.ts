@@ -97,7 +97,8 @@ export async function* readAlipayTradeBill(file: Readable): AsyncGenerator<State
         const pay = PAY_TOTAL.exec(text);
         if (pay) payTotal = { count: Number(pay[1]), amount: yuanToFen(pay[2] ?? ''), line };
         const refund = REFUND_TOTAL.exec(text);
-        if (refund) refundTotal = { count: Number(refund[1]), amount: -yuanToFen(refund[2] ?? ''), line };
+        // 0 - x, not -x: an empty day's 0.00 is 0, not -0.
+        if (refund) refundTotal = { count: Number(refund[1]), amount: 0 - yuanToFen(refund[2] ?? ''), line };
       } catch (error) {
         yield { kind: 'rejected', line, reason: `summary: ${(error as Error).message}` };
       }

@@ -31,6 +31,15 @@ export interface BillRefund {
   feeFen: number;
 }
 
+/** Fen (and counts) added to the totals the rows add up to: a bill whose 合计 lines do not add up. */
+export interface BillTotalsDelta {
+  payCount?: number;
+  payAmount?: number;
+  refundCount?: number;
+  refundAmount?: number;
+  fee?: number;
+}
+
 const DETAIL_HEADER =
   '支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,门店编号,门店名称,操作员,终端号,对方账户,' +
   '订单金额（元）,商家实收（元）,支付宝红包（元）,集分宝（元）,支付宝优惠（元）,商家优惠（元）,券核销金额（元）,' +
@@ -66,13 +75,17 @@ export function tradeBillZip(input: {
   exportedAt: Date;
   payments: readonly BillPayment[];
   refunds: readonly BillRefund[];
+  totalsDelta?: BillTotalsDelta;
 }): Uint8Array {
   const { pid, billDate, payments, refunds } = input;
+  const delta = input.totalsDelta ?? {};
   const period = `#起始日期：[${chineseDate(billDate)}]   终止日期：[${chineseDate(billDate, true)}]`;
   const exported = shanghaiTime(input.exportedAt).replace(/^(\d+)-(\d+)-(\d+)/, '$1年$2月$3日');
-  const payTotal = payments.reduce((sum, row) => sum + row.totalFen, 0);
-  const refundTotal = refunds.reduce((sum, row) => sum + row.refundFen, 0);
-  const feeTotal = [...payments, ...refunds].reduce((sum, row) => sum + row.feeFen, 0);
+  const payCount = payments.length + (delta.payCount ?? 0);
+  const refundCount = refunds.length + (delta.refundCount ?? 0);
+  const payTotal = payments.reduce((sum, row) => sum + row.totalFen, 0) + (delta.payAmount ?? 0);
+  const refundTotal = refunds.reduce((sum, row) => sum + row.refundFen, 0) + (delta.refundAmount ?? 0);
+  const feeTotal = [...payments, ...refunds].reduce((sum, row) => sum + row.feeFen, 0) + (delta.fee ?? 0);
   const detail = [
     '#支付宝业务明细查询',
     `#账号：[${pid}0156]`,
@@ -138,8 +151,8 @@ export function tradeBillZip(input: {
       ]),
     ),
     `#${RULE}业务明细列表结束${RULE}`,
-    `#交易合计：${payments.length}笔，商家实收：${yuan(payTotal)}元，商家优惠：0.00元`,
-    `#退款合计：${refunds.length}笔，商家实收：${yuan(-refundTotal)}元，商家优惠：0.00元`,
+    `#交易合计：${payCount}笔，商家实收：${yuan(payTotal)}元，商家优惠：0.00元`,
+    `#退款合计：${refundCount}笔，商家实收：${yuan(-refundTotal)}元，商家优惠：0.00元`,
     `#导出时间：[${exported}]`,
   ];
   const received = payTotal - refundTotal;
@@ -152,8 +165,8 @@ export function tradeBillZip(input: {
     line([
       '',
       '',
-      payments.length,
-      refunds.length,
+      payCount,
+      refundCount,
       yuan(received),
       yuan(received),
       '0.00',
@@ -166,8 +179,8 @@ export function tradeBillZip(input: {
     line([
       '合计',
       '',
-      payments.length,
-      refunds.length,
+      payCount,
+      refundCount,
       yuan(received),
       yuan(received),
       '0.00',

@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type BillPayment, type BillRefund, shanghaiTime, tradeBillZip, yuan } from './bill';
+import { type AlipayBillFaults, alipayBillFaultsSchema, applyBillFaults, feeOf } from './bill-faults';
 import { AlipayNotifier, type NotifyAttempt, type NotifyFaults, newNotifyId } from './notifier';
 
 /**
@@ -25,8 +26,9 @@ import { AlipayNotifier, type NotifyAttempt, type NotifyFaults, newNotifyId } fr
  * over `<timestamp>\n<nonce>\n<body>\n`). Trades, refunds and bill URLs live in memory. Business errors
  * answer HTTP 400 with `{code, message}`, as v3 does.
  *
- * The rig drives it through `/__fake/…` (no signature): scan and pay a trade, move its clock, set faults,
- * read the notifications it sent (GET /__fake/notifications).
+ * The rig drives it through `/__fake/…` (no signature): scan and pay a trade, move its clock, set faults
+ * (a day's bill faults too: bill-faults.ts), read a trade with its refunds, every OpenAPI call it
+ * answered (/__fake/calls) and the notifications it sent (/__fake/notifications).
  *
  * A payment and a refund send an RSA2-signed `trade_status_sync` notification to the trade's notify_url
  * (the precreate's, else `notifyUrl`), again on Alipay's ladder until the answer is `success`
@@ -41,6 +43,11 @@ export interface FakeAlipayFaults {
   delayMs?: number;
   /** Replies are signed with a key that is not this Alipay's: a forged reply. */
   signWithOtherKey?: boolean;
+  /**
+   * The next N OpenAPI calls are carried out and their reply lost (the connection cut before it is
+   * written): the merchant cannot tell whether a refund was taken, and asks again.
+   */
+  loseReplies?: number;
   /** Every notification from now on: dropped, duplicated, delayed, forged (a payment may override). */
   notify?: NotifyFaults;
 }
@@ -94,6 +101,28 @@ interface Refund {
   at: Date;
 }
 
+/** One OpenAPI call the fake answered (or whose reply it lost), for the rig to assert on. */
+export interface FakeAlipayCall {
+  /** `POST /v3/alipay/trade/close`, … */
+  call: string;
+  outTradeNo: string | null;
+  outRequestNo: string | null;
+  /** The HTTP status answered; null when the reply was lost. */
+  status: number | null;
+  /** The business error's code, when the call answered one. */
+  code: string | null;
+}
+
+/** A trade as the fake holds it, with its refunds (GET-like POST /__fake/trades/:outTradeNo). */
+export interface FakeAlipayTrade {
+  outTradeNo: string;
+  tradeNo: string;
+  state: TradeState;
+  totalFen: number;
+  refundedFen: number;
+  refunds: { outRequestNo: string; amountFen: number; at: string }[];
+}
+
 class AlipayError extends Error {
   constructor(
     readonly status: number,
@@ -120,6 +149,8 @@ export async function startFakeAlipay(options: FakeAlipayOptions): Promise<FakeA
   const trades = new Map<string, Trade>();
   const refunds = new Map<string, Refund>();
   const bills = new Map<string, { zip: Uint8Array; expiresAt: number }>();
+  const billFaults = new Map<string, AlipayBillFaults>();
+  const calls: FakeAlipayCall[] = [];
   let faults: FakeAlipayFaults = {};
   let clockOffsetMs = 0;
   let refused = 0;
@@ -390,8 +421,9 @@ export async function startFakeAlipay(options: FakeAlipayOptions): Promise<FakeA
           };
         });
       const token = randomBytes(16).toString('hex');
+      const faulted = applyBillFaults(billDate, { payments, refunds: refundRows }, billFaults.get(billDate));
       bills.set(token, {
-        zip: tradeBillZip({ pid, billDate, exportedAt: now(), payments, refunds: refundRows }),
+        zip: tradeBillZip({ pid, billDate, exportedAt: now(), ...faulted }),
         expiresAt: now().getTime() + BILL_URL_LIFETIME_MS,
       });
       const day = billDate.replaceAll('-', '');
@@ -402,6 +434,33 @@ export async function startFakeAlipay(options: FakeAlipayOptions): Promise<FakeA
   };
 
   const control = (path: string, body: Record<string, unknown>): unknown => {
+    const shown = /^\/__fake\/trades\/([^/]+)$/.exec(path);
+    if (shown) {
+      const found = trades.get(decodeURIComponent(shown[1] ?? ''));
+      if (!found) throw new AlipayError(404, 'NOT_FOUND', 'no such trade');
+      return {
+        outTradeNo: found.outTradeNo,
+        tradeNo: found.tradeNo,
+        state: found.state,
+        totalFen: found.totalFen,
+        refundedFen: found.refundedFen,
+        refunds: [...refunds.values()]
+          .filter((refund) => refund.outTradeNo === found.outTradeNo)
+          .map((refund) => ({
+            outRequestNo: refund.outRequestNo,
+            amountFen: refund.amountFen,
+            at: refund.at.toISOString(),
+          })),
+      } satisfies FakeAlipayTrade;
+    }
+    const bill = /^\/__fake\/bills\/(\d{4}-\d{2}-\d{2})\/faults$/.exec(path);
+    if (bill) {
+      const parsed = alipayBillFaultsSchema.safeParse(body);
+      if (!parsed.success) throw new AlipayError(400, 'INVALID_FAULTS', parsed.error.message);
+      billFaults.set(bill[1] ?? '', parsed.data);
+      return parsed.data;
+    }
+    if (path === '/__fake/calls') return calls;
     const trade = /^\/__fake\/trades\/([^/]+)\/(scan|pay)$/.exec(path);
     if (trade) {
       const found = trades.get(decodeURIComponent(trade[1] ?? ''));
@@ -432,6 +491,7 @@ export async function startFakeAlipay(options: FakeAlipayOptions): Promise<FakeA
     let text = '';
     for await (const chunk of req) text += chunk;
     const target = new URL(req.url ?? '/', 'http://fake');
+    let logged: FakeAlipayCall | null = null;
     try {
       if (target.pathname === '/downloadBillFile.resource') {
         const bill = bills.get(target.searchParams.get('token') ?? '');
@@ -445,27 +505,47 @@ export async function startFakeAlipay(options: FakeAlipayOptions): Promise<FakeA
       }
       const body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
       if (target.pathname.startsWith('/__fake/')) {
-        res
-          .writeHead(200, { 'content-type': 'application/json' })
-          .end(JSON.stringify(control(target.pathname, body)));
+        // Computed before writeHead: a refusal must still find the headers unsent.
+        const answer = JSON.stringify(control(target.pathname, body));
+        res.writeHead(200, { 'content-type': 'application/json' }).end(answer);
         return;
       }
-      const call = openApi[`${req.method} ${target.pathname}`];
+      const name = `${req.method} ${target.pathname}`;
+      const call = openApi[name];
       if (!call) throw new AlipayError(400, 'invalid-method', '不存在的方法名');
       verifyMerchant(req, text);
+      logged = {
+        call: name,
+        outTradeNo: typeof body.out_trade_no === 'string' ? body.out_trade_no : null,
+        outRequestNo: typeof body.out_request_no === 'string' ? body.out_request_no : null,
+        status: null,
+        code: null,
+      };
+      calls.push(logged);
       if (faults.delayMs) await new Promise((resolve) => setTimeout(resolve, faults.delayMs));
       if (faults.systemErrors && faults.systemErrors > 0) {
         faults.systemErrors--;
         throw new AlipayError(faults.systemErrorStatus ?? 500, 'ACQ.SYSTEM_ERROR', '系统错误');
       }
-      reply(res, 200, call(body, target.searchParams));
+      const answer = call(body, target.searchParams);
+      if (faults.loseReplies && faults.loseReplies > 0) {
+        // Done, and the answer never reaches the merchant.
+        faults.loseReplies--;
+        req.socket.destroy();
+        return;
+      }
+      logged.status = 200;
+      reply(res, 200, answer);
     } catch (error) {
       if (error instanceof AlipayError) {
         if (error.status === 401) refused++;
         if (res.headersSent) return;
         if (target.pathname.startsWith('/__fake/')) {
-          res.writeHead(error.status, { 'content-type': 'application/json' }).end(JSON.stringify(error));
+          res
+            .writeHead(error.status, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ code: error.code, message: error.message }));
         } else {
+          if (logged) Object.assign(logged, { status: error.status, code: error.code });
           reply(res, error.status, { code: error.code, message: error.message });
         }
         return;
@@ -491,11 +571,6 @@ export async function startFakeAlipay(options: FakeAlipayOptions): Promise<FakeA
       });
     },
   };
-}
-
-/** Alipay's standard rate, 0.6 %, rounded half up; given back in proportion on a refund. */
-function feeOf(fen: number): number {
-  return Math.floor((fen * 6 + 500) / 1000);
 }
 
 /** The rig's handle on a fake Alipay over HTTP: what a buyer and the clock do. */
@@ -530,6 +605,21 @@ export class FakeAlipayControl {
 
   setFaults(faults: FakeAlipayFaults) {
     return this.post('/__fake/faults', faults);
+  }
+
+  /** The trade as the fake holds it: its state, refunded total and refunds. */
+  async trade(outTradeNo: string): Promise<FakeAlipayTrade> {
+    return (await this.post(`/__fake/trades/${encodeURIComponent(outTradeNo)}`, {})) as FakeAlipayTrade;
+  }
+
+  /** Every OpenAPI call answered so far (a refused signature is not one), oldest first. */
+  async calls(): Promise<FakeAlipayCall[]> {
+    return (await this.post('/__fake/calls', {})) as FakeAlipayCall[];
+  }
+
+  /** Replaces the faults of a day's bill (`{}`: none); they change what the bill says, never the trades. */
+  setBillFaults(billDate: string, faults: AlipayBillFaults) {
+    return this.post(`/__fake/bills/${billDate}/faults`, faults);
   }
 
   private async post(path: string, body: unknown): Promise<unknown> {
