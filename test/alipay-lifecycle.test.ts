@@ -25,7 +25,7 @@ const TRADE_REFUND = 'POST /v3/alipay/trade/refund';
 const REFUND_QUERY = 'POST /v3/alipay/trade/fastpay/refund/query';
 
 describe('the Alipay lifecycle on the real services: deadline, refunds, the dayâ€™s reconciliation', () => {
-  const provider = `atest-${uniqueSuffix()}`;
+  const provider = `alipay-atest-${uniqueSuffix()}`;
   const prefix = `al${uniqueSuffix()}`;
   let n = 0;
   let alipay: AlipayLifecycle;
@@ -37,14 +37,14 @@ describe('the Alipay lifecycle on the real services: deadline, refunds, the dayâ
     await sql.begin(async (tx) => {
       await tx`delete from refunds where order_id in (select id from orders where paid_at >= ${from} and paid_at < ${to})`;
       await tx`delete from orders where paid_at >= ${from} and paid_at < ${to}`;
-      // This file's reconciliations are those of providers named atest-*.
+      // This file's reconciliations are those of providers named alipay-atest-*.
       await tx`delete from reconciliation_statement_rows where statement_id in (
-        select id from reconciliation_statements where provider like 'atest-%')`;
+        select id from reconciliation_statements where provider like 'alipay-atest-%')`;
       await tx`delete from reconciliation_statement_chunks where statement_id in (
-        select id from reconciliation_statements where provider like 'atest-%')`;
-      await tx`delete from reconciliation_statements where provider like 'atest-%'`;
-      await tx`delete from reconciliation_breaks where provider like 'atest-%'`;
-      await tx`delete from reconciliation_runs where provider like 'atest-%'`;
+        select id from reconciliation_statements where provider like 'alipay-atest-%')`;
+      await tx`delete from reconciliation_statements where provider like 'alipay-atest-%'`;
+      await tx`delete from reconciliation_breaks where provider like 'alipay-atest-%'`;
+      await tx`delete from reconciliation_runs where provider like 'alipay-atest-%'`;
     });
   };
 

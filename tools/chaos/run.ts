@@ -253,7 +253,7 @@ export async function runChaos(options: ChaosOptions, environment: ChaosEnvironm
     REFUND_LADDER: '2s,4s,8s',
     REFUND_REPEAT: '8s',
     REFUND_DEADLINE: '10m',
-    RECON_PROVIDER: 'chaos',
+    RECON_PROVIDER: 'simulator-chaos',
     RECON_HEAL_WAIT: '20s',
     LOG_LEVEL: 'info',
     // --cluster: every process (consumers, workers, the simulator's publisher) and the driver get all nodes.
