@@ -1,5 +1,4 @@
-import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import {
   isPaidTradeStatus,
@@ -9,6 +8,7 @@ import {
   TRADE_STATUSES,
   type TradeSnapshot,
 } from '../domain';
+import { downloadStatementFile } from './download';
 import {
   isRefundRefusalCode,
   type PaymentGateway,
@@ -17,7 +17,6 @@ import {
   ProviderUnavailableError,
   type RefundRequest,
   StatementNotReadyError,
-  StatementUrlExpiredError,
   type TradeRequest,
 } from './gateway';
 import { readStatement } from './statement';
@@ -84,31 +83,7 @@ export class HttpPaymentGateway implements PaymentGateway {
   }
 
   async downloadStatement(location: StatementLocation): Promise<Readable> {
-    // Only the wait for the response is bounded: a day of a million rows takes a while to stream.
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.timeoutMs);
-    let response: Response;
-    try {
-      response = await fetch(location.downloadUrl, { signal: controller.signal });
-    } catch (error) {
-      throw new ProviderUnavailableError(
-        `the statement of ${location.billDate} could not be downloaded: ${(error as Error).message}`,
-      );
-    } finally {
-      clearTimeout(timer);
-    }
-    if (response.status === 410 || response.status === 403) {
-      await response.body?.cancel();
-      throw new StatementUrlExpiredError(
-        `the download URL of the ${location.billDate} statement has expired`,
-      );
-    }
-    if (!response.ok || !response.body) {
-      const body = (await response.text()).slice(0, 300);
-      const error = `downloading the ${location.billDate} statement answered HTTP ${response.status}: ${body}`;
-      throw response.status >= 500 ? new ProviderUnavailableError(error) : new ProviderReplyError(error);
-    }
-    return Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
+    return downloadStatementFile(location, this.timeoutMs, `the ${location.billDate} statement`);
   }
 
   readStatement(file: Readable, format: StatementFormat) {

@@ -1,15 +1,14 @@
-import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { Readable } from 'node:stream';
 import type { AlipaySdk } from 'alipay-sdk';
 import type { RefundSnapshot, TradeSnapshot } from '../../domain';
 import { isTradeStatus } from '../../domain';
+import { downloadStatementFile } from '../download';
 import {
   type PaymentGateway,
   ProviderReplyError,
   ProviderUnavailableError,
   type RefundRequest,
   StatementNotReadyError,
-  StatementUrlExpiredError,
   type TradeRequest,
 } from '../gateway';
 import { StatementFormatError } from '../statement';
@@ -245,31 +244,7 @@ export class AlipayPaymentGateway implements PaymentGateway {
 
   /** A plain GET: the URL carries its own token, no signature. */
   async downloadStatement(location: StatementLocation): Promise<Readable> {
-    // Only the wait for the response is bounded: a busy day's bill takes a while to stream.
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.timeoutMs);
-    let response: Response;
-    try {
-      response = await fetch(location.downloadUrl, { signal: controller.signal });
-    } catch (error) {
-      throw new ProviderUnavailableError(
-        `Alipay's trade bill of ${location.billDate} could not be downloaded: ${(error as Error).message}`,
-      );
-    } finally {
-      clearTimeout(timer);
-    }
-    if (response.status === 403 || response.status === 410) {
-      await response.body?.cancel();
-      throw new StatementUrlExpiredError(
-        `the download URL of Alipay's ${location.billDate} bill has expired`,
-      );
-    }
-    if (!response.ok || !response.body) {
-      const body = (await response.text()).slice(0, 300);
-      const error = `downloading Alipay's ${location.billDate} bill answered HTTP ${response.status}: ${body}`;
-      throw response.status >= 500 ? new ProviderUnavailableError(error) : new ProviderReplyError(error);
-    }
-    return Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
+    return downloadStatementFile(location, this.timeoutMs, `Alipay's ${location.billDate} bill`);
   }
 
   readStatement(file: Readable, format: StatementFormat) {
