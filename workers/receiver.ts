@@ -9,7 +9,7 @@ import { installWorkerRuntime } from './runtime';
  * as signed notices (src/receiver).
  */
 async function main() {
-  const config = loadConfig();
+  const config = loadConfig(process.env, 'receiver');
   // It signs the notices the consumer trusts: never with the public development secret in production.
   assertSecretsConfigured(config);
   const log = createLogger('receiver', config.LOG_LEVEL);
