@@ -45,6 +45,8 @@ export interface FakeWechatPayOptions {
   port?: number;
   /** The origin its download URLs name, when clients reach it through a proxy; default its own. */
   publicUrl?: string;
+  /** WeChat Pay's own key pair (a test that signs as WeChat holds it); default one made at start. */
+  wechatpayKeys?: { privateKey: KeyObject; publicKey: KeyObject };
   /** The merchant's APIv3 key (32 characters): without it the fake sends no notifications. */
   apiV3Key?: string;
   /** The waits between a notification's attempts; default WeChat's. Tests shorten it. */
@@ -128,7 +130,7 @@ export async function startFakeWechatPay(options: FakeWechatPayOptions): Promise
     typeof options.merchantPublicKey === 'string'
       ? createPublicKey(options.merchantPublicKey)
       : options.merchantPublicKey;
-  const own = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const own = options.wechatpayKeys ?? generateKeyPairSync('rsa', { modulusLength: 2048 });
   const rogue = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const publicKeyId = `PUB_KEY_ID_0114${randomDigits(28)}`;
   const trades = new Map<string, Trade>();
