@@ -4,11 +4,14 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ChannelModel, ConfirmChannel, GetMessage } from 'amqplib';
+import { eq } from 'drizzle-orm';
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { orders } from '../src/db/schema';
 import { connectAny } from '../src/mq/connect';
 import { parsePaymentNotice, SIGNATURE_HEADER, signBody } from '../src/mq/notification';
 import { declareAndPurge, topologyFor } from '../src/mq/topology';
+import { createOrder } from '../src/order/start';
 import { type Config, ConfigError, loadConfig } from '../src/platform/config';
 import { loadWechatPayConfig, WechatPayGateway } from '../src/provider/wechatpay';
 import { WECHATPAY_NOTIFY_PATH } from '../src/receiver/app';
@@ -21,7 +24,7 @@ import {
 } from '../tools/providers/wechatpay/notifier';
 import { type FakeWechatPay, startFakeWechatPay } from '../tools/providers/wechatpay/server';
 import { deleteTopology, eventually, testConfig } from './support/env';
-import { TcpProxy } from './support/stack';
+import { type Stack, startStack, TcpProxy } from './support/stack';
 
 /**
  * The notification receiver's WeChat Pay route (src/provider/wechatpay/notify.ts) on the real broker:
@@ -557,5 +560,92 @@ describe('the WeChat Pay notification receiver on the real broker', () => {
       await settle();
       expect(attemptsFor(dropped)).toHaveLength(0);
     });
+  });
+});
+
+describe('the WeChat Pay lifecycle on the real services (PAYMENT_PROVIDER=wechatpay)', () => {
+  let stack: Stack;
+  let receiver: RunningReceiver;
+  let fake: FakeWechatPay;
+  let gateway: WechatPayGateway;
+
+  beforeAll(async () => {
+    fake = await startFakeWechatPay({
+      mchId: MCH_ID,
+      appId: APP_ID,
+      merchantCertSerial: SERIAL,
+      merchantPublicKey: merchant.publicKey,
+      wechatpayKeys: wechatKeys,
+      apiV3Key: APIV3_KEY,
+      notifyLadderMs: LADDER_MS,
+    });
+    const env = { ...receiverEnv, WECHATPAY_PUBLIC_KEY_ID: fake.publicKeyId };
+    const full = {
+      ...env,
+      WECHATPAY_MCH_CERT_SERIAL: SERIAL,
+      WECHATPAY_MCH_PRIVATE_KEY_FILE: merchantKeyFile,
+      WECHATPAY_ENDPOINT: fake.url,
+      WECHATPAY_NOTIFY_URL: 'http://127.0.0.1:1/notify/wechatpay',
+    };
+    const config = testConfig('wechatpay-lifecycle', { ...full, RECEIVER_PORT: '0' });
+    receiver = await startReceiver({ config, log: pino({ level: 'silent' }), env });
+    gateway = new WechatPayGateway(
+      loadWechatPayConfig({ ...full, WECHATPAY_NOTIFY_URL: `${receiver.url}${WECHATPAY_NOTIFY_PATH}` }),
+      { timeoutMs: 2_000 },
+    );
+    stack = await startStack(config, { gateway });
+    await receiver.publisher.waitForConnect();
+  }, 60_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+    await receiver?.close();
+    await fake?.close();
+    if (stack) await deleteTopology(stack.config);
+  });
+
+  const newOrder = (ladderMs: number) =>
+    createOrder(
+      { db: stack.db, client: stack.temporal, config: stack.config, gateway },
+      {
+        amount: 4321,
+        currency: 'CNY',
+        payWithinMs: 3_600_000,
+        pollLadder: { stepsMs: [ladderMs], repeatMs: ladderMs },
+      },
+    );
+  const orderRow = async (id: string) => (await stack.db.select().from(orders).where(eq(orders.id, id)))[0];
+  /** The buyer pays once the workflow opened the Native order at the fake. */
+  const pay = (orderId: string, notify?: WechatNotifyFaults) =>
+    eventually('the trade opened and paid', async () => {
+      const response = await fetch(`${fake.url}/fake/trades/${orderId}/state`, {
+        method: 'POST',
+        body: JSON.stringify({ trade_state: 'SUCCESS', ...(notify ? { notify } : {}) }),
+      });
+      return response.status === 200 ? true : undefined;
+    });
+
+  it('paid at the fake: notification → receiver → RabbitMQ → consumer → workflow → PAID by mq', async () => {
+    const { order } = await newOrder(3_600_000);
+    await pay(order.id);
+    const paid = await eventually('the order PAID', async () => {
+      const row = await orderRow(order.id);
+      return row?.status === 'PAID' ? row : undefined;
+    });
+    expect(paid).toMatchObject({ settledBy: 'mq', amount: 4321, provider: 'wechatpay' });
+    expect(paid.tradeNo).toMatch(/^42\d{26}$/);
+    const sent = fake.notifications().filter((a) => a.outTradeNo === order.id);
+    expect(sent).toMatchObject([{ attempt: 1, status: 204, success: true }]);
+  });
+
+  it('notification dropped: paid by the ladder of queries (PAID by poll)', async () => {
+    const { order } = await newOrder(1_000);
+    await pay(order.id, { drop: true });
+    const paid = await eventually('the order PAID', async () => {
+      const row = await orderRow(order.id);
+      return row?.status === 'PAID' ? row : undefined;
+    });
+    expect(paid.settledBy).toBe('poll');
+    expect(fake.notifications().filter((a) => a.outTradeNo === order.id)).toHaveLength(0);
   });
 });
