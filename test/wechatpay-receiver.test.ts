@@ -7,10 +7,11 @@ import type { ChannelModel, ConfirmChannel, GetMessage } from 'amqplib';
 import { eq } from 'drizzle-orm';
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { orders } from '../src/db/schema';
+import { orders, refunds } from '../src/db/schema';
 import { connectAny } from '../src/mq/connect';
 import { parsePaymentNotice, SIGNATURE_HEADER, signBody } from '../src/mq/notification';
 import { declareAndPurge, topologyFor } from '../src/mq/topology';
+import { requestRefund } from '../src/order/refund';
 import { createOrder } from '../src/order/start';
 import { type Config, ConfigError, loadConfig } from '../src/platform/config';
 import { loadWechatPayConfig, WechatPayGateway } from '../src/provider/wechatpay';
@@ -587,7 +588,13 @@ describe('the WeChat Pay lifecycle on the real services (PAYMENT_PROVIDER=wechat
       WECHATPAY_ENDPOINT: fake.url,
       WECHATPAY_NOTIFY_URL: 'http://127.0.0.1:1/notify/wechatpay',
     };
-    const config = testConfig('wechatpay-lifecycle', { ...full, RECEIVER_PORT: '0' });
+    const config = testConfig('wechatpay-lifecycle', {
+      ...full,
+      RECEIVER_PORT: '0',
+      // Queries an hour apart: a refund settled within the test was settled by its notice.
+      REFUND_LADDER: '1h',
+      REFUND_REPEAT: '1h',
+    });
     receiver = await startReceiver({ config, log: pino({ level: 'silent' }), env });
     gateway = new WechatPayGateway(
       loadWechatPayConfig({ ...full, WECHATPAY_NOTIFY_URL: `${receiver.url}${WECHATPAY_NOTIFY_PATH}` }),
@@ -636,6 +643,36 @@ describe('the WeChat Pay lifecycle on the real services (PAYMENT_PROVIDER=wechat
     expect(paid.tradeNo).toMatch(/^42\d{26}$/);
     const sent = fake.notifications().filter((a) => a.outTradeNo === order.id);
     expect(sent).toMatchObject([{ attempt: 1, status: 204, success: true }]);
+  });
+
+  it('refunded at the fake: REFUND.SUCCESS → receiver → RabbitMQ → consumer → refund SUCCEEDED by mq', async () => {
+    const { order } = await newOrder(3_600_000);
+    await pay(order.id);
+    await eventually('the order PAID', async () =>
+      (await orderRow(order.id))?.status === 'PAID' ? true : undefined,
+    );
+    const { refund } = await requestRefund(
+      { db: stack.db, client: stack.temporal, config: stack.config },
+      { orderId: order.id, amount: 1_000 },
+    );
+    // WeChat answered PROCESSING; the refund goes through at WeChat, which notifies it.
+    await eventually('the refund at WeChat settled', async () => {
+      const response = await fetch(`${fake.url}/fake/refunds/${refund.outRequestNo}/outcome`, {
+        method: 'POST',
+        body: JSON.stringify({ status: 'SUCCESS' }),
+      });
+      return response.status === 200 ? true : undefined;
+    });
+    const settled = await eventually('the refund SUCCEEDED', async () => {
+      const [row] = await stack.db.select().from(refunds).where(eq(refunds.id, refund.id));
+      return row?.status === 'SUCCEEDED' ? row : undefined;
+    });
+    expect(settled).toMatchObject({ settledBy: 'mq', amount: 1_000 });
+    expect(settled.providerRefundNo).toMatch(/^50\d{27}$/);
+    const sent = fake
+      .notifications()
+      .filter((a) => a.eventType === 'REFUND.SUCCESS' && a.outTradeNo === order.id);
+    expect(sent).toMatchObject([{ status: 204, success: true }]);
   });
 
   it('notification dropped: paid by the ladder of queries (PAID by poll)', async () => {
