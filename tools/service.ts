@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
-import { type Config, loadConfig } from '../src/platform/config';
+import { type Config, enabledProviders, loadConfig } from '../src/platform/config';
 import { loadMerchantConfig } from './merchant/config';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -21,12 +21,17 @@ export type ServiceProcess = keyof typeof SERVICE_PROCESSES;
 
 /**
  * What starts by default: all but the notification receiver, which runs once a provider's notifications
- * are configured (ALIPAY_APP_ID and ALIPAY_PUBLIC_KEY_FILE) and refuses to start without one.
+ * are configured (ALIPAY_APP_ID and ALIPAY_PUBLIC_KEY_FILE, or wechatpay enabled) and refuses to start
+ * without one.
  */
 export function defaultServiceProcesses(
-  config: Pick<Config, 'ALIPAY_APP_ID' | 'ALIPAY_PUBLIC_KEY_FILE'> = {},
+  config: Pick<Config, 'ALIPAY_APP_ID' | 'ALIPAY_PUBLIC_KEY_FILE'> &
+    Partial<Pick<Config, 'PAYMENT_PROVIDER' | 'PAYMENT_PROVIDERS'>> = {},
 ): ServiceProcess[] {
-  const receiver = Boolean(config.ALIPAY_APP_ID || config.ALIPAY_PUBLIC_KEY_FILE);
+  const wechatpay = config.PAYMENT_PROVIDER
+    ? enabledProviders({ ...config, PAYMENT_PROVIDER: config.PAYMENT_PROVIDER }).includes('wechatpay')
+    : false;
+  const receiver = Boolean(config.ALIPAY_APP_ID || config.ALIPAY_PUBLIC_KEY_FILE) || wechatpay;
   return (Object.keys(SERVICE_PROCESSES) as ServiceProcess[]).filter(
     (name) => name !== 'receiver' || receiver,
   );

@@ -1,15 +1,15 @@
 import { assertSecretsConfigured, loadConfig } from '../src/platform/config';
 import { createLogger } from '../src/platform/logger';
-import { ALIPAY_NOTIFY_PATH } from '../src/receiver/app';
 import { startReceiver } from '../src/receiver/start';
 import { installWorkerRuntime } from './runtime';
 
 /**
  * The notification receiver: providers' asynchronous notifications over HTTP (Alipay's at
- * /notify/alipay), verified and published to payrecon's exchange as signed notices (src/receiver).
+ * /notify/alipay, WeChat Pay's at /notify/wechatpay), verified and published to payrecon's exchange
+ * as signed notices (src/receiver).
  */
 async function main() {
-  const config = loadConfig();
+  const config = loadConfig(process.env, 'receiver');
   // It signs the notices the consumer trusts: never with the public development secret in production.
   assertSecretsConfigured(config);
   const log = createLogger('receiver', config.LOG_LEVEL);
@@ -25,7 +25,7 @@ async function main() {
     });
   }
   log.info(
-    { url: receiver.url, routes: [ALIPAY_NOTIFY_PATH, '/healthz'], prefix: config.AMQP_PREFIX },
+    { url: receiver.url, routes: [...receiver.routes, '/healthz'], prefix: config.AMQP_PREFIX },
     'receiver started',
   );
 }

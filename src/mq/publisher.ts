@@ -6,9 +6,16 @@ import {
 } from 'amqp-connection-manager';
 import type { Message } from 'amqplib';
 import pino, { type Logger } from 'pino';
+import type { z } from 'zod';
 import { redactUrl } from '../platform/redact';
-import { type PaymentNoticeBody, paymentNoticeSchema, SIGNATURE_HEADER, signBody } from './notification';
-import { declareTopology, type Topology, TRADE_PAID_ROUTING_KEY } from './topology';
+import {
+  type PaymentNoticeBody,
+  paymentNoticeSchema,
+  refundNoticeSchema,
+  SIGNATURE_HEADER,
+  signBody,
+} from './notification';
+import { declareTopology, REFUND_ROUTING_KEY, type Topology, TRADE_PAID_ROUTING_KEY } from './topology';
 
 /**
  * Publishes payment events with every guarantee the broker offers:
@@ -209,6 +216,21 @@ export class PaymentEventPublisher {
       body: Buffer.from(JSON.stringify(notification), 'utf8'),
       messageId: notification.messageId,
       type: 'trade.paid.v1',
+    });
+  }
+
+  /** Publishes a v1 "trade refunded" notice, signed, with its own messageId. Validates it first. */
+  publishTradeRefunded(notice: z.input<typeof refundNoticeSchema>): Promise<void> {
+    const checked = refundNoticeSchema.safeParse(notice);
+    if (!checked.success) {
+      const detail = checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+      return Promise.reject(new TypeError(`not a valid v1 refund notice: ${detail}`));
+    }
+    return this.publish({
+      routingKey: REFUND_ROUTING_KEY,
+      body: Buffer.from(JSON.stringify(notice), 'utf8'),
+      messageId: notice.messageId,
+      type: 'trade.refunded.v1',
     });
   }
 

@@ -3,7 +3,7 @@ import ms from 'ms';
 import { z } from 'zod';
 import { PAYMENT_PROVIDERS, type PaymentProvider, reconciledProvider } from '../domain/order';
 import { isAllowlist } from '../merchant/destination';
-import { loadWechatPayConfig } from '../provider/wechatpay/config';
+import { loadWechatPayConfig, loadWechatPayNotifyConfig } from '../provider/wechatpay/config';
 import { describeEnvValue } from './redact';
 import { splitUrlList } from './url-list';
 
@@ -297,8 +297,15 @@ export function parseEnv<S extends z.ZodObject>(
   return parsed.data;
 }
 
-/** payrecon's configuration from the environment, validated (see README, "Configuration"). */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+/**
+ * payrecon's configuration from the environment, validated (see README, "Configuration"). `receiver`:
+ * the notification receiver's, which checks only the provider settings it verifies with (no merchant
+ * or app private key).
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  purpose: 'payments' | 'receiver' = 'payments',
+): Config {
   const parsed = parseEnv(configSchema, env);
   // The default reconciliation is of the provider of new orders.
   const config = env.RECON_PROVIDER ? parsed : { ...parsed, RECON_PROVIDER: parsed.PAYMENT_PROVIDER };
@@ -324,9 +331,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Each enabled provider's settings are checked now rather than left to its first call: a worker
   // without keys must not start.
   if (enabled.includes('alipay')) {
-    const missing = (['ALIPAY_APP_ID', 'ALIPAY_PRIVATE_KEY_FILE', 'ALIPAY_PUBLIC_KEY_FILE'] as const).filter(
-      (name) => config[name] === undefined,
-    );
+    const needed =
+      purpose === 'receiver'
+        ? (['ALIPAY_APP_ID', 'ALIPAY_PUBLIC_KEY_FILE'] as const)
+        : (['ALIPAY_APP_ID', 'ALIPAY_PRIVATE_KEY_FILE', 'ALIPAY_PUBLIC_KEY_FILE'] as const);
+    const missing = needed.filter((name) => config[name] === undefined);
     if (missing.length > 0) {
       const why = config.PAYMENT_PROVIDERS ? 'alipay is in PAYMENT_PROVIDERS' : 'PAYMENT_PROVIDER=alipay';
       throw new ConfigError(
@@ -337,7 +346,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
   }
   // The keys are read again when the gateway is made (src/provider/select.ts); this only refuses to start.
-  if (enabled.includes('wechatpay')) loadWechatPayConfig(env);
+  if (enabled.includes('wechatpay')) {
+    if (purpose === 'receiver') loadWechatPayNotifyConfig(env);
+    else loadWechatPayConfig(env);
+  }
   return config;
 }
 

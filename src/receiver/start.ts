@@ -2,16 +2,20 @@ import type { FastifyInstance } from 'fastify';
 import { amqpUrls } from '../mq/connect';
 import { PaymentEventPublisher, type PaymentEventPublisherOptions } from '../mq/publisher';
 import { topologyFor } from '../mq/topology';
-import { type Config, ConfigError } from '../platform/config';
+import { type Config, ConfigError, enabledProviders } from '../platform/config';
 import type { Logger } from '../platform/logger';
 import type { PayreconMetrics } from '../platform/metrics';
 import { createAlipayNotificationReader } from '../provider/alipay';
-import { buildReceiver } from './app';
+import { loadWechatPayNotifyConfig } from '../provider/wechatpay/config';
+import { WechatPayNotificationReader } from '../provider/wechatpay/notify';
+import { ALIPAY_NOTIFY_PATH, buildReceiver, WECHATPAY_NOTIFY_PATH } from './app';
 
 export interface RunningReceiver {
   app: FastifyInstance;
   /** http://host:port, as bound (port 0 picks a free one). */
   url: string;
+  /** The notification routes it serves. */
+  routes: string[];
   publisher: PaymentEventPublisher;
   /** Stops taking requests, finishes those in flight (and their publishes), disconnects. */
   close(): Promise<void>;
@@ -21,6 +25,8 @@ export interface StartReceiverOptions {
   config: Config;
   log: Logger;
   metrics?: PayreconMetrics;
+  /** Where WeChat Pay's variables are read (loadWechatPayNotifyConfig); default process.env. */
+  env?: NodeJS.ProcessEnv;
   /** Overrides of the receiver's publisher settings (tests shorten the timeout). */
   publisher?: Partial<Omit<PaymentEventPublisherOptions, 'url' | 'topology' | 'secret' | 'logger'>>;
 }
@@ -38,9 +44,14 @@ const PUBLISHER_DEFAULTS = { publishTimeoutMs: 2_000, maxRetries: 1, retryBaseMs
 export async function startReceiver(options: StartReceiverOptions): Promise<RunningReceiver> {
   const { config, log } = options;
   const alipay = createAlipayNotificationReader(config);
-  if (!alipay) {
+  // WeChat Pay's route when wechatpay is enabled: its public key, key id and APIv3 key, never the
+  // merchant private key.
+  const wechatpay = enabledProviders(config).includes('wechatpay')
+    ? new WechatPayNotificationReader(loadWechatPayNotifyConfig(options.env ?? process.env))
+    : undefined;
+  if (!alipay && !wechatpay) {
     throw new ConfigError(
-      'the receiver has no provider to receive notifications for: set ALIPAY_APP_ID and ALIPAY_PUBLIC_KEY_FILE',
+      'the receiver has no provider to receive notifications for: set ALIPAY_APP_ID and ALIPAY_PUBLIC_KEY_FILE, or enable wechatpay (PAYMENT_PROVIDER(S)) with its WECHATPAY_* variables',
     );
   }
   const publisher = new PaymentEventPublisher({
@@ -52,7 +63,7 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Runn
     logger: log,
     appId: 'payrecon-receiver',
   });
-  const app = buildReceiver({ publisher, log, metrics: options.metrics, alipay });
+  const app = buildReceiver({ publisher, log, metrics: options.metrics, alipay, wechatpay });
   try {
     await app.listen({ host: config.RECEIVER_HOST, port: config.RECEIVER_PORT });
   } catch (error) {
@@ -67,6 +78,7 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Runn
   return {
     app,
     url,
+    routes: [...(alipay ? [ALIPAY_NOTIFY_PATH] : []), ...(wechatpay ? [WECHATPAY_NOTIFY_PATH] : [])],
     publisher,
     async close() {
       await app.close();

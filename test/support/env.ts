@@ -12,19 +12,26 @@ export function uniqueSuffix(): string {
  * The configuration tests run with: the environment scripts/test.sh exports (test database, test
  * broker prefix), plus a prefix and task queue of this file's own.
  */
-export function testConfig(name: string, overrides: Record<string, string> = {}): Config {
+export function testConfig(
+  name: string,
+  overrides: Record<string, string> = {},
+  purpose?: Parameters<typeof loadConfig>[1],
+): Config {
   const suffix = uniqueSuffix();
-  return loadConfig({
-    DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/payrecon_test',
-    ...process.env,
-    AMQP_PREFIX: `payrecon-test-${name}-${suffix}`,
-    TEMPORAL_TASK_QUEUE: `payrecon-test-${name}-${suffix}`,
-    CONSUMER_RETRY_DELAY: '300',
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-    // The tests' merchants (their own HTTP servers, the merchant simulator) listen on 127.0.0.1.
-    MERCHANT_PRIVATE_ALLOWLIST: '127.0.0.1/32',
-    ...overrides,
-  });
+  return loadConfig(
+    {
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/payrecon_test',
+      ...process.env,
+      AMQP_PREFIX: `payrecon-test-${name}-${suffix}`,
+      TEMPORAL_TASK_QUEUE: `payrecon-test-${name}-${suffix}`,
+      CONSUMER_RETRY_DELAY: '300',
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+      // The tests' merchants (their own HTTP servers, the merchant simulator) listen on 127.0.0.1.
+      MERCHANT_PRIVATE_ALLOWLIST: '127.0.0.1/32',
+      ...overrides,
+    },
+    purpose,
+  );
 }
 
 /** Deletes the exchanges and queues a test file declared under its own prefix. */

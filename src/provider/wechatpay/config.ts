@@ -58,59 +58,18 @@ export interface WechatPayConfig {
 
 export function loadWechatPayConfig(env: NodeJS.ProcessEnv = process.env): WechatPayConfig {
   const raw = parseEnv(wechatPayEnvSchema, env, 'WeChat Pay configuration');
-  const problems: string[] = [];
-  const read = (name: keyof typeof raw): Buffer | null => {
-    try {
-      return readFileSync(raw[name]);
-    } catch (error) {
-      // The errno code only (ENOENT, EACCES…): the message would repeat the path.
-      problems.push(
-        `  ${name}: the file cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-      );
-      return null;
-    }
-  };
-  const key = <T>(name: keyof typeof raw, parse: (pem: Buffer) => T, expected: string): T | null => {
-    const pem = read(name);
-    if (!pem) return null;
-    try {
-      return parse(pem);
-    } catch {
-      // Node's parse error can quote the input: say only what was expected.
-      problems.push(`  ${name}: the file does not hold ${expected}`);
-      return null;
-    }
-  };
-  // WeChat Pay APIv3 signs with RSA (WECHATPAY2-SHA256-RSA2048): any other key type cannot be used.
-  const rsa = (object: KeyObject): KeyObject => {
-    if (object.asymmetricKeyType !== 'rsa') throw new Error('not RSA');
-    return object;
-  };
-  const privateKey = key(
+  const keys = new KeyFiles(raw);
+  const privateKey = keys.rsa(
     'WECHATPAY_MCH_PRIVATE_KEY_FILE',
-    (pem) => rsa(createPrivateKey(pem)),
+    createPrivateKey,
     'an RSA private key in PEM (apiclient_key.pem)',
   );
-  const publicKey = key(
-    'WECHATPAY_PUBLIC_KEY_FILE',
-    (pem) => rsa(createPublicKey(pem)),
-    'an RSA public key in PEM (pub_key.pem from the merchant platform)',
-  );
-  const apiV3File = read('WECHATPAY_APIV3_KEY_FILE');
-  let apiV3Key: KeyObject | null = null;
-  if (apiV3File) {
-    // An editor's trailing newline is not part of the key.
-    const trimmed = apiV3File.toString('utf8').trim();
-    if (Buffer.byteLength(trimmed) !== 32) {
-      problems.push(
-        `  WECHATPAY_APIV3_KEY_FILE: the APIv3 key must be 32 bytes, the file holds ${Buffer.byteLength(trimmed)}`,
-      );
-    } else {
-      apiV3Key = createSecretKey(Buffer.from(trimmed, 'utf8'));
-    }
-  }
-  if (problems.length > 0 || !privateKey || !publicKey || !apiV3Key) {
-    throw new ConfigError(`invalid WeChat Pay configuration in the environment:\n${problems.join('\n')}`);
+  const publicKey = keys.rsa('WECHATPAY_PUBLIC_KEY_FILE', createPublicKey, PUBLIC_KEY_EXPECTED);
+  const apiV3Key = keys.apiV3Key();
+  if (keys.problems.length > 0 || !privateKey || !publicKey || !apiV3Key) {
+    throw new ConfigError(
+      `invalid WeChat Pay configuration in the environment:\n${keys.problems.join('\n')}`,
+    );
   }
   return {
     mchId: raw.WECHATPAY_MCH_ID,
@@ -123,4 +82,96 @@ export function loadWechatPayConfig(env: NodeJS.ProcessEnv = process.env): Wecha
     notifyUrl: raw.WECHATPAY_NOTIFY_URL,
     endpoint: raw.WECHATPAY_ENDPOINT.replace(/\/+$/, ''),
   };
+}
+
+/** What the notification receiver needs of WeChat Pay: no merchant private key, no certificate serial. */
+export type WechatPayNotifyConfig = Pick<
+  WechatPayConfig,
+  'mchId' | 'appId' | 'wechatpayPublicKey' | 'wechatpayPublicKeyId' | 'apiV3Key'
+>;
+
+const wechatPayNotifyEnvSchema = wechatPayEnvSchema.pick({
+  WECHATPAY_MCH_ID: true,
+  WECHATPAY_APP_ID: true,
+  WECHATPAY_PUBLIC_KEY_FILE: true,
+  WECHATPAY_PUBLIC_KEY_ID: true,
+  WECHATPAY_APIV3_KEY_FILE: true,
+});
+
+/**
+ * The receiver's settings: it faces the internet, so it reads neither WECHATPAY_MCH_PRIVATE_KEY_FILE
+ * nor anything else it does not verify or decrypt with.
+ */
+export function loadWechatPayNotifyConfig(env: NodeJS.ProcessEnv = process.env): WechatPayNotifyConfig {
+  const raw = parseEnv(wechatPayNotifyEnvSchema, env, 'WeChat Pay notification configuration');
+  const keys = new KeyFiles(raw);
+  const publicKey = keys.rsa('WECHATPAY_PUBLIC_KEY_FILE', createPublicKey, PUBLIC_KEY_EXPECTED);
+  const apiV3Key = keys.apiV3Key();
+  if (keys.problems.length > 0 || !publicKey || !apiV3Key) {
+    throw new ConfigError(
+      `invalid WeChat Pay notification configuration in the environment:\n${keys.problems.join('\n')}`,
+    );
+  }
+  return {
+    mchId: raw.WECHATPAY_MCH_ID,
+    appId: raw.WECHATPAY_APP_ID,
+    wechatpayPublicKey: publicKey,
+    wechatpayPublicKeyId: raw.WECHATPAY_PUBLIC_KEY_ID,
+    apiV3Key,
+  };
+}
+
+const PUBLIC_KEY_EXPECTED = 'an RSA public key in PEM (pub_key.pem from the merchant platform)';
+
+type KeyFileName =
+  | 'WECHATPAY_MCH_PRIVATE_KEY_FILE'
+  | 'WECHATPAY_PUBLIC_KEY_FILE'
+  | 'WECHATPAY_APIV3_KEY_FILE';
+
+/** Reads the key files a schema named, collecting one problem line per file that is wrong. */
+class KeyFiles {
+  readonly problems: string[] = [];
+
+  constructor(private readonly paths: Partial<Record<KeyFileName, string>>) {}
+
+  private read(name: KeyFileName): Buffer | null {
+    try {
+      return readFileSync(this.paths[name] ?? '');
+    } catch (error) {
+      // The errno code only (ENOENT, EACCES…): the message would repeat the path.
+      this.problems.push(
+        `  ${name}: the file cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
+      return null;
+    }
+  }
+
+  /** WeChat Pay APIv3 signs with RSA (WECHATPAY2-SHA256-RSA2048): any other key type cannot be used. */
+  rsa(name: KeyFileName, parse: (pem: Buffer) => KeyObject, expected: string): KeyObject | null {
+    const pem = this.read(name);
+    if (!pem) return null;
+    try {
+      const object = parse(pem);
+      if (object.asymmetricKeyType !== 'rsa') throw new Error('not RSA');
+      return object;
+    } catch {
+      // Node's parse error can quote the input: say only what was expected.
+      this.problems.push(`  ${name}: the file does not hold ${expected}`);
+      return null;
+    }
+  }
+
+  apiV3Key(): KeyObject | null {
+    const file = this.read('WECHATPAY_APIV3_KEY_FILE');
+    if (!file) return null;
+    // An editor's trailing newline is not part of the key.
+    const trimmed = file.toString('utf8').trim();
+    if (Buffer.byteLength(trimmed) !== 32) {
+      this.problems.push(
+        `  WECHATPAY_APIV3_KEY_FILE: the APIv3 key must be 32 bytes, the file holds ${Buffer.byteLength(trimmed)}`,
+      );
+      return null;
+    }
+    return createSecretKey(Buffer.from(trimmed, 'utf8'));
+  }
 }

@@ -11,6 +11,7 @@ import {
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
+import { WechatNotifier, type WechatNotifyAttempt, type WechatNotifyFaults } from './notifier';
 
 /**
  * A fake WeChat Pay API v3, written from the published protocol with Node's crypto only (it imports
@@ -28,6 +29,9 @@ import { gzipSync } from 'node:zlib';
  * - /fake/… is the rig's control, unsigned: pay a trade or set any trade_state, settle a refund, and
  *   the fault knobs (SYSTEM_ERROR replies, hanging replies, replies signed with another key, a bill
  *   whose declared hash is wrong, a shorter download URL life).
+ * - With the merchant's APIv3 key (`apiV3Key`), a trade paid through the control (or a refund settled)
+ *   sends an encrypted, signed notification to its notify_url on WeChat's ladder (notifier.ts), with the
+ *   knobs drop, duplicate, forge, replayOldTimestamp and probe; GET /fake/notifications lists every POST.
  */
 
 export interface FakeWechatPayOptions {
@@ -41,6 +45,14 @@ export interface FakeWechatPayOptions {
   port?: number;
   /** The origin its download URLs name, when clients reach it through a proxy; default its own. */
   publicUrl?: string;
+  /** WeChat Pay's own key pair (a test that signs as WeChat holds it); default one made at start. */
+  wechatpayKeys?: { privateKey: KeyObject; publicKey: KeyObject };
+  /** The merchant's APIv3 key (32 characters): without it the fake sends no notifications. */
+  apiV3Key?: string;
+  /** The waits between a notification's attempts; default WeChat's. Tests shorten it. */
+  notifyLadderMs?: readonly number[];
+  /** Every notification from now on (a payment or refund may override). */
+  notify?: WechatNotifyFaults;
 }
 
 export interface FakeWechatPayFaults {
@@ -62,6 +74,8 @@ export interface FakeWechatPay {
   /** The WeChat Pay public key, as a merchant downloads it from the merchant platform. */
   publicKeyPem: string;
   publicKeyId: string;
+  /** Every notification POST so far, oldest first. */
+  notifications(): WechatNotifyAttempt[];
   close(): Promise<void>;
 }
 
@@ -116,7 +130,7 @@ export async function startFakeWechatPay(options: FakeWechatPayOptions): Promise
     typeof options.merchantPublicKey === 'string'
       ? createPublicKey(options.merchantPublicKey)
       : options.merchantPublicKey;
-  const own = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const own = options.wechatpayKeys ?? generateKeyPairSync('rsa', { modulusLength: 2048 });
   const rogue = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const publicKeyId = `PUB_KEY_ID_0114${randomDigits(28)}`;
   const trades = new Map<string, Trade>();
@@ -131,6 +145,24 @@ export async function startFakeWechatPay(options: FakeWechatPayOptions): Promise
     billUrlTtlMs: 30_000,
   };
   let baseUrl = '';
+  const notifier = new WechatNotifier({
+    key: own.privateKey,
+    keyId: publicKeyId,
+    otherKey: rogue.privateKey,
+    apiV3Key: options.apiV3Key ?? '',
+    ladderMs: options.notifyLadderMs,
+  });
+  const notify = (
+    url: string,
+    eventType: string,
+    summary: string,
+    plain: { out_trade_no: string } & Record<string, unknown>,
+    override: unknown,
+  ) => {
+    if (!options.apiV3Key) return;
+    const faults = { ...options.notify, ...(override as WechatNotifyFaults | undefined) };
+    notifier.send(url, eventType, summary, plain, faults);
+  };
 
   const send = (res: ServerResponse, reply: Reply) => {
     const isFile = Buffer.isBuffer(reply.body);
@@ -529,11 +561,16 @@ export async function startFakeWechatPay(options: FakeWechatPayOptions): Promise
           `trade_state is one of ${TRADE_STATES.join(', ')} (or another word)`,
         );
       }
-      if ((state === 'SUCCESS' || state === 'REFUND') && !trade.transactionId) {
+      const paidNow = (state === 'SUCCESS' || state === 'REFUND') && !trade.transactionId;
+      if (paidNow) {
         trade.transactionId = `42${randomDigits(26)}`;
         trade.successTime = typeof body.success_time === 'string' ? new Date(body.success_time) : new Date();
       }
       trade.state = state;
+      // WeChat notifies a payment once it succeeded (TRANSACTION.SUCCESS), never the other states.
+      if (paidNow) {
+        notify(trade.notifyUrl, 'TRANSACTION.SUCCESS', '支付成功', transaction(trade), body.notify);
+      }
       return new Reply(200, transaction(trade), false);
     }
     match = /^\/fake\/refunds\/([^/]+)\/outcome$/.exec(path);
@@ -548,6 +585,10 @@ export async function startFakeWechatPay(options: FakeWechatPayOptions): Promise
       if (status === 'SUCCESS') {
         refund.successTime = typeof body.success_time === 'string' ? new Date(body.success_time) : new Date();
       }
+      const trade = trades.get(refund.outTradeNo);
+      if (trade && status !== 'PROCESSING') {
+        notify(trade.notifyUrl, `REFUND.${status}`, '退款状态变更', refundNotification(refund), body.notify);
+      }
       return new Reply(200, refundBody(refund), false);
     }
     if (method === 'POST' && path === '/fake/faults') {
@@ -559,11 +600,30 @@ export async function startFakeWechatPay(options: FakeWechatPayOptions): Promise
       }
       return new Reply(200, faults, false);
     }
+    if (method === 'GET' && path === '/fake/notifications') return new Reply(200, notifier.log(), false);
     if (method === 'GET' && path === '/fake/public-key') {
       return new Reply(200, { id: publicKeyId, pem: publicKeyPem }, false);
     }
     return error(404, 'NOT_FOUND', `no such control: ${method} ${path}`);
   };
+
+  /** A refund notification's resource: the refund as WeChat describes it to the merchant. */
+  const refundNotification = (refund: Refund) => ({
+    mchid: options.mchId,
+    out_trade_no: refund.outTradeNo,
+    transaction_id: refund.transactionId,
+    out_refund_no: refund.outRefundNo,
+    refund_id: refund.refundId,
+    refund_status: refund.status,
+    ...(refund.successTime ? { success_time: wechatTime(refund.successTime) } : {}),
+    user_received_account: '支付用户零钱',
+    amount: {
+      total: refund.total,
+      refund: refund.refund,
+      payer_total: refund.total,
+      payer_refund: refund.refund,
+    },
+  });
 
   const publicKeyPem = own.publicKey.export({ type: 'spki', format: 'pem' }).toString();
 
@@ -606,11 +666,14 @@ export async function startFakeWechatPay(options: FakeWechatPayOptions): Promise
     url: baseUrl,
     publicKeyPem,
     publicKeyId,
-    close: () =>
-      new Promise<void>((resolve) => {
+    notifications: () => notifier.log(),
+    close: async () => {
+      await notifier.close();
+      await new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
-      }),
+      });
+    },
   };
 }
 
