@@ -1,5 +1,5 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,12 +7,11 @@ import type { ChannelModel, ConfirmChannel, GetMessage } from 'amqplib';
 import { eq } from 'drizzle-orm';
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { orders, refunds } from '../src/db/schema';
+import { refunds } from '../src/db/schema';
 import { connectAny } from '../src/mq/connect';
 import { parsePaymentNotice, SIGNATURE_HEADER, signBody } from '../src/mq/notification';
 import { declareAndPurge, topologyFor } from '../src/mq/topology';
 import { requestRefund } from '../src/order/refund';
-import { createOrder } from '../src/order/start';
 import { type Config, ConfigError, loadConfig } from '../src/platform/config';
 import { loadWechatPayConfig, WechatPayGateway } from '../src/provider/wechatpay';
 import { WECHATPAY_NOTIFY_PATH } from '../src/receiver/app';
@@ -25,7 +24,20 @@ import {
 } from '../tools/providers/wechatpay/notifier';
 import { type FakeWechatPay, startFakeWechatPay } from '../tools/providers/wechatpay/server';
 import { deleteTopology, eventually, testConfig } from './support/env';
-import { type Stack, startStack, TcpProxy } from './support/stack';
+import { type Stack, TcpProxy } from './support/stack';
+import {
+  APIV3_KEY,
+  APP_ID,
+  LADDER_MS,
+  MCH_ID,
+  merchant,
+  merchantKeyFile,
+  receiverEnvFor,
+  SERIAL,
+  startWechatPayLifecycle,
+  type WechatPayLifecycle,
+  wechatKeys,
+} from './support/wechatpay';
 
 /**
  * The notification receiver's WeChat Pay route (src/provider/wechatpay/notify.ts) on the real broker:
@@ -36,40 +48,11 @@ import { type Stack, startStack, TcpProxy } from './support/stack';
  * too, so it can sign as WeChat.
  */
 
-const MCH_ID = '1900000109';
-const APP_ID = 'wxd678efh567hg6787';
-const SERIAL = '5157F09EFDC096DE15EBE81A47057A7232F1B8E1';
-const APIV3_KEY = 'a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb';
-const wechatKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const strangerKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const merchant = generateKeyPairSync('rsa', { modulusLength: 2048 });
-/** Short enough that the ladder's first attempts run in a test (16 attempts in all at WeChat). */
-const LADDER_MS = [100, 150, 150, 200, 200, 250, 250, 250, 250, 300, 300, 300, 300, 300, 300];
 /** The fake's public key id, once it started: the receiver is configured with it. */
 let PUBLIC_KEY_ID = 'PUB_KEY_ID_pending';
-
 const dir = mkdtempSync(path.join(tmpdir(), 'payrecon-wechatpay-receiver-'));
-const write = (name: string, content: string) => {
-  const file = path.join(dir, name);
-  writeFileSync(file, content);
-  return file;
-};
-/** What the receiver reads: no WECHATPAY_MCH_PRIVATE_KEY_FILE, no certificate serial. */
-const receiverEnv = {
-  PAYMENT_PROVIDER: 'wechatpay',
-  WECHATPAY_MCH_ID: MCH_ID,
-  WECHATPAY_APP_ID: APP_ID,
-  WECHATPAY_PUBLIC_KEY_FILE: write(
-    'pub_key.pem',
-    wechatKeys.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-  ),
-  WECHATPAY_PUBLIC_KEY_ID: PUBLIC_KEY_ID,
-  WECHATPAY_APIV3_KEY_FILE: write('apiv3.key', `${APIV3_KEY}\n`),
-};
-const merchantKeyFile = write(
-  'apiclient_key.pem',
-  merchant.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-);
+const receiverEnv = receiverEnvFor(PUBLIC_KEY_ID);
 
 function capturingLogger() {
   const lines: Record<string, unknown>[] = [];
@@ -565,63 +548,25 @@ describe('the WeChat Pay notification receiver on the real broker', () => {
 });
 
 describe('the WeChat Pay lifecycle on the real services (PAYMENT_PROVIDER=wechatpay)', () => {
+  let wechat: WechatPayLifecycle;
   let stack: Stack;
-  let receiver: RunningReceiver;
   let fake: FakeWechatPay;
-  let gateway: WechatPayGateway;
 
   beforeAll(async () => {
-    fake = await startFakeWechatPay({
-      mchId: MCH_ID,
-      appId: APP_ID,
-      merchantCertSerial: SERIAL,
-      merchantPublicKey: merchant.publicKey,
-      wechatpayKeys: wechatKeys,
-      apiV3Key: APIV3_KEY,
-      notifyLadderMs: LADDER_MS,
-    });
-    const env = { ...receiverEnv, WECHATPAY_PUBLIC_KEY_ID: fake.publicKeyId };
-    const full = {
-      ...env,
-      WECHATPAY_MCH_CERT_SERIAL: SERIAL,
-      WECHATPAY_MCH_PRIVATE_KEY_FILE: merchantKeyFile,
-      WECHATPAY_ENDPOINT: fake.url,
-      WECHATPAY_NOTIFY_URL: 'http://127.0.0.1:1/notify/wechatpay',
-    };
-    const config = testConfig('wechatpay-lifecycle', {
-      ...full,
-      RECEIVER_PORT: '0',
+    wechat = await startWechatPayLifecycle('wechatpay-lifecycle', {
       // Queries an hour apart: a refund settled within the test was settled by its notice.
       REFUND_LADDER: '1h',
       REFUND_REPEAT: '1h',
     });
-    receiver = await startReceiver({ config, log: pino({ level: 'silent' }), env });
-    gateway = new WechatPayGateway(
-      loadWechatPayConfig({ ...full, WECHATPAY_NOTIFY_URL: `${receiver.url}${WECHATPAY_NOTIFY_PATH}` }),
-      { timeoutMs: 2_000 },
-    );
-    stack = await startStack(config, { gateway });
-    await receiver.publisher.waitForConnect();
+    ({ stack, fake } = wechat);
   }, 60_000);
 
   afterAll(async () => {
-    await stack?.stop();
-    await receiver?.close();
-    await fake?.close();
-    if (stack) await deleteTopology(stack.config);
+    await wechat?.stop();
   });
 
-  const newOrder = (ladderMs: number) =>
-    createOrder(
-      { db: stack.db, client: stack.temporal, config: stack.config, gateway },
-      {
-        amount: 4321,
-        currency: 'CNY',
-        payWithinMs: 3_600_000,
-        pollLadder: { stepsMs: [ladderMs], repeatMs: ladderMs },
-      },
-    );
-  const orderRow = async (id: string) => (await stack.db.select().from(orders).where(eq(orders.id, id)))[0];
+  const newOrder = (ladderMs: number) => wechat.newOrder({ amount: 4321, ladderMs });
+  const orderRow = (id: string) => wechat.orderRow(id);
   /** The buyer pays once the workflow opened the Native order at the fake. */
   const pay = (orderId: string, notify?: WechatNotifyFaults) =>
     eventually('the trade opened and paid', async () => {

@@ -11,6 +11,12 @@ import {
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
+import {
+  applyBillFaults,
+  type WechatBillFaults,
+  type WechatBillPayment,
+  wechatBillFaultsSchema,
+} from './bill-faults';
 import { WechatNotifier, type WechatNotifyAttempt, type WechatNotifyFaults } from './notifier';
 
 /**
@@ -28,7 +34,8 @@ import { WechatNotifier, type WechatNotifyAttempt, type WechatNotifyFaults } fro
  *   unzipped file. The bill file itself is not signed (as at WeChat).
  * - /fake/… is the rig's control, unsigned: pay a trade or set any trade_state, settle a refund, and
  *   the fault knobs (SYSTEM_ERROR replies, hanging replies, replies signed with another key, a bill
- *   whose declared hash is wrong, a shorter download URL life).
+ *   whose declared hash is wrong, a shorter download URL life, a day's bill faults: bill-faults.ts);
+ *   GET /fake/calls lists every API call it answered (the bill's location and download included).
  * - With the merchant's APIv3 key (`apiV3Key`), a trade paid through the control (or a refund settled)
  *   sends an encrypted, signed notification to its notify_url on WeChat's ladder (notifier.ts), with the
  *   knobs drop, duplicate, forge, replayOldTimestamp and probe; GET /fake/notifications lists every POST.
@@ -67,6 +74,15 @@ export interface FakeWechatPayFaults {
   badBillHash: number;
   /** How long a bill's download URL lives. */
   billUrlTtlMs: number;
+}
+
+/** An API call the fake answered (a request the merchant did not sign is not one). */
+export interface FakeWechatPayCall {
+  /** `GET /v3/bill/tradebill`, `GET /v3/billdownload/file`, … */
+  call: string;
+  status: number;
+  /** The bill's day, for the bill's location and its download. */
+  billDate: string | null;
 }
 
 export interface FakeWechatPay {
@@ -135,7 +151,9 @@ export async function startFakeWechatPay(options: FakeWechatPayOptions): Promise
   const publicKeyId = `PUB_KEY_ID_0114${randomDigits(28)}`;
   const trades = new Map<string, Trade>();
   const refunds = new Map<string, Refund>();
-  const bills = new Map<string, { gzip: Buffer; expiresAt: number }>();
+  const bills = new Map<string, { billDate: string; gzip: Buffer; expiresAt: number }>();
+  const billFaults = new Map<string, WechatBillFaults>();
+  const calls: FakeWechatPayCall[] = [];
   const faults: FakeWechatPayFaults = {
     systemError: 0,
     timeout: 0,
@@ -422,6 +440,7 @@ export async function startFakeWechatPay(options: FakeWechatPayOptions): Promise
     if (wrong) faults.badBillHash--;
     const token = randomBytes(24).toString('hex');
     bills.set(token, {
+      billDate,
       gzip: params.get('tar_type') === 'GZIP' ? gzipSync(text) : Buffer.from(text),
       expiresAt: Date.now() + faults.billUrlTtlMs,
     });
@@ -442,29 +461,43 @@ export async function startFakeWechatPay(options: FakeWechatPayOptions): Promise
       refund: number;
       fee: number;
     }[] = [];
+    const payments: WechatBillPayment[] = [];
     for (const trade of trades.values()) {
       if (!trade.successTime || shanghaiDay(trade.successTime) !== billDate) continue;
-      const fee = feeOf(trade.total);
+      payments.push({
+        outTradeNo: trade.outTradeNo,
+        transactionId: trade.transactionId as string,
+        appid: trade.appid,
+        openid: trade.openid,
+        description: trade.description,
+        currency: trade.currency,
+        paidAt: trade.successTime,
+        totalFen: trade.total,
+      });
+    }
+    const faults = billFaults.get(billDate);
+    for (const payment of applyBillFaults(billDate, payments, options.appId, faults)) {
+      const fee = feeOf(payment.totalFen);
       rows.push({
-        time: trade.successTime,
-        total: trade.total,
-        settlement: trade.total,
+        time: payment.paidAt,
+        total: payment.totalFen,
+        settlement: payment.totalFen,
         refund: 0,
         fee,
         fields: [
-          billTime(trade.successTime),
-          trade.appid,
+          billTime(payment.paidAt),
+          payment.appid,
           options.mchId,
           '0',
           '',
-          trade.transactionId as string,
-          trade.outTradeNo,
-          trade.openid,
+          payment.transactionId,
+          payment.outTradeNo,
+          payment.openid,
           'NATIVE',
           'SUCCESS',
           'OTHERS',
-          trade.currency,
-          yuan(trade.total),
+          payment.currency,
+          yuan(payment.totalFen),
           '0.00',
           '0',
           '0',
@@ -472,11 +505,11 @@ export async function startFakeWechatPay(options: FakeWechatPayOptions): Promise
           '0.00',
           '',
           '',
-          trade.description,
+          payment.description,
           ATTACH,
           feeYuan(fee),
           '0.60%',
-          yuan(trade.total),
+          yuan(payment.totalFen),
           '0.00',
           '',
         ],
@@ -527,19 +560,21 @@ export async function startFakeWechatPay(options: FakeWechatPayOptions): Promise
     if (rows.length === 0) return null;
     rows.sort((a, b) => a.time.getTime() - b.time.getTime());
     const sum = (key: 'total' | 'settlement' | 'refund' | 'fee') => rows.reduce((s, r) => s + r[key], 0);
+    // Summary totals that do not add up (a fault): added after they are computed from the rows.
+    const delta = { rows: 0, payAmount: 0, refundAmount: 0, fee: 0, ...faults?.totalsDelta };
     const line = (fields: string[]) => `\`${fields.join(',`')}`;
     return [
       BILL_HEADER,
       ...rows.map((row) => line(row.fields)),
       BILL_SUMMARY_HEADER,
       line([
-        String(rows.length),
+        String(rows.length + delta.rows),
         yuan(sum('settlement')),
         yuan(sum('refund')),
         '0.00',
-        feeYuan(sum('fee')),
-        yuan(sum('total')),
-        yuan(sum('refund')),
+        feeYuan(sum('fee') + delta.fee),
+        yuan(sum('total') + delta.payAmount),
+        yuan(sum('refund') + delta.refundAmount),
       ]),
       '',
     ].join('\r\n');
@@ -601,6 +636,14 @@ export async function startFakeWechatPay(options: FakeWechatPayOptions): Promise
       return new Reply(200, faults, false);
     }
     if (method === 'GET' && path === '/fake/notifications') return new Reply(200, notifier.log(), false);
+    if (method === 'GET' && path === '/fake/calls') return new Reply(200, calls, false);
+    match = /^\/fake\/bills\/(\d{4}-\d{2}-\d{2})\/faults$/.exec(path);
+    if (method === 'POST' && match) {
+      const parsed = wechatBillFaultsSchema.safeParse(body);
+      if (!parsed.success) return error(400, 'PARAM_ERROR', parsed.error.message);
+      billFaults.set(match[1] as string, parsed.data);
+      return new Reply(200, parsed.data, false);
+    }
     if (method === 'GET' && path === '/fake/public-key') {
       return new Reply(200, { id: publicKeyId, pem: publicKeyPem }, false);
     }
@@ -652,7 +695,14 @@ export async function startFakeWechatPay(options: FakeWechatPayOptions): Promise
         faults.systemError--;
         return send(res, error(500, 'SYSTEM_ERROR', '系统错误'));
       }
-      send(res, api(method, url, body));
+      const reply = api(method, url, body);
+      const token = url.searchParams.get('token');
+      calls.push({
+        call: `${method} ${url.pathname}`,
+        status: reply.status,
+        billDate: url.searchParams.get('bill_date') ?? (token ? (bills.get(token)?.billDate ?? null) : null),
+      });
+      send(res, reply);
     } catch (failure) {
       send(res, error(500, 'SYSTEM_ERROR', `fake: ${(failure as Error).message}`));
     }
@@ -675,6 +725,52 @@ export async function startFakeWechatPay(options: FakeWechatPayOptions): Promise
       });
     },
   };
+}
+
+/** The rig's handle on a fake WeChat Pay over HTTP: what a buyer, WeChat's back office and a test do. */
+export class FakeWechatPayControl {
+  constructor(private readonly url: string) {}
+
+  /** Sets a trade's trade_state; SUCCESS pays it, at `at` (the bill's day follows it), and notifies. */
+  setTradeState(outTradeNo: string, tradeState: string, at?: Date, notify?: WechatNotifyFaults) {
+    return this.request('POST', `/fake/trades/${encodeURIComponent(outTradeNo)}/state`, {
+      trade_state: tradeState,
+      ...(at ? { success_time: at.toISOString() } : {}),
+      ...(notify ? { notify } : {}),
+    });
+  }
+
+  /** Settles a refund (SUCCESS at `at`, CLOSED, ABNORMAL …) and notifies it. */
+  settleRefund(outRefundNo: string, status: string, at?: Date) {
+    return this.request('POST', `/fake/refunds/${encodeURIComponent(outRefundNo)}/outcome`, {
+      status,
+      ...(at ? { success_time: at.toISOString() } : {}),
+    });
+  }
+
+  setFaults(faults: Partial<FakeWechatPayFaults>) {
+    return this.request('POST', '/fake/faults', faults);
+  }
+
+  /** Replaces the faults of a day's bill (`{}`: none); they change what the bill says, never the trades. */
+  setBillFaults(billDate: string, faults: WechatBillFaults) {
+    return this.request('POST', `/fake/bills/${billDate}/faults`, faults);
+  }
+
+  /** Every API call answered so far, oldest first. */
+  async calls(): Promise<FakeWechatPayCall[]> {
+    return (await this.request('GET', '/fake/calls')) as FakeWechatPayCall[];
+  }
+
+  private async request(method: string, path: string, body?: unknown): Promise<unknown> {
+    const response = await fetch(`${this.url}${path}`, {
+      method,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`fake WeChat Pay ${path}: HTTP ${response.status} ${text}`);
+    return JSON.parse(text);
+  }
 }
 
 const BILL_HEADER =
