@@ -166,6 +166,17 @@ describe("the day's reconciliation over WeChat Pay's trade bill on the real serv
       status: 'PARTIALLY_REFUNDED',
       refundedAmount: 2_500,
     });
+    // The faults changed the bill, never the trades: WeChat still answers both paid, in full.
+    for (const id of [omitted.id, shortPaid.id]) {
+      expect(await wechat.gateway.queryTrade(id)).toMatchObject({ status: 'TRADE_SUCCESS', amount: AMOUNT });
+    }
+    // Faults the fake cannot print are refused, not half applied.
+    await expect(wechat.control.setBillFaults(day, { amountDeltas: { [clean.id]: 0.5 } })).rejects.toThrow(
+      /HTTP 400 .*PARAM_ERROR/,
+    );
+    await expect(
+      wechat.control.setBillFaults(day, { omitPayments: ['x'], totalsDelta: { payCount: 1 } } as never),
+    ).rejects.toThrow(/HTTP 400/);
     // One location, one download: the SHA1 matched the first time.
     expect(await billCalls(day)).toEqual([
       [BILL_LOCATION, 200],
