@@ -15,7 +15,8 @@ import { orderWorkflowInput, orderWorkflowStartOptions } from '../src/order/star
 import { ProviderRefusedError, type RefundRequest } from '../src/provider/gateway';
 import { installWorkerRuntime } from '../workers/runtime';
 import { orderWorkflow } from '../workflows/order';
-import { refundStateQuery, refundWorkflow } from '../workflows/refund';
+import { refundWorkflow } from '../workflows/refund';
+import { refundStateQuery } from '../workflows/refund-contract';
 import { testConfig } from './support/env';
 import { paidNotice } from './support/notice';
 import { waitQuiescent } from './support/quiescence';

@@ -21,7 +21,7 @@ import type { RefundNotice } from '../src/domain';
 import { handleNoticeForEndedWorkflow } from '../src/order/late-notice';
 import { refundWorkflowId, refundWorkflowInput, requestRefund } from '../src/order/refund';
 import { installWorkerRuntime } from '../workers/runtime';
-import { refundCheckSignal, refundNoticeSignal, refundStateQuery } from '../workflows/refund';
+import { refundCheckSignal, refundNoticeSignal, refundStateQuery } from '../workflows/refund-contract';
 import { testConfig } from './support/env';
 import { HistoryRecorder, REFUND_SCENARIOS } from './support/histories';
 import { paidNotice } from './support/notice';

@@ -4,79 +4,35 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  defineQuery,
-  defineSignal,
   log,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import {
-  type RefundNotice,
-  type RefundSnapshot,
-  refundNoticeContradictions,
-  refundNoticeMismatches,
-  type SettledBy,
-} from '../src/domain';
-import { formatDuration, ladderDelay, type PollLadder } from './ladder';
+import type { RefundNotice } from '../src/domain';
+import { formatDuration, ladderDelay } from './ladder';
 import { notifyMerchant } from './notify-merchant';
-import { db, finalCheck, ladderCheck } from './order-activities';
+import { db, finalCheck } from './order-activities';
+import {
+  type RefundPhase,
+  type RefundState,
+  type RefundWorkflowInput,
+  refundCheckSignal,
+  refundNoticeSignal,
+  refundStateQuery,
+} from './refund-contract';
+import {
+  type Answer,
+  askProvider,
+  fromSnapshot,
+  type RefundRun,
+  recordLateNotices,
+  takeNotice,
+} from './refund-settle';
 import { RefundStatusKey } from './search-attributes';
-
-export interface RefundWorkflowInput {
-  refundId: string;
-  orderId: string;
-  /** The idempotency key every request to the provider reuses, with the same amount. */
-  outRequestNo: string;
-  amount: number;
-  reason: string | null;
-  /** Refund queries when no notice comes: 10s, 1m ×5, 5m, 10m, 20m, 30m, then every 30m. */
-  ladder: PollLadder;
-  /** ISO instant after which an unanswered refund is UNKNOWN (default 24 h after the request). */
-  deadline: string;
-  /** Set by continue-as-new while an UNKNOWN refund waits for its answer. */
-  carried?: CarriedRefund;
-  /** History events before an UNKNOWN refund's wait continues as new (default 2,000). */
-  historyLimit?: number;
-}
-
-/** What an UNKNOWN refund's wait hands to its next run. */
-export interface CarriedRefund {
-  refundNo: string | null;
-  pendingNotices: RefundNotice[];
-  seenMessageIds: string[];
-  checksPending: number;
-}
-
-export type RefundPhase = 'SUBMITTING' | 'PROCESSING' | 'SUCCEEDED' | 'FAILED' | 'UNKNOWN';
-
-export interface RefundState {
-  refundId: string;
-  phase: RefundPhase;
-  queries: number;
-  noticesReceived: number;
-  /** Operators' checks (`payrecon refund check`) asked for, and answered so far. */
-  checksRequested: number;
-  checksDone: number;
-  nextCheckAt: string | null;
-  settledBy: SettledBy | null;
-}
-
-export const refundNoticeSignal = defineSignal<[RefundNotice]>('refundNotice');
-/** An operator asks the provider now (`payrecon refund check`): before the deadline or once UNKNOWN. */
-export const refundCheckSignal = defineSignal('refundCheck');
-export const refundStateQuery = defineQuery<RefundState>('refundState');
 
 const DEFAULT_HISTORY_LIMIT = 2_000;
 const SEEN_IDS_CARRIED = 500;
-
-/** The provider's answer, from a notice or a query: null while it is still processing. */
-type Answer = {
-  outcome: 'SUCCESS' | 'FAILED';
-  refundNo: string | null;
-  reason: string | null;
-  by: SettledBy;
-};
 
 /**
  * One refund, on the same two paths as a payment: submit it (idempotent by out_request_no), then the
@@ -114,7 +70,7 @@ export async function refundWorkflow(input: RefundWorkflowInput): Promise<Refund
   });
   setHandler(refundStateQuery, () => state);
 
-  const refund = { input, state, refundNo: carried?.refundNo ?? null };
+  const refund: RefundRun = { input, state, refundNo: carried?.refundNo ?? null };
   let answer: Answer | null = null;
   if (!carried) {
     const submitted = await submit(input);
@@ -179,13 +135,6 @@ export async function refundWorkflow(input: RefundWorkflowInput): Promise<Refund
   return end(state, phase);
 }
 
-interface RefundRun {
-  input: RefundWorkflowInput;
-  state: RefundState;
-  /** The provider's refund number, from its answer to the request. */
-  refundNo: string | null;
-}
-
 /**
  * Keeps trying until the provider answers; every try carries the same out_request_no and amount. Only an
  * explicit refusal (a refusal code the gateway knows) fails the refund here: an answer that cannot be
@@ -221,87 +170,6 @@ async function submit(
   }
 }
 
-/** A refund query; null while the provider still processes it or cannot answer now. */
-async function askProvider(refund: RefundRun, summary: string): Promise<Answer | null> {
-  const snapshot = await queryRefund(refund, summary);
-  return snapshot ? fromSnapshot(snapshot, 'poll') : null;
-}
-
-async function queryRefund(refund: RefundRun, summary: string): Promise<RefundSnapshot | null> {
-  refund.state.queries++;
-  try {
-    const snapshot = await ladderCheck.queryRefund.executeWithOptions({ summary }, [
-      { orderId: refund.input.orderId, outRequestNo: refund.input.outRequestNo },
-    ]);
-    if (snapshot.refundNo) refund.refundNo ??= snapshot.refundNo;
-    return snapshot;
-  } catch (error) {
-    log.warn('refund query failed; the next check retries', { error: String(error) });
-    return null;
-  }
-}
-
-/**
- * A notice is recorded; one that matches the refund settles it. One that differs from the refund it
- * names (order, amount, refund number) is checked with the provider: the provider's answer is what
- * settles, a contradiction is flagged, and without an answer the notice settles nothing.
- */
-async function takeNotice(refund: RefundRun, notice: RefundNotice): Promise<Answer | null> {
-  const { input } = refund;
-  await db.recordRefundNotice.executeWithOptions({ summary: `record refund notice ${notice.messageId}` }, [
-    notice,
-  ]);
-  const mismatches = refundNoticeMismatches(
-    { orderId: input.orderId, amount: input.amount, refundNo: refund.refundNo },
-    notice,
-  );
-  if (mismatches.length === 0) return fromNotice(notice);
-  const provider = await queryRefund(refund, `verify refund notice (${mismatches.join(', ')})`);
-  if (!provider) return null;
-  const contradicted = refundNoticeContradictions(provider, notice);
-  if (contradicted.length > 0) {
-    const { messageId, orderId, refundNo, status, amount, currency, source } = notice;
-    await db.recordDiscrepancy({
-      orderId: input.orderId,
-      kind: 'REFUND_NOTICE_CONTRADICTS_PROVIDER',
-      details: {
-        refundId: input.refundId,
-        outRequestNo: input.outRequestNo,
-        messageId,
-        fields: contradicted,
-        notice: { orderId, refundNo, status, amount, currency, source },
-        provider: { status: provider.status, refundNo: provider.refundNo, amount: provider.amount },
-      },
-    });
-  }
-  return fromSnapshot(provider, 'poll');
-}
-
-function fromSnapshot(snapshot: RefundSnapshot, by: Answer['by']): Answer | null {
-  if (snapshot.status === 'SUCCESS')
-    return { outcome: 'SUCCESS', refundNo: snapshot.refundNo, reason: null, by };
-  if (snapshot.status === 'FAILED') {
-    return {
-      outcome: 'FAILED',
-      refundNo: snapshot.refundNo,
-      reason: snapshot.failureReason ?? 'refused',
-      by,
-    };
-  }
-  return null;
-}
-
-function fromNotice(notice: RefundNotice): Answer {
-  return notice.status === 'REFUND_SUCCESS'
-    ? { outcome: 'SUCCESS', refundNo: notice.refundNo, reason: null, by: notice.source }
-    : {
-        outcome: 'FAILED',
-        refundNo: notice.refundNo,
-        reason: 'the provider reported the refund failed',
-        by: notice.source,
-      };
-}
-
 async function settle(input: RefundWorkflowInput, state: RefundState, answer: Answer): Promise<RefundPhase> {
   state.settledBy = answer.by;
   if (answer.outcome === 'FAILED') {
@@ -320,35 +188,6 @@ async function settle(input: RefundWorkflowInput, state: RefundState, answer: An
 function historyTooLong(input: RefundWorkflowInput): boolean {
   const info = workflowInfo();
   return info.historyLength > (input.historyLimit ?? DEFAULT_HISTORY_LIMIT) || info.continueAsNewSuggested;
-}
-
-/** Notices left once the refund is decided: each recorded; one that contradicts the outcome is flagged. */
-async function recordLateNotices(
-  input: RefundWorkflowInput,
-  inbox: RefundNotice[],
-  phase: RefundPhase,
-): Promise<void> {
-  while (inbox.length > 0) {
-    const notice = inbox.shift() as RefundNotice;
-    await db.recordRefundNotice.executeWithOptions(
-      { summary: `record refund notice ${notice.messageId} (after the outcome)` },
-      [notice],
-    );
-    const agrees = notice.status === 'REFUND_SUCCESS' ? phase === 'SUCCEEDED' : phase === 'FAILED';
-    if (agrees) continue;
-    // The same details as a notice for an ended refund workflow (src/order/deliver-refund-notice.ts).
-    await db.recordDiscrepancy({
-      orderId: input.orderId,
-      kind: 'REFUND_CONTRADICTS_RECORD',
-      details: {
-        refundId: input.refundId,
-        outRequestNo: input.outRequestNo,
-        refundStatus: phase,
-        notice: notice.status,
-        messageId: notice.messageId,
-      },
-    });
-  }
 }
 
 function setPhase(state: RefundState, phase: RefundPhase): void {

@@ -1,6 +1,6 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { Command } from 'commander';
-import { type RefundState, refundCheckSignal, refundStateQuery } from '../../workflows/refund';
+import { type RefundState, refundCheckSignal, refundStateQuery } from '../../workflows/refund-contract';
 import { findRefund, listRefunds, RefundRefused, type RefundRow } from '../db/refunds';
 import { refundWorkflowId, requestRefund, startRefundWorkflow } from '../order/refund';
 import { type CliContext, CliError, describeError, intParser, parseOrderId } from './context';

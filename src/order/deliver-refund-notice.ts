@@ -1,5 +1,5 @@
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
-import { refundNoticeSignal } from '../../workflows/refund';
+import { refundNoticeSignal } from '../../workflows/refund-contract';
 import type { Database } from '../db/client';
 import { recordDiscrepancy, recordRefundNotice } from '../db/orders';
 import { findRefundByOutRequestNo, type RefundRow } from '../db/refunds';

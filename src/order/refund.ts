@@ -1,5 +1,6 @@
 import { type Client, WorkflowIdReusePolicy } from '@temporalio/client';
-import { type RefundWorkflowInput, refundWorkflow } from '../../workflows/refund';
+import { refundWorkflow } from '../../workflows/refund';
+import type { RefundWorkflowInput } from '../../workflows/refund-contract';
 import { OrderIdKey, RefundStatusKey } from '../../workflows/search-attributes';
 import type { Database } from '../db/client';
 import { createRefund, type RefundRow } from '../db/refunds';
